@@ -1,0 +1,18 @@
+/**
+ * What the engine needs from a sentence encoder. The real implementation (ONNX Runtime, BERT family)
+ * lives beside this file; the index and retrieval stages depend only on this interface.
+ */
+export interface Encoder {
+  /** Embedding dimension. */
+  readonly dim: number;
+  /** Changes whenever the vectors would change (weights, pooling, tokenizer, max length). Stored in the index manifest. */
+  readonly fingerprint: string;
+  /** Longest input in tokens; longer inputs are truncated. */
+  readonly maxTokens: number;
+  /** Token count as the encoder's tokenizer sees it (without special tokens). */
+  countTokens(text: string): number;
+  /** L2-normalised embeddings, one per text, in order. */
+  embed(texts: string[]): Promise<Float32Array[]>;
+  /** Releases native resources (ORT sessions, worker threads). */
+  dispose(): Promise<void>;
+}
