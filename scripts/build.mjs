@@ -9,6 +9,8 @@ await build({
   ...common,
   entryPoints: {
     cli: 'sidecar/cli/main.ts',
+    extension: 'extension/extension.ts',
+    server: 'sidecar/server/main.ts',
   },
   outdir: 'dist',
 });

@@ -7,6 +7,11 @@ export interface Encoder {
   readonly dim: number;
   /** Changes whenever the vectors would change (weights, pooling, tokenizer, max length). Stored in the index manifest. */
   readonly fingerprint: string;
+  /**
+   * Identifies the tokenizer alone. Passages are cut by token count, so two encoders sharing a tokenizer
+   * (a base model and its fine-tuned copy) share chunk boundaries and only vectors need recomputing.
+   */
+  readonly tokenizerFingerprint: string;
   /** Longest input in tokens; longer inputs are truncated. */
   readonly maxTokens: number;
   /** Token count as the encoder's tokenizer sees it (without special tokens). */

@@ -1,0 +1,82 @@
+import * as vscode from 'vscode';
+import type { IndexResult, IndexStatusResult, SearchParams, StatusParams, WireHit } from '../sidecar/server/protocol';
+import { indexWorkspace, registerCommands } from './commands';
+import { Config } from './config';
+import { IndexFileWatcher } from './file-watcher';
+import { RetrievalHoverProvider } from './hover';
+import { describeError, errorMessage, log } from './log';
+import { SearchViewProvider } from './search-view';
+import { SidecarClient } from './sidecar-client';
+import { StatusBar } from './status-bar';
+
+/** What `activate` returns: lets other extensions (and the integration tests) use the index. */
+export interface ReplugApi {
+  whenRunning(): Promise<void>;
+  readonly status: StatusParams;
+  indexStatus(): Promise<IndexStatusResult>;
+  index(roots: string[], rebuild?: boolean): Promise<IndexResult>;
+  search(params: SearchParams): Promise<WireHit[]>;
+}
+
+let sidecar: SidecarClient | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<ReplugApi> {
+  try {
+    return await realActivate(context);
+  } catch (err) {
+    // VS Code does not tell the user when an extension fails to activate.
+    log.error(`Activation failed: ${describeError(err)}`);
+    void vscode.window.showErrorMessage(`Cannot activate REPLUG: ${errorMessage(err)}`, 'Show Log').then((c) => c && log.show());
+    throw err;
+  }
+}
+
+async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi> {
+  const config = new Config();
+  // The index lives in the extension's workspace storage, never inside the repository.
+  const storage = context.storageUri ?? vscode.Uri.joinPath(context.globalStorageUri, 'no-workspace');
+  const indexDir = vscode.Uri.joinPath(storage, 'index').fsPath;
+  const client = new SidecarClient(context.asAbsolutePath('dist/server.js'), () => config.sidecarOptions(indexDir));
+  sidecar = client;
+  const statusBar = new StatusBar(() => vscode.workspace.isTrusted);
+  const searchView = new SearchViewProvider(context.extensionUri, client, config);
+  context.subscriptions.push(
+    log,
+    client,
+    statusBar,
+    searchView,
+    client.onDidChangeStatus((s) => statusBar.update(s)),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => statusBar.update(client.status)),
+    vscode.window.registerWebviewViewProvider(SearchViewProvider.viewType, searchView),
+    vscode.languages.registerHoverProvider({ scheme: 'file' }, new RetrievalHoverProvider(client, config)),
+    new IndexFileWatcher(client),
+    ...registerCommands({ sidecar: client, config, searchView }),
+    vscode.workspace.onDidChangeConfiguration(async (e) => {
+      if (!Config.affectsSidecar(e)) return;
+      log.info('Index settings changed: restarting the sidecar and re-indexing');
+      await client.restart();
+      await indexWorkspace(client, false, vscode.ProgressLocation.Window);
+    }),
+  );
+  statusBar.update(client.status);
+  if (!vscode.workspace.isTrusted) log.info('Restricted Mode: REPLUG indexes and searches locally and makes no language-model calls.');
+  log.info(`Index directory: ${indexDir}`);
+
+  await client.start();
+  // Bring the index up to date in the background; the status bar shows progress, errors go to the log.
+  void indexWorkspace(client, false, vscode.ProgressLocation.Window);
+
+  return {
+    whenRunning: () => client.whenRunning(),
+    get status() {
+      return client.status;
+    },
+    indexStatus: () => client.indexStatus(),
+    index: (roots, rebuild = false) => client.index(roots, rebuild, vscode.ProgressLocation.Window),
+    search: (params) => client.search(params),
+  };
+}
+
+export function deactivate(): Thenable<void> | undefined {
+  return sidecar?.stop();
+}

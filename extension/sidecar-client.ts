@@ -1,0 +1,203 @@
+import * as vscode from 'vscode';
+import {
+  CloseAction,
+  ErrorAction,
+  LanguageClient,
+  RevealOutputChannelOn,
+  State,
+  TransportKind,
+  WorkDoneProgress,
+  type ErrorHandler,
+  type LanguageClientOptions,
+  type ServerOptions,
+} from 'vscode-languageclient/node';
+import {
+  IndexRequest,
+  IndexStatusRequest,
+  RemoveFileRequest,
+  SearchRequest,
+  StatusNotification,
+  UpdateFileRequest,
+  type IndexResult,
+  type IndexStatusResult,
+  type InitializationOptions,
+  type SearchParams,
+  type StatusParams,
+  type WireHit,
+} from '../sidecar/server/protocol';
+import { log } from './log';
+
+/** Crashes tolerated within CRASH_WINDOW_MS before the sidecar is left stopped (a crash loop helps nobody). */
+const MAX_RESTARTS = 3;
+const CRASH_WINDOW_MS = 3 * 60_000;
+
+/**
+ * Owns the sidecar process: starts it, restarts it after a crash (bounded), and exposes the protocol as typed
+ * methods. Status notifications and client state changes are re-published as one `onDidChangeStatus` event.
+ */
+export class SidecarClient implements vscode.Disposable {
+  private client: LanguageClient | undefined;
+  private crashes: number[] = [];
+  private readonly statusEmitter = new vscode.EventEmitter<StatusParams>();
+  private lastStatus: StatusParams = { health: 'ok', busy: true, message: 'Starting…' };
+  private readyWaiters: (() => void)[] = [];
+  /** Fires on every status change (sidecar notification, start, stop, crash). */
+  readonly onDidChangeStatus = this.statusEmitter.event;
+
+  constructor(
+    private readonly serverModule: string,
+    private readonly options: () => InitializationOptions,
+  ) {}
+
+  get status(): StatusParams {
+    return this.lastStatus;
+  }
+
+  get running(): boolean {
+    return this.client?.state === State.Running;
+  }
+
+  async start(): Promise<void> {
+    const client = this.createClient();
+    this.client = client;
+    client.onDidChangeState(({ newState }) => {
+      log.info(`Sidecar ${State[newState].toLowerCase()}`);
+      if (newState === State.Running) for (const resolve of this.readyWaiters.splice(0)) resolve();
+      if (newState === State.Stopped && this.client === client) {
+        this.setStatus({ health: 'error', busy: false, message: 'Sidecar stopped' });
+      }
+    });
+    client.onNotification(StatusNotification.type, (status) => this.setStatus(status));
+    this.setStatus({ health: 'ok', busy: true, message: 'Starting…' });
+    await client.start();
+  }
+
+  /** Resolves once a sidecar is running (after start or a restart). */
+  whenRunning(): Promise<void> {
+    return this.running ? Promise.resolve() : new Promise((resolve) => this.readyWaiters.push(resolve));
+  }
+
+  async restart(): Promise<void> {
+    await this.stop();
+    this.crashes = [];
+    await this.start();
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (client?.isRunning()) await client.stop();
+  }
+
+  indexStatus(): Promise<IndexStatusResult> {
+    return this.ready().sendRequest(IndexStatusRequest.type);
+  }
+
+  search(params: SearchParams, token?: vscode.CancellationToken): Promise<WireHit[]> {
+    return this.ready().sendRequest(SearchRequest.type, params, token);
+  }
+
+  updateFile(path: string): Promise<void> {
+    return this.ready().sendRequest(UpdateFileRequest.type, { path });
+  }
+
+  removeFile(path: string): Promise<void> {
+    return this.ready().sendRequest(RemoveFileRequest.type, { path });
+  }
+
+  /**
+   * Runs an index job with its work-done progress shown at `location`; cancelling the progress cancels the job.
+   * Resolves `{ cancelled: true }` when cancelled.
+   */
+  index(roots: string[], rebuild: boolean, location: vscode.ProgressLocation): Promise<IndexResult> {
+    const client = this.ready();
+    const title = rebuild ? 'REPLUG: Rebuilding index' : 'REPLUG: Indexing';
+    return Promise.resolve(
+      vscode.window.withProgress({ location, title, cancellable: true }, async (progress, token) => {
+        const workDoneToken = `replug-index-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+        let reported = 0;
+        const listener = client.onProgress(WorkDoneProgress.type, workDoneToken, (value) => {
+          if (value.kind === 'end') return;
+          const increment = value.percentage !== undefined ? Math.max(0, value.percentage - reported) : undefined;
+          reported += increment ?? 0;
+          progress.report({ message: value.message, increment });
+        });
+        try {
+          return await client.sendRequest(IndexRequest.type, { roots, rebuild, workDoneToken }, token);
+        } catch (err) {
+          if (token.isCancellationRequested) return { cancelled: true as const };
+          throw err;
+        } finally {
+          listener.dispose();
+        }
+      }),
+    );
+  }
+
+  dispose(): void {
+    void this.stop();
+    this.statusEmitter.dispose();
+  }
+
+  private ready(): LanguageClient {
+    if (!this.client || !this.running) throw new Error('The REPLUG sidecar is not running. Run "REPLUG: Show Log" to see why.');
+    return this.client;
+  }
+
+  private setStatus(status: StatusParams): void {
+    this.lastStatus = status;
+    this.statusEmitter.fire(status);
+  }
+
+  private createClient(): LanguageClient {
+    // The sidecar runs on the extension host's own Node (process.execPath) so native modules match its ABI.
+    const serverOptions: ServerOptions = {
+      run: { module: this.serverModule, transport: TransportKind.ipc },
+      debug: { module: this.serverModule, transport: TransportKind.ipc, options: { execArgv: ['--inspect=6019'] } },
+    };
+    const clientOptions: LanguageClientOptions = {
+      // No document selector: the sidecar offers no standard language features, only `replug/` requests.
+      documentSelector: [],
+      outputChannel: log,
+      revealOutputChannelOn: RevealOutputChannelOn.Never,
+      initializationOptions: this.options(),
+      errorHandler: this.errorHandler(),
+      initializationFailedHandler: (err) => {
+        log.error(`Sidecar initialization failed: ${err instanceof Error ? err.message : String(err)}`);
+        showFailure('The REPLUG sidecar failed to start.');
+        return false;
+      },
+    };
+    return new LanguageClient('replugCode', 'REPLUG sidecar', serverOptions, clientOptions);
+  }
+
+  private errorHandler(): ErrorHandler {
+    return {
+      error: () => ({ action: ErrorAction.Continue }),
+      closed: () => {
+        const now = Date.now();
+        this.crashes = [...this.crashes.filter((t) => now - t < CRASH_WINDOW_MS), now];
+        if (this.crashes.length > MAX_RESTARTS) {
+          const message = `The REPLUG sidecar crashed ${this.crashes.length} times in 3 minutes and was not restarted.`;
+          log.error(message);
+          this.setStatus({ health: 'error', busy: false, message: 'Sidecar stopped after repeated crashes' });
+          showFailure(message, true);
+          return { action: CloseAction.DoNotRestart, handled: true };
+        }
+        const message = 'The REPLUG sidecar stopped unexpectedly and was restarted.';
+        log.warn(message);
+        showFailure(message);
+        return { action: CloseAction.Restart, handled: true };
+      },
+    };
+  }
+}
+
+/** A toast whose "Show Log" action tells the user what happened; "Restart" where the sidecar stays down. */
+function showFailure(message: string, offerRestart = false): void {
+  const actions = offerRestart ? ['Show Log', 'Restart'] : ['Show Log'];
+  void vscode.window.showWarningMessage(message, ...actions).then((choice) => {
+    if (choice === 'Show Log') log.show();
+    if (choice === 'Restart') void vscode.commands.executeCommand('replugCode.restartSidecar');
+  });
+}

@@ -1,0 +1,107 @@
+/**
+ * LSR training-step benchmark: seconds per step on an all-MiniLM-L6-v2-shaped BERT (random weights), split into the
+ * ORT graph (forward + loss + backward) and the AdamW update, with word embeddings frozen and with everything
+ * trainable. Encoding, retrieval and LM time belong to the REPLUG loop and are reported as null here.
+ *   npm run bench:train -- [--steps 5] [--batch 4] [--tokens 128] [--k 20] [--threads N] [--device cpu|auto|cuda]
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import type { Device } from '../sidecar/encoder/ort-encoder';
+import { TrainStep, type LsrBatch } from '../sidecar/lsr/train-step';
+import { MINILM_SHAPE, makeTinyBert } from './make-tiny-bert';
+
+interface StepTiming {
+  /** The loop's parts, measured where the loop is built. */
+  encodeMs: number | null;
+  retrieveMs: number | null;
+  lmMs: number | null;
+  graphMs: number;
+  optimizerMs: number;
+}
+
+function randomBatch(step: TrainStep, batch: number, tokens: number, k: number, seed: number): LsrBatch {
+  let s = seed;
+  const rand = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
+  const dim = step.config.hiddenSize;
+  const unit = () => {
+    const v = Float32Array.from({ length: dim }, () => rand() - 0.5);
+    const n = Math.hypot(...v);
+    return v.map((x) => x / n);
+  };
+  // [CLS] … [SEP] with ordinary word-piece ids in between (bert-base-uncased: 101, 102; words from 1000 up).
+  const ids = () => [101, ...Array.from({ length: tokens - 2 }, () => 1000 + Math.floor(rand() * (step.config.vocabSize - 1000))), 102];
+  return {
+    inputIds: Array.from({ length: batch }, ids),
+    candidates: Array.from({ length: batch }, () => Array.from({ length: k }, unit)),
+    target: Array.from({ length: batch }, () => {
+      const logits = Array.from({ length: k }, () => 3 * rand());
+      const z = logits.reduce((a, l) => a + Math.exp(l), 0);
+      return logits.map((l) => Math.exp(l) / z);
+    }),
+  };
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      steps: { type: 'string', default: '5' },
+      batch: { type: 'string', default: '4' },
+      tokens: { type: 'string', default: '128' },
+      k: { type: 'string', default: '20' },
+      threads: { type: 'string' },
+      device: { type: 'string', default: 'cpu' },
+    },
+  });
+  const int = (name: 'steps' | 'batch' | 'tokens' | 'k' | 'threads', min: number) => {
+    const n = Number(values[name]);
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer ≥ ${min}, got ${values[name]}`);
+    return n;
+  };
+  const [steps, batch, tokens, k] = [int('steps', 1), int('batch', 1), int('tokens', 3), int('k', 2)];
+  const threads = values.threads === undefined ? undefined : int('threads', 1);
+  if (!['cpu', 'auto', 'cuda'].includes(values.device!)) throw new Error('--device must be cpu, auto or cuda');
+
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'replug-bench-train-'));
+  try {
+    const model = await makeTinyBert(dir, { ...MINILM_SHAPE });
+    console.log(`model: all-MiniLM-L6-v2 shape (random weights), batch ${batch} × ${tokens} tokens, k = ${k}, ${steps} timed steps after 1 warm-up`);
+    console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} CPUs, load average before ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    const results: Record<string, unknown> = {};
+    for (const [label, freezeWordEmbeddings] of [['word embeddings frozen', true], ['all trainable', false]] as const) {
+      const step = await TrainStep.create({
+        model, device: values.device as Device, threads, freezeWordEmbeddings, optimizer: { lr: 1e-5, totalSteps: steps + 1 },
+      });
+      try {
+        const params = step.trainable.reduce((a, n) => a + step.weights.get(n)!.data.length, 0);
+        const timings: StepTiming[] = [];
+        for (let i = 0; i <= steps; i++) {
+          const r = await step.step(randomBatch(step, batch, tokens, k, i + 1));
+          if (i > 0) timings.push({ encodeMs: null, retrieveMs: null, lmMs: null, graphMs: r.graphMs, optimizerMs: r.optimizerMs });
+        }
+        const graph = median(timings.map((t) => t.graphMs));
+        const adam = median(timings.map((t) => t.optimizerMs));
+        const total = median(timings.map((t) => t.graphMs + t.optimizerMs));
+        console.log(
+          `${label} (${(params / 1e6).toFixed(1)}M trainable, ${step.provider}): ${(total / 1000).toFixed(3)} s/step median ` +
+            `= graph ${graph.toFixed(0)} ms + AdamW ${adam.toFixed(0)} ms (steps: ${timings.map((t) => (t.graphMs + t.optimizerMs).toFixed(0)).join(', ')} ms)`,
+        );
+        results[label] = { trainableParams: params, provider: step.provider, medianStepMs: total, medianGraphMs: graph, medianOptimizerMs: adam, steps: timings };
+      } finally {
+        await step.dispose();
+      }
+    }
+    console.log(`load average after ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    console.log(JSON.stringify({ batch, tokens, k, threads: threads ?? null, results }));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error((err as Error).message);
+  process.exit(1);
+});

@@ -1,0 +1,94 @@
+import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { WorkspaceIndex, type IndexReport } from '../index/workspace-index';
+import { addIndexDirOption, displayPath } from './index-dir';
+import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
+import { nonNegativeInt, positiveInt } from './option-parsers';
+import { ProgressReporter } from './progress-reporter';
+
+interface IndexCliOptions extends ModelCliOptions {
+  indexDir: string;
+  passages?: string[];
+  include?: string[];
+  exclude?: string[];
+  maxFileBytes?: number;
+  windowLines?: number;
+  strideLines?: number;
+  maxTokens?: number;
+  checkpointSeconds?: number;
+  verbose?: boolean;
+}
+
+export function registerIndexCommand(program: Command): void {
+  const cmd = program
+    .command('index')
+    .description('Build or update the index of one or more folders (and/or CSV corpora with id,text columns).')
+    .argument('[roots...]', 'folders to index (a multi-root workspace is several folders)')
+    .option('--passages <csv...>', 'CSV corpus files with at least the columns id and text')
+    .option('--include <glob...>', 'only index files matching these globs (relative to each root)')
+    .option('--exclude <glob...>', 'also skip files matching these globs')
+    .option('--max-file-bytes <n>', 'skip files larger than this', positiveInt)
+    .option('--window-lines <n>', 'lines per passage window', positiveInt)
+    .option('--stride-lines <n>', 'lines between window starts', positiveInt)
+    .option('--max-tokens <n>', 'token budget per passage', positiveInt)
+    .option('--checkpoint-seconds <n>', 'save progress at least this often during a long run (0: after every batch)', nonNegativeInt)
+    .option('-v, --verbose', 'list every skipped file with its reason');
+  addIndexDirOption(cmd);
+  addModelOptions(cmd);
+  cmd.action(async (roots: string[], opts: IndexCliOptions) => {
+    if (roots.length === 0 && !opts.passages?.length) {
+      throw new Error('nothing to index: give one or more folders, or --passages FILE.csv');
+    }
+    for (const file of [...roots, ...(opts.passages ?? [])]) {
+      if (!existsSync(file)) throw new Error(`${file} does not exist`);
+    }
+    // Keep the dense side of an existing index when --model is not repeated.
+    const stored = await WorkspaceIndex.readManifest(opts.indexDir).catch(() => undefined);
+    const model = opts.model ?? stored?.encoder?.model;
+    const encoder = await encoderFromOptions({ ...opts, model });
+    const progress = new ProgressReporter();
+    const index = await WorkspaceIndex.open(opts.indexDir, {
+      encoder,
+      encoderSpec: model,
+      include: opts.include,
+      exclude: opts.exclude,
+      maxFileBytes: opts.maxFileBytes,
+      checkpointSeconds: opts.checkpointSeconds,
+      chunking: definedOnly({ windowLines: opts.windowLines, strideLines: opts.strideLines, maxTokens: opts.maxTokens }),
+    });
+    const abort = new AbortController();
+    const onSigint = () => abort.abort(new Error('interrupted: progress so far was saved; run index again to finish'));
+    process.once('SIGINT', onSigint);
+    try {
+      const report = await index.update(roots, { csv: opts.passages, signal: abort.signal, onProgress: (p) => progress.update(p) });
+      progress.stop();
+      printReport(report, index, model, opts.verbose ?? false);
+    } finally {
+      progress.stop();
+      process.off('SIGINT', onSigint);
+      await index.close();
+      await encoder?.dispose();
+    }
+  });
+}
+
+function printReport(report: IndexReport, index: WorkspaceIndex, model: string | undefined, verbose: boolean): void {
+  const out = process.stdout;
+  if (report.rebuilt) out.write(`rebuilt the index: ${report.rebuilt}\n`);
+  out.write(
+    `indexed ${report.files} files (${report.filesChanged} changed, ${report.filesRemoved} removed) → ` +
+      `${report.passages} passages, ${report.passagesEmbedded} embedded, in ${report.seconds.toFixed(1)} s\n`,
+  );
+  const reasons = Object.entries(report.skipped).sort((a, b) => b[1] - a[1]);
+  const skippedTotal = reasons.reduce((sum, [, n]) => sum + n, 0);
+  if (skippedTotal > 0) out.write(`skipped ${skippedTotal} files: ${reasons.map(([r, n]) => `${n} ${r}`).join(', ')}\n`);
+  if (verbose) {
+    for (const s of report.skippedFiles) out.write(`  skipped ${displayPath(s.path)}: ${s.reason}${s.detail ? ` (${s.detail})` : ''}\n`);
+  }
+  const status = index.status();
+  out.write(`index: ${displayPath(status.dir)} (${status.dense ? `lexical + dense, model ${model}` : 'lexical only'})\n`);
+}
+
+function definedOnly<T extends object>(obj: T): Partial<T> {
+  return Object.fromEntries(Object.entries(obj).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

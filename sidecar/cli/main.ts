@@ -1,0 +1,18 @@
+import { Command } from 'commander';
+import { registerIndexCommand } from './index-command';
+import { registerSearchCommand } from './search-command';
+import { version } from '../../package.json';
+
+/** `replug-code`: the engine, headless. Each command lives in its own module and registers itself here. */
+const program = new Command('replug-code')
+  .description('Index a code base, search it, and adapt its retriever to a code LLM (REPLUG LSR).')
+  .version(version)
+  .showHelpAfterError('(run with --help for usage)');
+
+registerIndexCommand(program);
+registerSearchCommand(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`replug-code: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,54 @@
+import { SingleBar, Presets } from 'cli-progress';
+import type { IndexProgress } from '../index/workspace-index';
+
+/**
+ * Index progress for a terminal: a live bar on a TTY, otherwise a plain line every few seconds
+ * (CI logs and pipes get readable output instead of carriage-return noise).
+ */
+export class ProgressReporter {
+  private bar: SingleBar | undefined;
+  private phase: IndexProgress['phase'] | undefined;
+  private lastLine = 0;
+
+  constructor(private readonly stream: NodeJS.WriteStream = process.stderr) {}
+
+  update(p: IndexProgress): void {
+    if (this.stream.isTTY) this.updateBar(p);
+    else this.updateLines(p);
+  }
+
+  stop(): void {
+    this.bar?.stop();
+    this.bar = undefined;
+  }
+
+  private updateBar(p: IndexProgress): void {
+    if (p.passagesToEmbed > 0) {
+      if (!this.bar) {
+        this.bar = new SingleBar(
+          { format: 'embedding |{bar}| {value}/{total} passages · {files} files scanned · eta {eta_formatted}', stream: this.stream },
+          Presets.shades_classic,
+        );
+        this.bar.start(p.passagesToEmbed, p.passagesEmbedded, { files: p.files });
+      }
+      this.bar.setTotal(p.passagesToEmbed);
+      this.bar.update(p.passagesEmbedded, { files: p.files });
+    } else if (p.phase === 'scan') {
+      this.stream.write(`\rscanning… ${p.files} files`);
+    }
+    if (p.phase === 'save' && this.phase !== 'save') {
+      this.stop();
+      this.stream.write('\nsaving…\n');
+    }
+    this.phase = p.phase;
+  }
+
+  private updateLines(p: IndexProgress): void {
+    const now = Date.now();
+    if (p.phase === this.phase && now - this.lastLine < 5000) return;
+    this.phase = p.phase;
+    this.lastLine = now;
+    const embed = p.passagesToEmbed > 0 ? `, ${p.passagesEmbedded}/${p.passagesToEmbed} passages embedded` : '';
+    this.stream.write(`${p.phase}: ${p.files} files${embed}\n`);
+  }
+}

@@ -1,0 +1,79 @@
+import { Option, type Command } from 'commander';
+import { WorkspaceIndex, type SearchHit, type SearchMode } from '../index/workspace-index';
+import { addIndexDirOption, displayPath } from './index-dir';
+import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
+import { positiveInt } from './option-parsers';
+
+interface SearchCliOptions extends ModelCliOptions {
+  indexDir: string;
+  k: number;
+  mode?: SearchMode;
+  json?: boolean;
+}
+
+const SNIPPET_LINES = 4;
+
+export function registerSearchCommand(program: Command): void {
+  const cmd = program
+    .command('search')
+    .description('Search an index; prints ranked passages as path:startLine-endLine with score and snippet.')
+    .argument('<query>', 'identifier, code fragment or natural-language question')
+    .option('-k, --k <n>', 'number of results', positiveInt, 10)
+    .addOption(new Option('--mode <mode>', 'hybrid needs vectors; default: hybrid if the index has them, else lexical').choices(['hybrid', 'dense', 'lexical']))
+    .option('--json', 'machine-readable results');
+  addIndexDirOption(cmd);
+  addModelOptions(cmd);
+  cmd.action(async (query: string, opts: SearchCliOptions) => {
+    const manifest = await WorkspaceIndex.readManifest(opts.indexDir).catch((err: Error) => {
+      throw new Error(`the index at ${opts.indexDir} could not be read (${err.message}); run index again`);
+    });
+    if (!manifest) throw new Error(`no index at ${opts.indexDir}: run \`replug-code index <folder> --index-dir ${opts.indexDir}\` first`);
+    // Dense queries must be embedded by the encoder the index was built with; load it unless lexical was asked for.
+    const model = opts.mode === 'lexical' ? undefined : (opts.model ?? manifest.encoder?.model);
+    const encoder = await encoderFromOptions({ ...opts, model });
+    const index = await WorkspaceIndex.open(opts.indexDir, { encoder, encoderSpec: model, readOnly: true });
+    try {
+      const hits = await index.search(query, { k: opts.k, mode: opts.mode });
+      process.stdout.write(opts.json ? `${JSON.stringify(hits.map(toJson), null, 2)}\n` : formatHits(hits));
+    } finally {
+      await index.close();
+      await encoder?.dispose();
+    }
+  });
+}
+
+function toJson(hit: SearchHit, i: number) {
+  const { passage } = hit;
+  return {
+    rank: i + 1,
+    path: passage.path,
+    startLine: passage.startLine,
+    endLine: passage.endLine,
+    docId: passage.docId,
+    score: hit.score,
+    denseScore: hit.denseScore,
+    lexicalScore: hit.lexicalScore,
+    text: passage.text,
+  };
+}
+
+function formatHits(hits: SearchHit[]): string {
+  if (hits.length === 0) return 'no results\n';
+  return hits
+    .map((hit, i) => {
+      const p = hit.passage;
+      const parts = [
+        hit.denseScore !== undefined ? `dense ${hit.denseScore.toFixed(3)}` : undefined,
+        hit.lexicalScore !== undefined ? `bm25 ${hit.lexicalScore.toFixed(2)}` : undefined,
+      ].filter(Boolean);
+      const where = `${displayPath(p.path)}:${p.startLine}-${p.endLine}${p.docId ? ` [${p.docId}]` : ''}`;
+      const snippet = p.text
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .slice(0, SNIPPET_LINES)
+        .map((line) => `    ${line.slice(0, 160)}`)
+        .join('\n');
+      return `${i + 1}. ${where}  score ${hit.score.toFixed(4)}${parts.length ? ` (${parts.join(', ')})` : ''}\n${snippet}\n`;
+    })
+    .join('\n');
+}

@@ -1,0 +1,159 @@
+import { readFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { Encoder } from './encoder';
+import { buildBertEncoder } from './graph/bert-graph';
+import { loadModelFolder, type ModelFolder } from './model-folder';
+import { resolveModel, type DownloadProgress } from './model-source';
+import { OrtWorker, type Provider } from './ort-worker';
+import { l2Normalize, poolRow } from './pooling';
+import { EncoderTokenizer } from './tokenizer';
+
+export type Device = 'auto' | 'cuda' | 'cpu';
+
+export interface LoadEncoderOptions {
+  /** Model folder, `.onnx` file, or hub id such as `sentence-transformers/all-MiniLM-L6-v2`. */
+  model: string;
+  device?: Device;
+  /** Texts per ORT run (default 16). */
+  batchSize?: number;
+  /** CPU threads for ORT (default: available CPUs, at most 8). */
+  threads?: number;
+  /** Where hub ids are cached (default `$REPLUG_CODE_CACHE` or `~/.cache/replug-code/models`). */
+  cacheDir?: string;
+  onDownloadProgress?: (p: DownloadProgress) => void;
+}
+
+/**
+ * How to get the CUDA provider: the npm tarball ships only the CPU and WebGPU providers; onnxruntime-node's
+ * install script (script/install.js) fetches the CUDA 12 build from NuGet when ONNXRUNTIME_NODE_INSTALL=cuda12
+ * (or `npm install --onnxruntime-node-install=cuda12`). It needs CUDA 12 and cuDNN 9 on the machine.
+ */
+const CUDA_HINT =
+  "onnxruntime-node's CUDA provider library (libonnxruntime_providers_cuda.so) is not installed; install it with " +
+  '`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` (needs CUDA 12 and cuDNN 9) or use --device cpu';
+
+/** os.availableParallelism() counts logical CPUs; past ~8 threads a sentence-sized workload gains little. */
+const MAX_DEFAULT_THREADS = 8;
+const DEFAULT_BATCH_SIZE = 16;
+
+/** Loads a sentence encoder (downloading a hub id if needed) and starts its ONNX Runtime session. */
+export async function loadEncoder(opts: LoadEncoderOptions): Promise<OrtEncoder> {
+  const location = await resolveModel(opts.model, { cacheDir: opts.cacheDir, onProgress: opts.onDownloadProgress });
+  const folder = await loadModelFolder(location);
+  const tokenizer = new EncoderTokenizer(folder.tokenizer, folder.maxTokens);
+  const model =
+    folder.kind === 'bert'
+      ? buildBertEncoder(folder.config, folder.weights, { pooling: folder.pooling })
+      : new Uint8Array(await readFile(folder.onnxPath));
+  const device = opts.device ?? 'auto';
+  const worker = await OrtWorker.start({
+    ortPath: require.resolve('onnxruntime-node'),
+    model,
+    providers: device === 'auto' ? ['cuda', 'cpu'] : [device],
+    threads: opts.threads ?? Math.min(os.availableParallelism(), MAX_DEFAULT_THREADS),
+  }).catch((err: Error) => {
+    if (device === 'cuda' && !cudaProviderInstalled()) throw new Error(`--device cuda: ${CUDA_HINT} (${err.message})`);
+    throw new Error(`could not start ONNX Runtime for ${location}: ${err.message}`);
+  });
+  const encoder = new OrtEncoder(worker, folder, tokenizer, opts.batchSize ?? DEFAULT_BATCH_SIZE);
+  // One tiny run checks the graph end to end and learns the width of a plain .onnx model's output.
+  await encoder.embed(['probe']);
+  return encoder;
+}
+
+function cudaProviderInstalled(): boolean {
+  const ortBin = path.join(path.dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', `${process.platform}`, process.arch);
+  return existsSync(path.join(ortBin, 'libonnxruntime_providers_cuda.so'));
+}
+
+export class OrtEncoder implements Encoder {
+  readonly provider: Provider;
+  /** Why CUDA was not used with device 'auto'; undefined when CUDA was not tried or works. */
+  readonly fallbackReason: string | undefined;
+  private width: number | undefined;
+
+  constructor(
+    private readonly worker: OrtWorker,
+    private readonly folder: ModelFolder,
+    private readonly tokenizer: EncoderTokenizer,
+    private readonly batchSize: number,
+  ) {
+    this.provider = worker.provider;
+    this.fallbackReason =
+      worker.provider === 'cpu' && worker.failures.length
+        ? `CUDA unavailable, using CPU (${cudaProviderInstalled() ? worker.failures.join('; ') : CUDA_HINT})`
+        : undefined;
+    this.width = folder.kind === 'bert' ? folder.config.hiddenSize : undefined;
+  }
+
+  get dim(): number {
+    if (this.width === undefined) throw new Error('encoder dimension is known after the first embed()');
+    return this.width;
+  }
+
+  get fingerprint(): string {
+    return this.folder.fingerprint;
+  }
+
+  get tokenizerFingerprint(): string {
+    return this.folder.tokenizerFingerprint;
+  }
+
+  get maxTokens(): number {
+    return this.tokenizer.maxTokens;
+  }
+
+  countTokens(text: string): number {
+    return this.tokenizer.countTokens(text);
+  }
+
+  /**
+   * Sorts texts by token length so each batch pads little, runs the batches on the worker (the main thread stays
+   * free meanwhile), and returns embeddings in the caller's order.
+   */
+  async embed(texts: string[]): Promise<Float32Array[]> {
+    const ids = texts.map((t) => this.tokenizer.encode(t));
+    const order = ids.map((_, i) => i).sort((a, b) => ids[a].length - ids[b].length);
+    const result = new Array<Float32Array>(texts.length);
+    const batches: Promise<void>[] = [];
+    for (let start = 0; start < order.length; start += this.batchSize) {
+      const members = order.slice(start, start + this.batchSize);
+      batches.push(
+        this.runBatch(members.map((i) => ids[i])).then((vectors) => {
+          members.forEach((i, k) => (result[i] = vectors[k]));
+        }),
+      );
+    }
+    await Promise.all(batches);
+    return result;
+  }
+
+  async dispose(): Promise<void> {
+    await this.worker.close();
+  }
+
+  /** Pads a batch to its longest member and runs it; pools here when the model returns per-token states. */
+  private async runBatch(batch: number[][]): Promise<Float32Array[]> {
+    const seq = Math.max(...batch.map((b) => b.length));
+    const inputIds = new BigInt64Array(batch.length * seq);
+    const mask = new BigInt64Array(batch.length * seq);
+    batch.forEach((row, r) => {
+      row.forEach((id, c) => {
+        inputIds[r * seq + c] = BigInt(id);
+        mask[r * seq + c] = 1n;
+      });
+    });
+    const inputs: Record<string, BigInt64Array> = { input_ids: inputIds, attention_mask: mask };
+    if (this.worker.inputNames.includes('token_type_ids')) inputs.token_type_ids = new BigInt64Array(batch.length * seq);
+    const { data, dims } = await this.worker.run(inputs, [batch.length, seq]);
+    const dim = dims[dims.length - 1];
+    this.width ??= dim;
+    if (dims.length === 3) return batch.map((row, r) => poolRow(data, r, row.length, seq, dim, this.folder.pooling));
+    if (dims.length !== 2) throw new Error(`model output has shape [${dims}]; expected [batch, dim] or [batch, seq, dim]`);
+    const rows = batch.map((_, r) => data.slice(r * dim, (r + 1) * dim));
+    // The generated BERT graph normalises inside ONNX; a plain export's sentence embedding may not be.
+    return this.folder.kind === 'bert' ? rows : rows.map(l2Normalize);
+  }
+}

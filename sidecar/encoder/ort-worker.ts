@@ -1,0 +1,153 @@
+import { Worker } from 'node:worker_threads';
+
+/**
+ * ONNX Runtime runs on a worker thread because onnxruntime-node's `session.run` executes synchronously on the
+ * calling thread (its promise only defers the start with setImmediate): a 32-sequence batch would freeze the
+ * sidecar's JSON-RPC loop for the better part of a second.
+ *
+ * The worker is started from source text (`eval`) so the sidecar needs no separate worker bundle; its only
+ * dependency is onnxruntime-node, loaded from the path the main thread resolved.
+ */
+
+export type Provider = 'cuda' | 'cpu';
+
+export interface WorkerInit {
+  ortPath: string;
+  model: Uint8Array;
+  /** Providers to try in order; the first that creates a session wins. */
+  providers: Provider[];
+  threads: number;
+}
+
+export type WorkerReply =
+  | { type: 'ready'; provider: Provider; failures: string[]; inputNames: string[] }
+  | { type: 'failed'; failures: string[] }
+  | { type: 'result'; id: number; data: Float32Array; dims: number[] }
+  | { type: 'error'; id: number; message: string };
+
+export interface RunRequest {
+  id: number;
+  /** int64 inputs by name, all with the same dims. */
+  inputs: Record<string, BigInt64Array>;
+  dims: [number, number];
+}
+
+export interface RunResult {
+  data: Float32Array;
+  dims: number[];
+}
+
+/** Main-thread handle on the worker: one session, requests answered in order. */
+export class OrtWorker {
+  private nextId = 0;
+  private readonly pending = new Map<number, { resolve: (r: RunResult) => void; reject: (e: Error) => void }>();
+  private failure: Error | undefined;
+
+  private constructor(
+    private readonly worker: Worker,
+    readonly provider: Provider,
+    /** Why earlier providers in the list failed. */
+    readonly failures: string[],
+    readonly inputNames: string[],
+  ) {
+    worker.on('message', (msg: WorkerReply) => {
+      if (msg.type !== 'result' && msg.type !== 'error') return;
+      const p = this.pending.get(msg.id);
+      this.pending.delete(msg.id);
+      // An idle worker must not keep the process alive; a busy one must (its caller awaits it).
+      if (this.pending.size === 0) worker.unref();
+      if (msg.type === 'result') p?.resolve({ data: msg.data, dims: msg.dims });
+      else p?.reject(new Error(`ONNX Runtime failed: ${msg.message}`));
+    });
+    worker.on('error', (err) => this.fail(err));
+    worker.on('exit', (code) => this.fail(new Error(`encoder worker exited (code ${code})`)));
+    worker.unref();
+  }
+
+  /** Starts a worker and waits for its session; rejects with every provider's failure when none works. */
+  static async start(init: WorkerInit): Promise<OrtWorker> {
+    const worker = new Worker(workerSource(), { eval: true, workerData: init, transferList: [init.model.buffer as ArrayBuffer] });
+    const reply = await new Promise<WorkerReply>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    if (reply.type === 'ready') return new OrtWorker(worker, reply.provider, reply.failures, reply.inputNames);
+    await worker.terminate();
+    throw new Error(reply.type === 'failed' ? reply.failures.join('; ') : `unexpected worker reply ${reply.type}`);
+  }
+
+  run(inputs: Record<string, BigInt64Array>, dims: [number, number]): Promise<RunResult> {
+    if (this.failure) return Promise.reject(this.failure);
+    const req: RunRequest = { id: this.nextId++, inputs, dims };
+    return new Promise((resolve, reject) => {
+      this.pending.set(req.id, { resolve, reject });
+      this.worker.ref();
+      this.worker.postMessage(req, Object.values(inputs).map((a) => a.buffer as ArrayBuffer));
+    });
+  }
+
+  async close(): Promise<void> {
+    this.fail(new Error('encoder was disposed'));
+    await this.worker.terminate();
+  }
+
+  private fail(err: Error): void {
+    this.failure ??= err;
+    for (const p of this.pending.values()) p.reject(this.failure);
+    this.pending.clear();
+  }
+}
+
+function workerSource(): string {
+  // tsx compiles with keepNames, which wraps functions in a `__name` helper that the eval'd source lacks.
+  return `const __name = (f) => f;\n(${ortWorkerMain.toString()})();`;
+}
+
+/** Runs inside the worker: creates the session, then answers run requests in order. Must not close over imports. */
+function ortWorkerMain(): void {
+  const { parentPort, workerData } = require('node:worker_threads') as typeof import('node:worker_threads');
+  const init = workerData as WorkerInit;
+  const ort = require(init.ortPath) as typeof import('onnxruntime-node');
+  const port = parentPort!;
+  // A failed CUDA load also prints a native error line to stderr; the caller reports the failure in words instead.
+  if (init.providers.includes('cuda')) ort.env.logLevel = 'fatal';
+  void (async () => {
+    const failures: string[] = [];
+    let session: import('onnxruntime-node').InferenceSession | undefined;
+    let provider: Provider | undefined;
+    for (const p of init.providers) {
+      try {
+        session = await ort.InferenceSession.create(init.model, {
+          executionProviders: [p],
+          intraOpNumThreads: init.threads,
+          graphOptimizationLevel: 'all',
+        });
+        provider = p;
+        break;
+      } catch (err) {
+        failures.push(`${p}: ${(err as Error).message}`);
+      }
+    }
+    if (!session || !provider) {
+      port.postMessage({ type: 'failed', failures } satisfies WorkerReply);
+      return;
+    }
+    const s = session;
+    // Sentence-transformers exports have both; the pooled one saves work, per-token states are pooled by the caller.
+    const outputName = ['sentence_embedding', 'last_hidden_state'].find((n) => s.outputNames.includes(n)) ?? s.outputNames[0];
+    port.postMessage({ type: 'ready', provider, failures, inputNames: [...s.inputNames] } satisfies WorkerReply);
+    port.on('message', async (req: RunRequest) => {
+      try {
+        const feeds: Record<string, import('onnxruntime-node').Tensor> = {};
+        for (const [name, data] of Object.entries(req.inputs)) feeds[name] = new ort.Tensor('int64', data, req.dims);
+        const out = (await s.run(feeds, [outputName]))[outputName];
+        // Transfer the result without copying, unless it is a view into a larger native-owned buffer.
+        const view = out.data as Float32Array;
+        const data = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view : view.slice();
+        port.postMessage({ type: 'result', id: req.id, data, dims: [...out.dims] } satisfies WorkerReply, [data.buffer as ArrayBuffer]);
+      } catch (err) {
+        port.postMessage({ type: 'error', id: req.id, message: (err as Error).message } satisfies WorkerReply);
+      }
+    });
+  })();
+}

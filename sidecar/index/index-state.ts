@@ -1,0 +1,68 @@
+import type { Passage } from '../corpus/passage';
+
+/** A passage as stored: `label` is its slot in the dense index, or -1 while it has no vector. */
+export interface StoredPassage extends Passage {
+  label: number;
+}
+
+/** What the index knows of one source file, to skip it cheaply when unchanged. */
+export interface FileRecord {
+  /** The root the file was found under ('' for CSV corpora given by path). */
+  root: string;
+  size: number;
+  mtimeMs: number;
+  passageIds: string[];
+}
+
+/** Passage metadata and file table of one generation (`passages.json`). */
+export interface StoredState {
+  nextLabel: number;
+  files: Record<string, FileRecord>;
+  passages: StoredPassage[];
+}
+
+/** In-memory tables with the lookups incremental updates need. */
+export class PassageTable {
+  readonly files = new Map<string, FileRecord>();
+  readonly byId = new Map<string, StoredPassage>();
+  readonly byLabel = new Map<number, StoredPassage>();
+  /** Text hash → label of a live passage with that text: an unchanged text moved elsewhere keeps its vector. */
+  private readonly labelByHash = new Map<string, number>();
+  nextLabel = 0;
+
+  static fromStored(state: StoredState): PassageTable {
+    const table = new PassageTable();
+    table.nextLabel = state.nextLabel;
+    for (const [file, record] of Object.entries(state.files)) table.files.set(file, record);
+    for (const passage of state.passages) table.put(passage);
+    return table;
+  }
+
+  toStored(): StoredState {
+    return { nextLabel: this.nextLabel, files: Object.fromEntries(this.files), passages: [...this.byId.values()] };
+  }
+
+  put(passage: StoredPassage): void {
+    this.byId.set(passage.id, passage);
+    if (passage.label >= 0) {
+      this.byLabel.set(passage.label, passage);
+      this.labelByHash.set(passage.hash, passage.label);
+    }
+  }
+
+  delete(id: string): StoredPassage | undefined {
+    const passage = this.byId.get(id);
+    if (!passage) return undefined;
+    this.byId.delete(id);
+    if (passage.label >= 0) {
+      this.byLabel.delete(passage.label);
+      if (this.labelByHash.get(passage.hash) === passage.label) this.labelByHash.delete(passage.hash);
+    }
+    return passage;
+  }
+
+  /** Label of a live passage whose text has this hash, if any. */
+  labelForHash(hash: string): number | undefined {
+    return this.labelByHash.get(hash);
+  }
+}

@@ -1,0 +1,570 @@
+import { promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
+import { chunkText, chunkingFingerprint, DEFAULT_CHUNKING, estimateTokens, type ChunkOptions } from '../corpus/chunk';
+import { readCsvPassages } from '../corpus/csv';
+import type { Passage, TokenCounter } from '../corpus/passage';
+import { DEFAULT_EXCLUDES, walkRoots, type WalkOptions } from '../corpus/walk';
+import type { Encoder } from '../encoder/encoder';
+import { reciprocalRankFusion } from '../retrieve/rank-fusion';
+import { fsyncFile, writeFileDurable } from './atomic-file';
+import { DenseIndex } from './dense-index';
+import { commitGeneration, readCurrentGeneration, type Generation } from './generations';
+import { IndexLock } from './index-lock';
+import { PassageTable, type StoredPassage, type StoredState } from './index-state';
+import { LexicalIndex } from './lexical-index';
+import { denseCompatible, INDEX_FORMAT_VERSION, rebuildReason, type EncoderStamp, type IndexManifest } from './manifest';
+
+export type SearchMode = 'hybrid' | 'dense' | 'lexical';
+
+export interface IndexOptions {
+  /** Without an encoder the index is lexical only. */
+  encoder?: Encoder;
+  /** How the encoder was specified (path or model id); recorded so `search` can load the same one. */
+  encoderSpec?: string;
+  chunking?: Partial<ChunkOptions>;
+  include?: string[];
+  exclude?: string[];
+  maxFileBytes?: number;
+  /** Seconds between checkpoints during a long update (a crash loses at most this much work). */
+  checkpointSeconds?: number;
+  /** Open without the writer lock, for searching beside a process that updates the same directory. */
+  readOnly?: boolean;
+}
+
+export interface IndexProgress {
+  phase: 'scan' | 'embed' | 'save';
+  files: number;
+  passagesToEmbed: number;
+  passagesEmbedded: number;
+}
+
+export interface UpdateOptions {
+  /** CSV corpora (`id,text` columns) indexed beside the roots. */
+  csv?: string[];
+  signal?: AbortSignal;
+  onProgress?: (progress: IndexProgress) => void;
+}
+
+export interface IndexReport {
+  files: number;
+  filesChanged: number;
+  filesRemoved: number;
+  passages: number;
+  passagesEmbedded: number;
+  skipped: Record<string, number>;
+  skippedFiles: { path: string; reason: string; detail?: string }[];
+  seconds: number;
+  /** Why the stored index was discarded and rebuilt, if it was. */
+  rebuilt?: string;
+}
+
+export interface SearchHit {
+  passage: Passage;
+  score: number;
+  denseScore?: number;
+  lexicalScore?: number;
+}
+
+export interface SearchOptions {
+  k?: number;
+  mode?: SearchMode;
+  exclude?: (passage: Passage) => boolean;
+}
+
+export interface IndexStatus {
+  dir: string;
+  files: number;
+  passages: number;
+  dense: boolean;
+  encoder?: string;
+  updatedAt?: string;
+}
+
+const MANIFEST = 'manifest.json';
+const PASSAGES = 'passages.json';
+const LEXICAL = 'lexical.json';
+const DENSE = 'dense.hnsw';
+/** Passages embedded per encoder call while indexing; large enough to batch well, small enough to yield often. */
+const EMBED_BATCH = 256;
+const ESTIMATE_COUNTER_ID = 'estimate-v1';
+
+/** A pending change to one file: its passages after the change. */
+interface FileChange {
+  file: string;
+  root: string;
+  size: number;
+  mtimeMs: number;
+  passages: Passage[];
+}
+
+/**
+ * The retrieval index of one workspace (or CSV corpus): passage table, BM25 and HNSW, persisted as atomic
+ * generations in `dir`. One process writes a directory at a time (a lock file); all calls run on the caller's
+ * JS thread, and long updates yield between batches so searches interleave with them.
+ */
+export class WorkspaceIndex {
+  private dirty = false;
+  private lastSave = Date.now();
+
+  private constructor(
+    readonly dir: string,
+    private readonly options: IndexOptions,
+    private readonly lock: IndexLock | undefined,
+    private table: PassageTable,
+    private lexical: LexicalIndex,
+    private dense: DenseIndex | undefined,
+    private manifest: IndexManifest | undefined,
+    /** Set when the stored generation could not be read; the next update starts from scratch. */
+    private loadProblem: string | undefined,
+  ) {}
+
+  /** Opens (or creates) the index in `dir`. Nothing is rebuilt here: `update` decides what must change. */
+  static async open(dir: string, options: IndexOptions = {}): Promise<WorkspaceIndex> {
+    const absDir = path.resolve(dir);
+    const lock = options.readOnly ? undefined : await IndexLock.acquire(absDir);
+    try {
+      const loaded = await loadGeneration(absDir);
+      const dense = loaded.dense ?? (options.encoder ? DenseIndex.create(options.encoder.dim) : undefined);
+      return new WorkspaceIndex(absDir, options, lock, loaded.table, loaded.lexical, dense, loaded.manifest, loaded.problem);
+    } catch (err) {
+      await lock?.release();
+      throw err;
+    }
+  }
+
+  /** The manifest of the live generation in `dir`, without opening the index. */
+  static async readManifest(dir: string): Promise<IndexManifest | undefined> {
+    const generation = await readCurrentGeneration(path.resolve(dir));
+    if (!generation) return undefined;
+    return JSON.parse(await fs.readFile(path.join(generation.dir, MANIFEST), 'utf8')) as IndexManifest;
+  }
+
+  status(): IndexStatus {
+    return {
+      dir: this.dir,
+      files: this.table.files.size,
+      passages: this.table.byId.size,
+      dense: this.denseUsable(),
+      encoder: this.manifest?.encoder ? (this.manifest.encoder.model ?? this.manifest.encoder.fingerprint) : undefined,
+      updatedAt: this.manifest?.updatedAt,
+    };
+  }
+
+  /** The manifest of the stored generation (undefined for a new index). */
+  storedManifest(): IndexManifest | undefined {
+    return this.manifest;
+  }
+
+  /**
+   * Brings the index in line with `roots` (and CSV corpora): chunks new and changed files, embeds only passages
+   * whose text is new, drops passages of files that are gone. Checkpoints as it goes; an abort saves first.
+   */
+  async update(roots: string[], opts: UpdateOptions = {}): Promise<IndexReport> {
+    this.assertWritable();
+    const started = Date.now();
+    const absRoots = roots.map((root) => path.resolve(root));
+    for (const root of absRoots) {
+      const stat = await fs.stat(root).catch(() => undefined);
+      if (!stat?.isDirectory()) throw new Error(`${root} is not a folder: pass existing folders to index.`);
+    }
+    const csvPassages = new Map<string, Passage[]>();
+    for (const file of opts.csv ?? []) {
+      // Validate every CSV before touching the index: a bad file indexes nothing.
+      csvPassages.set(path.resolve(file), await readCsvPassages(path.resolve(file), this.tokenCounter(), this.chunking()));
+    }
+
+    const rebuilt = this.prepareForSettings();
+    const report: IndexReport = {
+      files: 0, filesChanged: 0, filesRemoved: 0, passages: 0, passagesEmbedded: 0,
+      skipped: {}, skippedFiles: [], seconds: 0, rebuilt,
+    };
+    const progress: IndexProgress = { phase: 'scan', files: 0, passagesToEmbed: 0, passagesEmbedded: 0 };
+    const emit = () => opts.onProgress?.({ ...progress });
+    const seen = new Set<string>();
+    let pending: FileChange[] = [];
+    let pendingPassages = 0;
+
+    const flush = async () => {
+      if (pending.length === 0) return;
+      const batch = pending;
+      pending = [];
+      pendingPassages = 0;
+      const embedded = await this.applyChanges(batch, (n) => {
+        progress.passagesEmbedded += n;
+        emit();
+      });
+      report.passagesEmbedded += embedded;
+      await this.checkpointIfDue();
+    };
+
+    const consider = async (change: FileChange) => {
+      const known = this.table.files.get(change.file);
+      const ids = change.passages.map((p) => p.id);
+      if (known && sameIds(known.passageIds, ids)) {
+        // Same passages, new mtime: record it so the next scan skips the file without chunking.
+        this.table.files.set(change.file, { ...known, size: change.size, mtimeMs: change.mtimeMs });
+        return;
+      }
+      report.filesChanged++;
+      pending.push(change);
+      const newPassages = change.passages.filter((p) => !this.table.byId.has(p.id)).length;
+      pendingPassages += newPassages;
+      progress.passagesToEmbed += this.dense ? newPassages : 0;
+      if (pendingPassages >= EMBED_BATCH) await flush();
+    };
+
+    try {
+      for (const [file, passages] of csvPassages) {
+        throwIfAborted(opts.signal);
+        const stat = await fs.stat(file);
+        seen.add(file);
+        report.files++;
+        await consider({ file, root: '', size: stat.size, mtimeMs: stat.mtimeMs, passages });
+      }
+      for await (const entry of walkRoots(absRoots, this.walkOptions())) {
+        throwIfAborted(opts.signal);
+        if (entry.kind === 'skip') {
+          report.skipped[entry.reason] = (report.skipped[entry.reason] ?? 0) + 1;
+          report.skippedFiles.push({ path: entry.absPath, reason: entry.reason, detail: entry.detail });
+          continue;
+        }
+        seen.add(entry.absPath);
+        report.files++;
+        progress.files++;
+        if (progress.files % 200 === 0) {
+          emit();
+          await yieldToEventLoop();
+        }
+        const known = this.table.files.get(entry.absPath);
+        if (known && known.size === entry.size && known.mtimeMs === entry.mtimeMs && known.root === entry.root) continue;
+        const passages = chunkText({ path: entry.absPath, text: entry.text }, this.chunking(), this.tokenCounter());
+        await consider({ file: entry.absPath, root: entry.root, size: entry.size, mtimeMs: entry.mtimeMs, passages });
+      }
+      for (const [file, record] of this.table.files) {
+        if (seen.has(file)) continue;
+        const underRoot = record.root !== '' && absRoots.includes(record.root);
+        if (!underRoot) continue;
+        report.filesRemoved++;
+        pending.push({ file, root: record.root, size: 0, mtimeMs: 0, passages: [] });
+      }
+      progress.phase = 'embed';
+      await flush();
+    } finally {
+      // Whatever finished is kept, including on abort or error.
+      progress.phase = 'save';
+      emit();
+      await this.save(absRoots);
+    }
+    report.passages = this.table.byId.size;
+    report.seconds = (Date.now() - started) / 1000;
+    return report;
+  }
+
+  /** Re-chunks one file after a save in the editor. The file must lie under a root indexed before. */
+  async updateFile(absPath: string): Promise<void> {
+    this.assertWritable();
+    const file = path.resolve(absPath);
+    const root = this.rootOf(file);
+    if (root === undefined) throw new Error(`${file} is not under an indexed root; index its folder first.`);
+    let passages: Passage[] = [];
+    let size = 0;
+    let mtimeMs = 0;
+    for await (const entry of walkRoots([root], { ...this.walkOptions(), only: [file] })) {
+      if (entry.kind === 'file' && entry.absPath === file) {
+        passages = chunkText({ path: file, text: entry.text }, this.chunking(), this.tokenCounter());
+        size = entry.size;
+        mtimeMs = entry.mtimeMs;
+      }
+    }
+    // A file that became ignored, binary or too large leaves the index like a deleted one.
+    await this.applyChanges([{ file, root, size, mtimeMs, passages }], () => undefined);
+    if (passages.length === 0) this.table.files.delete(file);
+    await this.checkpointIfDue();
+  }
+
+  async removeFile(absPath: string): Promise<void> {
+    this.assertWritable();
+    const file = path.resolve(absPath);
+    const record = this.table.files.get(file);
+    if (!record) return;
+    await this.applyChanges([{ file, root: record.root, size: 0, mtimeMs: 0, passages: [] }], () => undefined);
+    await this.checkpointIfDue();
+  }
+
+  async search(query: string, opts: SearchOptions = {}): Promise<SearchHit[]> {
+    const k = opts.k ?? 10;
+    const mode = opts.mode ?? (this.denseUsable() ? 'hybrid' : 'lexical');
+    if (mode !== 'lexical' && !this.denseUsable()) {
+      throw new Error(
+        this.options.encoder
+          ? `The index has no vectors for this encoder yet: run index with the same --model first.`
+          : `${mode} search needs an encoder: pass --model (the one the index was built with), or use --mode lexical.`,
+      );
+    }
+    const exclude = opts.exclude;
+    const acceptId = exclude ? (id: string) => !exclude(this.table.byId.get(id)!) : undefined;
+    const pool = mode === 'hybrid' ? Math.max(3 * k, 30) : k;
+
+    const lexicalHits = mode === 'dense' ? [] : this.lexical.search(query, pool, acceptId);
+    let denseHits: { id: string; score: number }[] = [];
+    if (mode !== 'lexical') {
+      const [vector] = await this.options.encoder!.embed([query]);
+      const acceptLabel = exclude
+        ? (label: number) => {
+            const passage = this.table.byLabel.get(label);
+            return passage !== undefined && !exclude(passage);
+          }
+        : undefined;
+      denseHits = this.dense!.search(vector, pool, acceptLabel).flatMap((hit) => {
+        const passage = this.table.byLabel.get(hit.label);
+        return passage ? [{ id: passage.id, score: hit.similarity }] : [];
+      });
+    }
+
+    if (mode === 'lexical') return lexicalHits.map((h) => ({ passage: this.publicPassage(h.id), score: h.score, lexicalScore: h.score }));
+    if (mode === 'dense') return denseHits.map((h) => ({ passage: this.publicPassage(h.id), score: h.score, denseScore: h.score }));
+    return reciprocalRankFusion([denseHits, lexicalHits], k).map((f) => ({
+      passage: this.publicPassage(f.id),
+      score: f.score,
+      denseScore: f.parts[0],
+      lexicalScore: f.parts[1],
+    }));
+  }
+
+  /** Passages in index order, for training and evaluation. */
+  passages(): Passage[] {
+    return [...this.table.byId.values()].map((p) => this.publicPassage(p.id));
+  }
+
+  /** Saves pending work and releases the directory. */
+  async close(): Promise<void> {
+    try {
+      if (this.dirty) await this.save(this.manifest?.roots ?? []);
+    } finally {
+      await this.lock?.release();
+    }
+  }
+
+  private assertWritable(): void {
+    if (!this.lock) throw new Error('This index was opened read-only; open it without readOnly to change it.');
+  }
+
+  private publicPassage(id: string): Passage {
+    const { label: _label, ...passage } = this.table.byId.get(id)!;
+    return passage;
+  }
+
+  private denseUsable(): boolean {
+    return this.options.encoder !== undefined && this.dense !== undefined && denseCompatible(this.manifest, this.encoderStamp());
+  }
+
+  private encoderStamp(): EncoderStamp | undefined {
+    const encoder = this.options.encoder;
+    return encoder ? { fingerprint: encoder.fingerprint, dim: encoder.dim, model: this.options.encoderSpec } : undefined;
+  }
+
+  private chunking(): ChunkOptions {
+    return { ...DEFAULT_CHUNKING, ...this.options.chunking };
+  }
+
+  private tokenCounter(): TokenCounter {
+    const encoder = this.options.encoder;
+    return encoder ? (text) => encoder.countTokens(text) : estimateTokens;
+  }
+
+  private chunkingStamp(): string {
+    return `${chunkingFingerprint(this.chunking())}|${this.options.encoder?.tokenizerFingerprint ?? ESTIMATE_COUNTER_ID}`;
+  }
+
+  private walkOptions(): WalkOptions {
+    const extra = this.options.exclude ?? [];
+    return {
+      include: this.options.include,
+      // User globs add to the defaults (dependencies, build output…) rather than replace them.
+      exclude: extra.length ? [...DEFAULT_EXCLUDES, ...extra] : undefined,
+      maxFileBytes: this.options.maxFileBytes,
+    };
+  }
+
+  private rootOf(file: string): string | undefined {
+    const roots = new Set([...(this.manifest?.roots ?? []), ...[...this.table.files.values()].map((r) => r.root)]);
+    return [...roots]
+      .filter((root) => root !== '' && (file === root || file.startsWith(root + path.sep)))
+      .sort((a, b) => b.length - a.length)[0];
+  }
+
+  /**
+   * Reconciles the loaded generation with the settings now configured: a different format or chunking discards
+   * everything; a different encoder keeps passages but drops their vectors so they are all re-embedded.
+   */
+  private prepareForSettings(): string | undefined {
+    const reason =
+      this.loadProblem ??
+      (this.manifest ? rebuildReason(this.manifest, { chunking: this.chunkingStamp() }) : undefined);
+    const encoder = this.options.encoder;
+    if (reason) {
+      this.loadProblem = undefined;
+      this.table = new PassageTable();
+      this.lexical = LexicalIndex.create();
+      this.dense = encoder ? DenseIndex.create(encoder.dim) : undefined;
+      this.dirty = true;
+      return reason;
+    }
+    if (this.manifest && encoder && !denseCompatible(this.manifest, this.encoderStamp()) && this.table.byId.size > 0) {
+      // Same passages, other vectors: forget every file's state so the scan re-embeds them all.
+      this.table.files.clear();
+      for (const passage of this.table.byId.values()) this.table.delete(passage.id);
+      this.lexical = LexicalIndex.create();
+      this.dense = DenseIndex.create(encoder.dim);
+      this.dirty = true;
+      return 'the encoder changed';
+    }
+    return undefined;
+  }
+
+  /** Applies file changes: embeds new passage texts (reusing vectors of identical texts), then swaps passages. */
+  private async applyChanges(changes: FileChange[], onEmbedded: (n: number) => void): Promise<number> {
+    const fresh: Passage[] = [];
+    const freshIds = new Set<string>();
+    for (const change of changes) {
+      for (const passage of change.passages) {
+        if (!this.table.byId.has(passage.id) && !freshIds.has(passage.id)) {
+          fresh.push(passage);
+          freshIds.add(passage.id);
+        }
+      }
+    }
+    const vectors = new Map<string, Float32Array>();
+    let embedded = 0;
+    if (this.dense) {
+      const toEmbed: Passage[] = [];
+      for (const passage of fresh) {
+        const reuse = this.table.labelForHash(passage.hash);
+        if (reuse !== undefined) vectors.set(passage.id, this.dense.vector(reuse));
+        else toEmbed.push(passage);
+      }
+      for (let i = 0; i < toEmbed.length; i += EMBED_BATCH) {
+        const slice = toEmbed.slice(i, i + EMBED_BATCH);
+        const embeddings = await this.options.encoder!.embed(slice.map((p) => p.text));
+        slice.forEach((p, j) => vectors.set(p.id, embeddings[j]));
+        embedded += slice.length;
+        onEmbedded(slice.length);
+      }
+      onEmbedded(fresh.length - toEmbed.length);
+    }
+
+    // From here to the end nothing awaits: the tables, BM25 and HNSW change together.
+    for (const change of changes) {
+      const wanted = new Set(change.passages.map((p) => p.id));
+      for (const id of this.table.files.get(change.file)?.passageIds ?? []) {
+        if (wanted.has(id)) continue;
+        const removed = this.table.delete(id);
+        if (!removed) continue;
+        this.lexical.remove(id);
+        if (removed.label >= 0) this.dense?.remove(removed.label);
+      }
+      for (const passage of change.passages) {
+        if (this.table.byId.has(passage.id)) continue;
+        const vector = vectors.get(passage.id);
+        const stored: StoredPassage = { ...passage, label: vector ? this.table.nextLabel++ : -1 };
+        if (vector) this.dense!.add(stored.label, vector);
+        this.lexical.add(passage);
+        this.table.put(stored);
+      }
+      if (change.passages.length === 0 && change.size === 0 && change.mtimeMs === 0) this.table.files.delete(change.file);
+      else {
+        this.table.files.set(change.file, {
+          root: change.root,
+          size: change.size,
+          mtimeMs: change.mtimeMs,
+          passageIds: change.passages.map((p) => p.id),
+        });
+      }
+    }
+    this.dirty = true;
+    return embedded;
+  }
+
+  private async checkpointIfDue(): Promise<void> {
+    const every = (this.options.checkpointSeconds ?? 30) * 1000;
+    if (this.dirty && Date.now() - this.lastSave >= every) await this.save(this.manifest?.roots ?? []);
+  }
+
+  private async save(roots: string[]): Promise<void> {
+    if (!this.dirty) return;
+    const now = new Date().toISOString();
+    const allRoots = [...new Set([...(this.manifest?.roots ?? []), ...roots])].sort();
+    const manifest: IndexManifest = {
+      formatVersion: INDEX_FORMAT_VERSION,
+      encoder: this.dense ? this.encoderStamp() : undefined,
+      chunking: this.chunkingStamp(),
+      createdAt: this.manifest?.createdAt ?? now,
+      updatedAt: now,
+      roots: allRoots,
+      files: this.table.files.size,
+      passages: this.table.byId.size,
+    };
+    const state = JSON.stringify(this.table.toStored());
+    const lexical = this.lexical.serialize();
+    const dense = this.dense;
+    await commitGeneration(this.dir, async (dir) => {
+      await writeFileDurable(path.join(dir, PASSAGES), state);
+      await writeFileDurable(path.join(dir, LEXICAL), lexical);
+      if (dense) {
+        await dense.save(path.join(dir, DENSE));
+        await fsyncFile(path.join(dir, DENSE));
+      }
+      // The manifest is written last: a generation folder without one is incomplete by construction.
+      await writeFileDurable(path.join(dir, MANIFEST), JSON.stringify(manifest, null, 2));
+    });
+    this.manifest = manifest;
+    this.dirty = false;
+    this.lastSave = Date.now();
+  }
+}
+
+interface LoadedGeneration {
+  table: PassageTable;
+  lexical: LexicalIndex;
+  dense?: DenseIndex;
+  manifest?: IndexManifest;
+  problem?: string;
+}
+
+async function loadGeneration(dir: string): Promise<LoadedGeneration> {
+  for (let attempt = 0; ; attempt++) {
+    const generation = await readCurrentGeneration(dir);
+    const loaded = await loadGenerationOnce(generation);
+    // A writer may have replaced (and removed) the generation while it was being read: read the new one.
+    const after = await readCurrentGeneration(dir);
+    if (!loaded.problem || after?.number === generation?.number || attempt === 2) return loaded;
+  }
+}
+
+async function loadGenerationOnce(generation: Generation | undefined): Promise<LoadedGeneration> {
+  const empty = (problem?: string): LoadedGeneration => ({ table: new PassageTable(), lexical: LexicalIndex.create(), problem });
+  if (!generation) return empty();
+  try {
+    const manifest = JSON.parse(await fs.readFile(path.join(generation.dir, MANIFEST), 'utf8')) as IndexManifest;
+    if (manifest.formatVersion !== INDEX_FORMAT_VERSION) return { ...empty(`index format ${manifest.formatVersion} is outdated`) };
+    const state = JSON.parse(await fs.readFile(path.join(generation.dir, PASSAGES), 'utf8')) as StoredState;
+    const table = PassageTable.fromStored(state);
+    const lexical = LexicalIndex.load(await fs.readFile(path.join(generation.dir, LEXICAL), 'utf8'));
+    const dense = manifest.encoder
+      ? await DenseIndex.load(path.join(generation.dir, DENSE), manifest.encoder.dim, table.byLabel.size)
+      : undefined;
+    return { table, lexical, dense, manifest };
+  } catch (err) {
+    // Generations are written atomically, so this means outside damage: rebuild rather than crash.
+    return empty(`the stored index could not be read (${(err as Error).message})`);
+  }
+}
+
+function sameIds(a: string[], b: string[]): boolean {
+  return a.length === b.length && a.every((id, i) => id === b[i]);
+}
+
+function throwIfAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('indexing cancelled');
+}

@@ -1,0 +1,24 @@
+/**
+ * What the OpenAI-compatible test server needs from a language model. Two implementations exist: the llama2.c
+ * checkpoint runner (a real tiny model) and the deterministic copy-LM test fixture.
+ */
+export interface LanguageModel {
+  /** Model id reported by /v1/models and checked against each request's `model`. */
+  readonly name: string;
+  /** Token that ends generation, when the model has one. */
+  readonly eos?: number;
+  /** Longest sequence (prompt + generated tokens) the model accepts. */
+  readonly maxContext: number;
+  /** Token ids of `text`; with `addSpecialTokens`, a BOS token comes first when the model has one. */
+  tokenize(text: string, addSpecialTokens: boolean): number[];
+  /**
+   * Text of a token sequence (special tokens contribute nothing; inverse of tokenize) and the UTF-16 offset in
+   * that text where each token starts; the server reports these as `text_offset`.
+   */
+  decode(ids: number[]): { text: string; offsets: number[] };
+  /**
+   * Log-softmax of the next-token distribution after each prefix: result[i] scores token i + 1 given ids[0..i].
+   * Computed in one pass because scoring a prompt needs every position.
+   */
+  logProbs(ids: number[]): Float32Array[];
+}

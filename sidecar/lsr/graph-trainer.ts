@@ -1,0 +1,90 @@
+import * as ort from 'onnxruntime-node';
+import { performance } from 'node:perf_hooks';
+import type { Float32Tensor } from '../encoder/safetensors';
+import { packTargets, type LsrTargets } from './lsr-batch';
+import { AdamW, type AdamWOptions } from './optimizer';
+import { GRAD_PREFIX } from './train-graph/train-outputs';
+
+export interface Gradients {
+  /** mean over the batch of KL(Q ‖ P_R) at the current weights. */
+  loss: number;
+  /** Per query, log P_R over its k candidates. */
+  logProbs: Float32Array[];
+  /** Per query, its L2-normalised embedding at the current weights. */
+  queryEmb: Float32Array[];
+  /** ∂loss/∂weight per trainable weight. */
+  grads: Map<string, Float32Array>;
+}
+
+export interface StepResult extends Omit<Gradients, 'grads'> {
+  /** Updates taken so far, this one included. */
+  step: number;
+  lr: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+  /** Milliseconds in the ORT graph (forward + backward) and in the optimizer. */
+  graphMs: number;
+  optimizerMs: number;
+}
+
+/**
+ * Runs a training-step graph (weights as inputs, `grad.<name>` outputs) and applies AdamW to its weights in place.
+ * The model-specific inputs (token ids, or embeddings for the adapter) come from the caller.
+ */
+export class GraphTrainer {
+  readonly optimizer: AdamW;
+  private readonly weightFeeds: Record<string, ort.Tensor> = {};
+
+  constructor(
+    private readonly session: ort.InferenceSession,
+    /** Updated in place; the graph reads every one, trains `trainable`. */
+    readonly weights: ReadonlyMap<string, Float32Tensor>,
+    readonly weightNames: readonly string[],
+    readonly trainable: readonly string[],
+    private readonly dim: number,
+    optimizer: AdamWOptions,
+  ) {
+    // The tensors wrap the live arrays, so in-place updates are what the next run reads.
+    for (const name of weightNames) {
+      const w = weights.get(name)!;
+      this.weightFeeds[name] = new ort.Tensor('float32', w.data, w.shape);
+    }
+    this.optimizer = new AdamW(new Map(trainable.map((n) => [n, weights.get(n)!.data])), optimizer);
+  }
+
+  async gradients(inputs: Record<string, ort.Tensor>, targets: LsrTargets, gamma: number): Promise<Gradients> {
+    if (!(gamma > 0)) throw new Error(`temperature gamma must be > 0, got ${gamma}`);
+    const batch = targets.candidates.length;
+    const { candEmb, targetQ, k } = packTargets(targets, batch, this.dim);
+    const out = await this.session.run({
+      ...inputs,
+      ...this.weightFeeds,
+      cand_emb: new ort.Tensor('float32', candEmb, [batch, k, this.dim]),
+      target_q: new ort.Tensor('float32', targetQ, [batch, k]),
+      gamma: new ort.Tensor('float32', new Float32Array([gamma]), []),
+    });
+    const rows = (t: ort.Tensor, width: number) => {
+      const data = t.data as Float32Array;
+      return Array.from({ length: batch }, (_, b) => data.slice(b * width, (b + 1) * width));
+    };
+    return {
+      loss: (out.loss.data as Float32Array)[0],
+      logProbs: rows(out.log_probs, k),
+      queryEmb: rows(out.query_emb, this.dim),
+      grads: new Map(this.trainable.map((n) => [n, out[GRAD_PREFIX + n].data as Float32Array])),
+    };
+  }
+
+  async step(inputs: Record<string, ort.Tensor>, targets: LsrTargets, gamma: number): Promise<StepResult> {
+    const t0 = performance.now();
+    const { grads, ...result } = await this.gradients(inputs, targets, gamma);
+    const t1 = performance.now();
+    const { lr, gradNorm } = this.optimizer.update(grads);
+    const t2 = performance.now();
+    return { ...result, step: this.optimizer.step, lr, gradNorm, graphMs: t1 - t0, optimizerMs: t2 - t1 };
+  }
+
+  async dispose(): Promise<void> {
+    await this.session.release();
+  }
+}

@@ -1,0 +1,144 @@
+import { encodeSafetensors, parseSafetensors, toFloat32, type Float32Tensor } from '../encoder/safetensors';
+
+/**
+ * AdamW (decoupled weight decay, as torch.optim.AdamW) over Float32Arrays updated in place, with global-norm
+ * gradient clipping and a linear warmup / linear decay learning-rate schedule.
+ */
+
+export interface AdamWOptions {
+  /** Peak learning rate. */
+  lr: number;
+  /** Updates the schedule spans; the rate reaches 0 after the last. */
+  totalSteps: number;
+  /** Share of totalSteps spent warming up linearly (default 0.1). */
+  warmupFraction?: number;
+  beta1?: number;
+  beta2?: number;
+  eps?: number;
+  /** Decoupled weight decay (default 0.01); never applied to biases and LayerNorm parameters. */
+  weightDecay?: number;
+  /** Clip the global gradient norm to this (default 1; Infinity disables). */
+  maxGradNorm?: number;
+}
+
+export interface AdamWState {
+  /** Updates taken so far. */
+  step: number;
+  m: Map<string, Float32Array>;
+  v: Map<string, Float32Array>;
+}
+
+export interface UpdateInfo {
+  /** Learning rate this update used. */
+  lr: number;
+  /** Global gradient norm before clipping. */
+  gradNorm: number;
+}
+
+/**
+ * Learning rate of update `step` (1-based) of `totalSteps`: rises linearly to `lr` over the warmup updates, then
+ * falls linearly so that the last update still moves (lr/(decay steps)) and any update past the end gets 0.
+ */
+export function learningRate(step: number, opts: Pick<AdamWOptions, 'lr' | 'totalSteps' | 'warmupFraction'>): number {
+  const warmup = Math.round((opts.warmupFraction ?? 0.1) * opts.totalSteps);
+  if (step <= warmup) return (opts.lr * step) / warmup;
+  return opts.lr * Math.max(0, (opts.totalSteps - step + 1) / (opts.totalSteps - warmup));
+}
+
+/** √(Σ g²) over every tensor, accumulated in float64. */
+export function globalGradNorm(grads: Iterable<Float32Array>): number {
+  let sum = 0;
+  for (const g of grads) for (let i = 0; i < g.length; i++) sum += g[i] * g[i];
+  return Math.sqrt(sum);
+}
+
+/** BERT convention: weight decay on matrices and embedding tables, not on biases or LayerNorm gains/shifts. */
+export function isDecayed(name: string): boolean {
+  return !name.endsWith('.bias') && !name.includes('LayerNorm');
+}
+
+export class AdamW {
+  private readonly opts: Required<AdamWOptions>;
+  private state: AdamWState;
+
+  /** `params` are updated in place by `update`. */
+  constructor(private readonly params: ReadonlyMap<string, Float32Array>, opts: AdamWOptions) {
+    if (!(opts.lr > 0)) throw new Error(`learning rate must be > 0, got ${opts.lr}`);
+    if (!Number.isInteger(opts.totalSteps) || opts.totalSteps < 1) throw new Error(`totalSteps must be a positive integer, got ${opts.totalSteps}`);
+    const warmupFraction = opts.warmupFraction ?? 0.1;
+    if (!(warmupFraction >= 0 && warmupFraction < 1)) throw new Error(`warmupFraction must be in [0, 1), got ${warmupFraction}`);
+    this.opts = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1, ...opts, warmupFraction };
+    const zeros = () => new Map([...params].map(([name, p]) => [name, new Float32Array(p.length)]));
+    this.state = { step: 0, m: zeros(), v: zeros() };
+  }
+
+  get step(): number {
+    return this.state.step;
+  }
+
+  /** One update from `grads` (one per parameter, same lengths); the grads are read, not modified. */
+  update(grads: ReadonlyMap<string, Float32Array>): UpdateInfo {
+    for (const [name, p] of this.params) {
+      const g = grads.get(name);
+      if (!g || g.length !== p.length) throw new Error(`gradient for "${name}" is ${g ? `${g.length} values, expected ${p.length}` : 'missing'}`);
+    }
+    const { beta1, beta2, eps, weightDecay, maxGradNorm } = this.opts;
+    const t = ++this.state.step;
+    const lr = learningRate(t, this.opts);
+    const gradNorm = globalGradNorm([...this.params.keys()].map((name) => grads.get(name)!));
+    // Clipping folds into the update as a factor on g, so no scaled copy of the gradients is made.
+    const clip = gradNorm > maxGradNorm ? maxGradNorm / (gradNorm + 1e-6) : 1;
+    const stepSize = lr / (1 - beta1 ** t);
+    const invSqrtBc2 = 1 / Math.sqrt(1 - beta2 ** t);
+    for (const [name, p] of this.params) {
+      const g = grads.get(name)!;
+      const m = this.state.m.get(name)!;
+      const v = this.state.v.get(name)!;
+      const keep = isDecayed(name) ? 1 - lr * weightDecay : 1;
+      for (let i = 0; i < p.length; i++) {
+        const gi = g[i] * clip;
+        const mi = (m[i] = beta1 * m[i] + (1 - beta1) * gi);
+        const vi = (v[i] = beta2 * v[i] + (1 - beta2) * gi * gi);
+        p[i] = p[i] * keep - (stepSize * mi) / (Math.sqrt(vi) * invSqrtBc2 + eps);
+      }
+    }
+    return { lr, gradNorm };
+  }
+
+  /** The moments and step count (live arrays: copy them to keep a snapshot). */
+  getState(): AdamWState {
+    return this.state;
+  }
+
+  setState(state: AdamWState): void {
+    for (const [name, p] of this.params) {
+      for (const [kind, moments] of [['m', state.m], ['v', state.v]] as const) {
+        const a = moments.get(name);
+        if (!a || a.length !== p.length) throw new Error(`optimizer state has no ${kind} of ${p.length} values for "${name}": it belongs to another model or freeze setting`);
+      }
+    }
+    this.state = { step: state.step, m: new Map(state.m), v: new Map(state.v) };
+  }
+
+  /** The state as a safetensors file: tensors `m.<name>`, `v.<name>`, the step in the metadata. */
+  encodeState(): Buffer {
+    const tensors = new Map<string, Float32Tensor>();
+    for (const [kind, moments] of [['m', this.state.m], ['v', this.state.v]] as const) {
+      for (const [name, data] of moments) tensors.set(`${kind}.${name}`, { shape: [data.length], data });
+    }
+    return encodeSafetensors(tensors, { step: String(this.state.step) });
+  }
+
+  /** Restores a state written by `encodeState`; `file` only names the source in errors. */
+  decodeState(bytes: Uint8Array, file: string): void {
+    const { metadata, tensors } = parseSafetensors(bytes, file);
+    const step = Number(metadata.step);
+    if (!Number.isInteger(step) || step < 0) throw new Error(`${file}: optimizer state has no valid "step" in its metadata`);
+    const state: AdamWState = { step, m: new Map(), v: new Map() };
+    for (const [key, t] of tensors) {
+      const kind = key.slice(0, 2);
+      if (kind === 'm.' || kind === 'v.') state[kind[0] as 'm' | 'v'].set(key.slice(2), toFloat32(t, file, key).slice());
+    }
+    this.setState(state);
+  }
+}

@@ -1,0 +1,256 @@
+import * as ort from 'onnxruntime-node';
+import { existsSync } from 'node:fs';
+import { cp, mkdir, open, readFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { BertConfig, Pooling } from '../encoder/bert-config';
+import { buildBertEncoder } from '../encoder/graph/bert-graph';
+import { loadModelFolder, type BertFolder } from '../encoder/model-folder';
+import { resolveModel } from '../encoder/model-source';
+import type { Device } from '../encoder/ort-encoder';
+import { encodeSafetensors, type Float32Tensor } from '../encoder/safetensors';
+import { EncoderTokenizer } from '../encoder/tokenizer';
+import { writeFileAtomic } from '../index/atomic-file';
+import { GraphTrainer, type Gradients, type StepResult } from './graph-trainer';
+import { packTokens, type LsrTargets } from './lsr-batch';
+import type { AdamWOptions } from './optimizer';
+import { openSession } from './ort-session';
+import { ADAPTER_PREFIX, buildAdapterTrainGraph, identityAdapter } from './train-graph/adapter-train-graph';
+import { buildBertTrainGraph } from './train-graph/bert-train-graph';
+
+export type { Gradients, StepResult } from './graph-trainer';
+export type { LsrTargets } from './lsr-batch';
+
+/** REPLUG's retrieval temperature default: P_R = softmax(cos/γ). */
+export const DEFAULT_GAMMA = 0.1;
+/** Optimizer moments saved next to the weights; the inference loader ignores the file. */
+export const OPTIMIZER_FILE = 'optimizer.safetensors';
+export const ADAPTER_FILE = 'adapter.safetensors';
+const MAX_DEFAULT_THREADS = 8;
+
+interface CommonOptions {
+  device?: Device;
+  /** CPU threads for ORT (default: available CPUs, at most 8). */
+  threads?: number;
+  /** Retrieval temperature γ (default 0.1); a batch may override it. */
+  gamma?: number;
+  optimizer: AdamWOptions;
+}
+
+export interface TrainStepOptions extends CommonOptions {
+  /** BERT model folder (config.json + model.safetensors) or hub id, as loadEncoder takes. */
+  model: string;
+  cacheDir?: string;
+  /** Default true. */
+  freezeWordEmbeddings?: boolean;
+  /** Freeze the embeddings and layers 0..n−1 (default 0). */
+  freezeLayers?: number;
+  /** Continue from the folder's optimizer.safetensors when it has one (default false). */
+  resumeOptimizer?: boolean;
+}
+
+export interface LsrBatch extends LsrTargets {
+  /** Tokenised queries with special tokens (see `tokenize`), any lengths up to the model's positions. */
+  inputIds: number[][];
+  gamma?: number;
+}
+
+/**
+ * One LSR training step on a BERT encoder: runs the training graph (forward, loss, hand-written backward) on ORT,
+ * then AdamW in place on the weights. Also embeds queries with the current weights and saves a model folder that
+ * the inference encoder loads like any other.
+ */
+export class TrainStep {
+  private embedSession: ort.InferenceSession | undefined;
+
+  private constructor(
+    private readonly folder: BertFolder,
+    private readonly trainer: GraphTrainer,
+    readonly provider: 'cuda' | 'cpu',
+    readonly fallbackReason: string | undefined,
+    private readonly opts: TrainStepOptions,
+    /** 'bert.' when the source checkpoint stored its weights under that prefix. */
+    private readonly namePrefix: string,
+    readonly tokenizer: EncoderTokenizer,
+  ) {}
+
+  static async create(opts: TrainStepOptions): Promise<TrainStep> {
+    const location = await resolveModel(opts.model, { cacheDir: opts.cacheDir });
+    const folder = await loadModelFolder(location);
+    if (folder.kind !== 'bert') {
+      throw new Error(`${folder.dir} is a plain ONNX encoder whose weights cannot be trained: train a query adapter (AdapterTrainStep) instead`);
+    }
+    const graph = buildBertTrainGraph(folder.config, folder.weights, {
+      pooling: folder.pooling,
+      freezeWordEmbeddings: opts.freezeWordEmbeddings,
+      freezeLayers: opts.freezeLayers,
+    });
+    const { session, provider, fallbackReason } = await openSession(graph.model, opts.device ?? 'auto', threadsOf(opts));
+    const trainer = new GraphTrainer(session, folder.weights, graph.weightNames, graph.trainable, folder.config.hiddenSize, opts.optimizer);
+    const stateFile = path.join(folder.dir, OPTIMIZER_FILE);
+    if (opts.resumeOptimizer && existsSync(stateFile)) trainer.optimizer.decodeState(await readFile(stateFile), stateFile);
+    const prefix = (await safetensorsNames(path.join(folder.dir, 'model.safetensors'))).some((n) => n.startsWith('bert.')) ? 'bert.' : '';
+    const tokenizer = new EncoderTokenizer(folder.tokenizer, folder.maxTokens);
+    return new TrainStep(folder, trainer, provider, fallbackReason, opts, prefix, tokenizer);
+  }
+
+  get config(): BertConfig {
+    return this.folder.config;
+  }
+
+  get pooling(): Pooling {
+    return this.folder.pooling;
+  }
+
+  /** Weights by canonical name (no `bert.` prefix), updated in place by `step`. */
+  get weights(): ReadonlyMap<string, Float32Tensor> {
+    return this.folder.weights;
+  }
+
+  /** Names of the weights that get gradients and updates. */
+  get trainable(): readonly string[] {
+    return this.trainer.trainable;
+  }
+
+  get optimizerStep(): number {
+    return this.trainer.optimizer.step;
+  }
+
+  /** Token ids as the inference encoder makes them (special tokens, truncated to the model's max length). */
+  tokenize(texts: string[]): number[][] {
+    return texts.map((t) => this.tokenizer.encode(t));
+  }
+
+  /** Loss, retrieval log-probs, query embeddings and gradients at the current weights; changes nothing. */
+  async gradients(batch: LsrBatch): Promise<Gradients> {
+    return this.trainer.gradients(this.tokenFeeds(batch.inputIds), batch, batch.gamma ?? this.opts.gamma ?? DEFAULT_GAMMA);
+  }
+
+  /** One update; the loss, log-probs and query embeddings it reports are those before the update. */
+  async step(batch: LsrBatch): Promise<StepResult> {
+    return this.trainer.step(this.tokenFeeds(batch.inputIds), batch, batch.gamma ?? this.opts.gamma ?? DEFAULT_GAMMA);
+  }
+
+  /** L2-normalised query embeddings at the current weights (the inference graph, fed the live weights). */
+  async embed(inputIds: number[][]): Promise<Float32Array[]> {
+    this.embedSession ??= (
+      await openSession(buildBertEncoder(this.config, this.weights, { pooling: this.pooling, weightsAsInputs: true }), this.provider, threadsOf(this.opts))
+    ).session;
+    const session = this.embedSession;
+    const feeds = this.tokenFeeds(inputIds);
+    for (const name of session.inputNames) {
+      const w = this.weights.get(name);
+      if (w) feeds[name] = new ort.Tensor('float32', w.data, w.shape);
+    }
+    const data = (await session.run(feeds)).sentence_embedding.data as Float32Array;
+    const dim = this.config.hiddenSize;
+    return inputIds.map((_, b) => data.slice(b * dim, (b + 1) * dim));
+  }
+
+  /**
+   * Writes a model folder: the source folder's tokenizer/config/pooling files and model.safetensors with the
+   * current weights under the source's names (`bert.` prefix kept); `optimizer: true` adds the optimizer state.
+   * `dir` may be the source folder itself.
+   */
+  async save(dir: string, { optimizer = false } = {}): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    if (path.resolve(dir) !== path.resolve(this.folder.dir)) {
+      // A model.onnx would shadow nothing (safetensors wins) but would describe stale weights; leave it behind.
+      const skip = (src: string) => ['model.safetensors', OPTIMIZER_FILE, 'onnx'].includes(path.basename(src)) || src.endsWith('.onnx');
+      await cp(this.folder.dir, dir, { recursive: true, filter: (src) => !skip(src) });
+    }
+    const tensors = new Map([...this.weights].map(([name, t]) => [this.namePrefix + name, t]));
+    await writeFileAtomic(path.join(dir, 'model.safetensors'), encodeSafetensors(tensors, { format: 'pt' }));
+    if (optimizer) await writeFileAtomic(path.join(dir, OPTIMIZER_FILE), this.trainer.optimizer.encodeState());
+  }
+
+  async dispose(): Promise<void> {
+    await this.trainer.dispose();
+    await this.embedSession?.release();
+  }
+
+  private tokenFeeds(inputIds: number[][]): Record<string, ort.Tensor> {
+    const { inputIds: ids, mask, dims } = packTokens(inputIds, this.config.vocabSize, this.config.maxPositions);
+    return { input_ids: new ort.Tensor('int64', ids, dims), attention_mask: new ort.Tensor('int64', mask, dims) };
+  }
+}
+
+export interface AdapterTrainStepOptions extends CommonOptions {
+  /** Width of the frozen encoder's embeddings. */
+  dim: number;
+  /** Start from a saved adapter.safetensors instead of the identity. */
+  weights?: Map<string, Float32Tensor>;
+}
+
+export interface AdapterBatch extends LsrTargets {
+  /** The frozen encoder's query embeddings, `dim` floats each. */
+  queries: Float32Array[];
+  gamma?: number;
+}
+
+/** LSR for encoders that cannot be trained: a linear query adapter (init identity) trained on their embeddings. */
+export class AdapterTrainStep {
+  private constructor(
+    private readonly trainer: GraphTrainer,
+    readonly provider: 'cuda' | 'cpu',
+    private readonly opts: AdapterTrainStepOptions,
+  ) {}
+
+  static async create(opts: AdapterTrainStepOptions): Promise<AdapterTrainStep> {
+    const weights = opts.weights ?? identityAdapter(opts.dim);
+    const graph = buildAdapterTrainGraph(opts.dim, weights);
+    const { session, provider } = await openSession(graph.model, opts.device ?? 'auto', threadsOf(opts));
+    return new AdapterTrainStep(new GraphTrainer(session, weights, graph.weightNames, graph.trainable, opts.dim, opts.optimizer), provider, opts);
+  }
+
+  /** `adapter.weight` [dim, dim] and `adapter.bias` [dim]: query' = normalize(W·q + b). */
+  get weights(): ReadonlyMap<string, Float32Tensor> {
+    return this.trainer.weights;
+  }
+
+  async gradients(batch: AdapterBatch): Promise<Gradients> {
+    return this.trainer.gradients(this.queryFeeds(batch.queries), batch, batch.gamma ?? this.opts.gamma ?? DEFAULT_GAMMA);
+  }
+
+  async step(batch: AdapterBatch): Promise<StepResult> {
+    return this.trainer.step(this.queryFeeds(batch.queries), batch, batch.gamma ?? this.opts.gamma ?? DEFAULT_GAMMA);
+  }
+
+  /** Writes `adapter.safetensors` into `dir`. */
+  async save(dir: string): Promise<void> {
+    await mkdir(dir, { recursive: true });
+    await writeFileAtomic(path.join(dir, ADAPTER_FILE), encodeSafetensors(new Map(this.weights), { kind: ADAPTER_PREFIX }));
+  }
+
+  dispose(): Promise<void> {
+    return this.trainer.dispose();
+  }
+
+  private queryFeeds(queries: Float32Array[]): Record<string, ort.Tensor> {
+    const dim = this.opts.dim;
+    const flat = new Float32Array(queries.length * dim);
+    queries.forEach((q, b) => {
+      if (q.length !== dim) throw new Error(`query embedding ${b} has ${q.length} dimensions; the adapter has ${dim}`);
+      flat.set(q, b * dim);
+    });
+    return { base_emb: new ort.Tensor('float32', flat, [queries.length, dim]) };
+  }
+}
+
+function threadsOf(opts: CommonOptions): number {
+  return opts.threads ?? Math.min(os.availableParallelism(), MAX_DEFAULT_THREADS);
+}
+
+/** Tensor names from a safetensors header, without reading the (large) data section. */
+async function safetensorsNames(file: string): Promise<string[]> {
+  const handle = await open(file, 'r');
+  try {
+    const lengthBytes = Buffer.alloc(8);
+    await handle.read(lengthBytes, 0, 8, 0);
+    const header = Buffer.alloc(Number(lengthBytes.readBigUInt64LE(0)));
+    await handle.read(header, 0, header.length, 8);
+    return Object.keys(JSON.parse(header.toString('utf8')) as object);
+  } finally {
+    await handle.close();
+  }
+}

@@ -1,0 +1,77 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { launchLm, type LaunchedLm } from '../sidecar/lm/launcher';
+import { Llama2cModel } from '../sidecar/lm/llama2c/model';
+import { isRunning } from './fixtures/lm/process';
+import { needsStories, repoRoot, storiesModel, storiesTokenizer } from './fixtures/lm/stories';
+
+const run = promisify(execFile);
+const CLI = ['--import', 'tsx', path.join(repoRoot, 'test', 'fixtures', 'lm', 'cli.ts')];
+
+describe('CLI: serve-lm (child process) + score over real HTTP', needsStories, () => {
+  let lm: LaunchedLm;
+  let dir: string;
+  const files = { doc: '', context: '', continuation: '' };
+  const texts = { doc: 'Lily had a big red ball. She loved her ball.', context: 'One day, Lily went to the park with her', continuation: ' big red ball. She was very happy.' };
+
+  before(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'replug-lm-cli-'));
+    for (const key of ['doc', 'context', 'continuation'] as const) {
+      files[key] = path.join(dir, `${key}.txt`);
+      writeFileSync(files[key], texts[key]);
+    }
+    lm = await launchLm({
+      command: [process.execPath, ...CLI, 'serve-lm', '--model', storiesModel, '--tokenizer', storiesTokenizer, '--port', '{port}'],
+      readyTimeoutMs: 60_000,
+    });
+  });
+  after(async () => {
+    await lm?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('serve-lm lists the checkpoint under its file name', () => {
+    assert.deepEqual(lm.models, ['stories260K']);
+  });
+
+  test('score --json matches a direct forward pass of the llama2.c model to 1e-4 per token', async () => {
+    const { stdout } = await run(process.execPath, [...CLI, 'score', '--lm-url', lm.baseUrl, '--lm-model', 'stories260K', '--doc', files.doc, '--context', files.context, '--continuation', files.continuation, '--json']);
+    const result = JSON.parse(stdout);
+    const model = Llama2cModel.load(storiesModel, storiesTokenizer);
+    const prefix = `${texts.doc}\n${texts.context}`;
+    const prefixIds = model.tokenize(prefix, true);
+    const whole = model.tokenize(prefix + texts.continuation, true);
+    assert.deepEqual(whole.slice(0, prefixIds.length), prefixIds, 'test texts meet at a token boundary');
+    const dists = model.logProbs(whole);
+    const want = whole.slice(prefixIds.length).map((id, k) => dists[prefixIds.length + k - 1][id]);
+    assert.equal(result.tokens, want.length);
+    want.forEach((lp, k) => assert.ok(Math.abs(result.perToken[k] - lp) < 1e-4, `token ${k}: ${result.perToken[k]} vs ${lp}`));
+    assert.ok(Math.abs(result.logProb - want.reduce((a, b) => a + b, 0)) < 1e-4 * want.length);
+    assert.ok(Math.abs(result.meanLogProb - result.logProb / result.tokens) < 1e-9);
+    assert.equal(result.server.tokenize, true);
+
+    const text = await run(process.execPath, [...CLI, 'score', '--lm-url', lm.baseUrl, '--lm-model', 'stories260K', '--doc', files.doc, '--context', files.context, '--continuation', files.continuation]);
+    assert.match(text.stdout, new RegExp(`= ${result.logProb.toFixed(4)} over ${result.tokens} tokens \\(mean ${result.meanLogProb.toFixed(4)} per token`));
+  });
+
+  test('score fails with exit code 1 and a clear message for a wrong model or a missing file', async () => {
+    await assert.rejects(
+      run(process.execPath, [...CLI, 'score', '--lm-url', lm.baseUrl, '--lm-model', 'llama-70b', '--context', files.context, '--continuation', files.continuation]),
+      (err: { code: number; stderr: string }) => err.code === 1 && /model "llama-70b" not served .* served models: stories260K/.test(err.stderr),
+    );
+    await assert.rejects(
+      run(process.execPath, [...CLI, 'score', '--lm-url', lm.baseUrl, '--lm-model', 'stories260K', '--context', path.join(dir, 'nope.txt'), '--continuation', files.continuation]),
+      (err: { code: number; stderr: string }) => err.code === 1 && /cannot read --context .*nope\.txt/.test(err.stderr),
+    );
+  });
+
+  test('stopping serve-lm leaves no process behind', async () => {
+    await lm.stop();
+    assert.equal(isRunning(lm.pid), false);
+  });
+});

@@ -1,0 +1,31 @@
+import * as vscode from 'vscode';
+import type { ReplugApi } from '../../extension/extension';
+
+export const EXTENSION_ID = 'replug-code.replug-code';
+
+/** The throw-away copy of test/fixtures/workspace the harness opened. */
+export function workspaceRoot(): string {
+  const folder = vscode.workspace.workspaceFolders?.[0];
+  if (!folder) throw new Error('The integration tests need the fixture workspace open (run them with npm run test:vscode).');
+  return folder.uri.fsPath;
+}
+
+/** Activates the extension and waits until its sidecar runs (awaiting readiness instead of sleeping). */
+export async function activateReplug(): Promise<ReplugApi> {
+  const ext = vscode.extensions.getExtension<ReplugApi>(EXTENSION_ID);
+  if (!ext) throw new Error(`${EXTENSION_ID} is not loaded`);
+  const api = await ext.activate();
+  await api.whenRunning();
+  return api;
+}
+
+/** Polls `probe` until it returns a value (events such as file watching have no completion signal to await). */
+export async function eventually<T>(probe: () => Promise<T | undefined>, what: string, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
