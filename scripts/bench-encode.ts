@@ -18,6 +18,7 @@ import { makeTinyBert, MINILM_SHAPE } from './make-tiny-bert';
 import { buildBertEncoder } from '../sidecar/encoder/graph/bert-graph';
 import { loadModelFolder, type BertFolder } from '../sidecar/encoder/model-folder';
 import { loadEncoder } from '../sidecar/encoder/ort-encoder';
+import { encoderSessionOptions } from '../sidecar/encoder/ort-worker';
 import { EncoderTokenizer } from '../sidecar/encoder/tokenizer';
 
 const SEQ = 128;
@@ -84,13 +85,13 @@ async function main(): Promise<void> {
     const texts = makeTexts(tokenizer, vocab, 128);
     if (tokenizer.encode(texts[0]).length !== SEQ) throw new Error('bench texts are not 128 tokens long');
 
-    const session = await ort.InferenceSession.create(graph, { intraOpNumThreads: threads, graphOptimizationLevel: 'all' });
-    const extractor = await pipeline('feature-extraction', 'model', { dtype: 'fp32', session_options: { intraOpNumThreads: threads } });
+    const session = await ort.InferenceSession.create(graph, encoderSessionOptions(threads));
+    const extractor = await pipeline('feature-extraction', 'model', { dtype: 'fp32', session_options: encoderSessionOptions(threads) });
     const t = performance.now();
     for (const text of texts) tokenizer.encode(text);
     const tokenizeMs = (performance.now() - t) / texts.length;
     console.log(`MiniLM shape (${bert.config.numLayers}×${bert.config.hiddenSize}), ${SEQ} tokens, ${threads} threads, ${seconds}s per cell, ${os.cpus()[0]?.model ?? 'cpu'}, load ${os.loadavg()[0].toFixed(1)}; tokenize ${tokenizeMs.toFixed(2)} ms/text`);
-    console.log('batch |   raw seq/s |  full seq/s | full/raw | tfjs seq/s | full/tfjs | max loop stall');
+    console.log('batch |   raw seq/s |  full seq/s | full/raw | tfjs seq/s | full/tfjs | loop stall in full');
     for (const b of BATCHES) {
       const ids = new BigInt64Array(b * SEQ);
       tokenizer.encode(texts[0]).forEach((id, i) => ids.fill(BigInt(id), i, i + 1));

@@ -101,6 +101,20 @@ describe('LmScorer against the copy-LM server', () => {
     assert.equal(s.stats().completionRequests, 3);
   });
 
+  test('keeps at most `concurrency` requests in flight', async () => {
+    let inFlight = 0;
+    let most = 0;
+    const proxy = await variant(async () => {
+      most = Math.max(most, ++inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      inFlight--;
+      return false;
+    });
+    const pairs = Array.from({ length: 12 }, (_, i) => ({ doc: `d${i}`, context: `c${i}`, continuation: ` y${i}` }));
+    assertMatchesDirect(await scorer(proxy.url, { concurrency: 3, batchSize: 1 }).score(pairs), pairs);
+    assert.equal(most, 3);
+  });
+
   test('caches scores by prompt: a repeated pair costs no request, duplicates in one call count as hits', async () => {
     const s = scorer(url);
     const first = await s.score([PAIRS[0], PAIRS[1], PAIRS[0]]);

@@ -191,7 +191,7 @@ for (const pooling of ['mean', 'cls'] as const) {
       });
     });
 
-    test('every trainable tensor matches central differences on sampled entries', async () => {
+    test('every trainable tensor matches central differences on sampled entries', async (t) => {
       const { grads } = await step.gradients({ ...batch, gamma: GAMMA });
       assert.equal(grads.size, step.weights.size - 2, 'all weights but the unused pooler are trainable');
       let worstRel = 0;
@@ -217,7 +217,7 @@ for (const pooling of ['mean', 'cls'] as const) {
           assert.ok(rel < 1e-4, `${name}[${i}]: graph ${g[i]}, finite differences ${fd} (relative error ${rel})`);
         }
       }
-      console.log(`  ${pooling} pooling: worst relative gradient error ${worstRel.toExponential(2)}`);
+      t.diagnostic(`${pooling} pooling: worst relative gradient error ${worstRel.toExponential(2)}`);
     });
 
     test('the attention key bias gradient is zero in both methods (softmax ignores a per-row shift)', async () => {

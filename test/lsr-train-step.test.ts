@@ -1,5 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,6 +28,11 @@ function toyBatch(step: TrainStep, k = 5): LsrBatch {
     candidates: QUERIES.map((_, b) => Array.from({ length: k }, (_, i) => unit(b * k + i + 1, dim))),
     target: QUERIES.map((_, b) => Array.from({ length: k }, (_, i) => (i === b % k ? 0.8 : 0.2 / (k - 1)))),
   };
+}
+
+function cudaProviderInstalled(): boolean {
+  const bin = path.join(path.dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  return existsSync(path.join(bin, 'libonnxruntime_providers_cuda.so'));
 }
 
 const maxDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i])));
@@ -117,6 +123,17 @@ describe('TrainStep', () => {
     }
     await assert.rejects(readFile(path.join(out, 'model.onnx')), /ENOENT/);
     assert.ok((await readFile(path.join(out, OPTIMIZER_FILE))).length > 0);
+  });
+
+  test('device auto falls back to the CPU when CUDA cannot load; device cuda says what to do', { skip: cudaProviderInstalled() && 'the CUDA provider is installed here' }, async () => {
+    const auto = await TrainStep.create({ model: path.join(dir, 'model'), device: 'auto', threads: 1, optimizer });
+    try {
+      assert.equal(auto.provider, 'cpu');
+      assert.match(auto.fallbackReason ?? '', /CUDA unavailable, using CPU \(cuda: /);
+    } finally {
+      await auto.dispose();
+    }
+    await assert.rejects(TrainStep.create({ model: path.join(dir, 'model'), device: 'cuda', optimizer }), /install onnxruntime-node's CUDA provider or use device cpu/);
   });
 
   test('malformed batches are refused with a message that says what to fix', async () => {

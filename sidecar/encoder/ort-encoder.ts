@@ -6,7 +6,7 @@ import type { Encoder } from './encoder';
 import { buildBertEncoder } from './graph/bert-graph';
 import { loadModelFolder, type ModelFolder } from './model-folder';
 import { resolveModel, type DownloadProgress } from './model-source';
-import { OrtWorker, type Provider } from './ort-worker';
+import { encoderSessionOptions, OrtWorker, type Provider } from './ort-worker';
 import { l2Normalize, poolRow } from './pooling';
 import { EncoderTokenizer } from './tokenizer';
 
@@ -52,7 +52,7 @@ export async function loadEncoder(opts: LoadEncoderOptions): Promise<OrtEncoder>
     ortPath: require.resolve('onnxruntime-node'),
     model,
     providers: device === 'auto' ? ['cuda', 'cpu'] : [device],
-    threads: opts.threads ?? Math.min(os.availableParallelism(), MAX_DEFAULT_THREADS),
+    options: encoderSessionOptions(opts.threads ?? Math.min(os.availableParallelism(), MAX_DEFAULT_THREADS)),
   }).catch((err: Error) => {
     if (device === 'cuda' && !cudaProviderInstalled()) throw new Error(`--device cuda: ${CUDA_HINT} (${err.message})`);
     throw new Error(`could not start ONNX Runtime for ${location}: ${err.message}`);

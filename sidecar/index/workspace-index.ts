@@ -83,7 +83,7 @@ export interface IndexStatus {
 
 const MANIFEST = 'manifest.json';
 const PASSAGES = 'passages.json';
-const LEXICAL = 'lexical.json';
+const LEXICAL = 'lexical.bin';
 const DENSE = 'dense.hnsw';
 /** Passages embedded per encoder call while indexing; large enough to batch well, small enough to yield often. */
 const EMBED_BATCH = 256;
@@ -461,7 +461,7 @@ export class WorkspaceIndex {
         if (wanted.has(id)) continue;
         const removed = this.table.delete(id);
         if (!removed) continue;
-        this.lexical.remove(id);
+        this.lexical.remove(removed);
         if (removed.label >= 0) this.dense?.remove(removed.label);
       }
       for (const passage of change.passages) {
@@ -550,7 +550,7 @@ async function loadGenerationOnce(generation: Generation | undefined): Promise<L
     if (manifest.formatVersion !== INDEX_FORMAT_VERSION) return { ...empty(`index format ${manifest.formatVersion} is outdated`) };
     const state = JSON.parse(await fs.readFile(path.join(generation.dir, PASSAGES), 'utf8')) as StoredState;
     const table = PassageTable.fromStored(state);
-    const lexical = LexicalIndex.load(await fs.readFile(path.join(generation.dir, LEXICAL), 'utf8'));
+    const lexical = LexicalIndex.load(await fs.readFile(path.join(generation.dir, LEXICAL)));
     const dense = manifest.encoder
       ? await DenseIndex.load(path.join(generation.dir, DENSE), manifest.encoder.dim, table.byLabel.size)
       : undefined;

@@ -286,6 +286,8 @@ export class LmScorer implements Scorer {
   private async prepareIds(pair: ScorePair): Promise<Prepared> {
     const [docIds, contextIds, yIds] = await Promise.all([this.tokenize(pair.doc, false), this.tokenize(pair.context, false), this.tokenize(pair.continuation, false)]);
     if (yIds.length > this.budgets.continuation) throw this.overBudget(yIds.length);
+    // Cut parts go back to text through the server's own /detokenize, so the prompt is re-tokenized as one string
+    // (tokens of separately tokenized parts would not concatenate: sentencepiece adds a prefix space to each).
     const [doc, context] = await Promise.all([
       docIds.length > this.budgets.doc ? this.detokenize(docIds.slice(0, this.budgets.doc)) : pair.doc,
       contextIds.length > this.budgets.context ? this.detokenize(contextIds.slice(contextIds.length - this.budgets.context)) : pair.context,

@@ -43,6 +43,8 @@ export class GraphTrainer {
     readonly trainable: readonly string[],
     private readonly dim: number,
     optimizer: AdamWOptions,
+    /** Retrieval temperature γ for batches that do not set their own. */
+    private readonly defaultGamma: number,
   ) {
     // The tensors wrap the live arrays, so in-place updates are what the next run reads.
     for (const name of weightNames) {
@@ -52,7 +54,8 @@ export class GraphTrainer {
     this.optimizer = new AdamW(new Map(trainable.map((n) => [n, weights.get(n)!.data])), optimizer);
   }
 
-  async gradients(inputs: Record<string, ort.Tensor>, targets: LsrTargets, gamma: number): Promise<Gradients> {
+  async gradients(inputs: Record<string, ort.Tensor>, targets: LsrTargets & { gamma?: number }): Promise<Gradients> {
+    const gamma = targets.gamma ?? this.defaultGamma;
     if (!(gamma > 0)) throw new Error(`temperature gamma must be > 0, got ${gamma}`);
     const batch = targets.candidates.length;
     const { candEmb, targetQ, k } = packTargets(targets, batch, this.dim);
@@ -75,9 +78,9 @@ export class GraphTrainer {
     };
   }
 
-  async step(inputs: Record<string, ort.Tensor>, targets: LsrTargets, gamma: number): Promise<StepResult> {
+  async step(inputs: Record<string, ort.Tensor>, targets: LsrTargets & { gamma?: number }): Promise<StepResult> {
     const t0 = performance.now();
-    const { grads, ...result } = await this.gradients(inputs, targets, gamma);
+    const { grads, ...result } = await this.gradients(inputs, targets);
     const t1 = performance.now();
     const { lr, gradNorm } = this.optimizer.update(grads);
     const t2 = performance.now();

@@ -86,7 +86,7 @@ export class TrainStep {
       freezeLayers: opts.freezeLayers,
     });
     const { session, provider, fallbackReason } = await openSession(graph.model, opts.device ?? 'auto', threadsOf(opts));
-    const trainer = new GraphTrainer(session, folder.weights, graph.weightNames, graph.trainable, folder.config.hiddenSize, opts.optimizer);
+    const trainer = new GraphTrainer(session, folder.weights, graph.weightNames, graph.trainable, folder.config.hiddenSize, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA);
     const stateFile = path.join(folder.dir, OPTIMIZER_FILE);
     if (opts.resumeOptimizer && existsSync(stateFile)) trainer.optimizer.decodeState(await readFile(stateFile), stateFile);
     const prefix = (await safetensorsNames(path.join(folder.dir, 'model.safetensors'))).some((n) => n.startsWith('bert.')) ? 'bert.' : '';
@@ -123,12 +123,12 @@ export class TrainStep {
 
   /** Loss, retrieval log-probs, query embeddings and gradients at the current weights; changes nothing. */
   async gradients(batch: LsrBatch): Promise<Gradients> {
-    return this.trainer.gradients(this.tokenFeeds(batch.inputIds), batch, batch.gamma ?? this.opts.gamma ?? DEFAULT_GAMMA);
+    return this.trainer.gradients(this.tokenFeeds(batch.inputIds), batch);
   }
 
   /** One update; the loss, log-probs and query embeddings it reports are those before the update. */
   async step(batch: LsrBatch): Promise<StepResult> {
-    return this.trainer.step(this.tokenFeeds(batch.inputIds), batch, batch.gamma ?? this.opts.gamma ?? DEFAULT_GAMMA);
+    return this.trainer.step(this.tokenFeeds(batch.inputIds), batch);
   }
 
   /** L2-normalised query embeddings at the current weights (the inference graph, fed the live weights). */
@@ -200,7 +200,7 @@ export class AdapterTrainStep {
     const weights = opts.weights ?? identityAdapter(opts.dim);
     const graph = buildAdapterTrainGraph(opts.dim, weights);
     const { session, provider } = await openSession(graph.model, opts.device ?? 'auto', threadsOf(opts));
-    return new AdapterTrainStep(new GraphTrainer(session, weights, graph.weightNames, graph.trainable, opts.dim, opts.optimizer), provider, opts);
+    return new AdapterTrainStep(new GraphTrainer(session, weights, graph.weightNames, graph.trainable, opts.dim, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA), provider, opts);
   }
 
   /** `adapter.weight` [dim, dim] and `adapter.bias` [dim]: query' = normalize(W·q + b). */
@@ -209,11 +209,11 @@ export class AdapterTrainStep {
   }
 
   async gradients(batch: AdapterBatch): Promise<Gradients> {
-    return this.trainer.gradients(this.queryFeeds(batch.queries), batch, batch.gamma ?? this.opts.gamma ?? DEFAULT_GAMMA);
+    return this.trainer.gradients(this.queryFeeds(batch.queries), batch);
   }
 
   async step(batch: AdapterBatch): Promise<StepResult> {
-    return this.trainer.step(this.queryFeeds(batch.queries), batch, batch.gamma ?? this.opts.gamma ?? DEFAULT_GAMMA);
+    return this.trainer.step(this.queryFeeds(batch.queries), batch);
   }
 
   /** Writes `adapter.safetensors` into `dir`. */

@@ -1,5 +1,7 @@
 import type { BertConfig, Pooling } from '../../encoder/bert-config';
-import { attentionBias, attentionBlockTrace, clsPool, embeddingsTrace, feedForwardTrace, meanPool, type AttentionTrace } from '../../encoder/graph/bert-layers';
+import {
+  attentionBias, attentionBlockTrace, clsPool, embeddingsTrace, feedForwardTrace, meanPool, type AttentionTrace, type FeedForwardTrace,
+} from '../../encoder/graph/bert-layers';
 import { GraphBuilder } from '../../encoder/graph/graph-builder';
 import type { Float32Tensor } from '../../encoder/safetensors';
 import { geluBackward, layerNormBackward, linearBackward, softmaxBackward, type Grads } from './backward-ops';
@@ -34,7 +36,7 @@ export function buildBertTrainGraph(cfg: BertConfig, weights: ReadonlyMap<string
   const bias = attentionBias(g, maskFloat);
 
   const emb = embeddingsTrace(g, ids, cfg);
-  const layers: Array<{ x: string; attn: AttentionTrace; ffn: ReturnType<typeof feedForwardTrace> }> = [];
+  const layers: Array<{ x: string; attn: AttentionTrace; ffn: FeedForwardTrace }> = [];
   let h = emb.out;
   for (let i = 0; i < cfg.numLayers; i++) {
     const prefix = `encoder.layer.${i}`;

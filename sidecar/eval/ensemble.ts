@@ -1,0 +1,30 @@
+/**
+ * REPLUG's ensemble: p(y | x) = Σ_d λ(d, x) · p(y | d ⊕ x), with λ the retriever's softmax over the top-k
+ * passages. Computed in log space (log-sum-exp) because per-passage likelihoods of 128-token continuations
+ * underflow float64 when exponentiated directly.
+ */
+export function ensembleLogProb(logProbs: readonly number[], similarities: readonly number[], temperature: number): number {
+  if (logProbs.length === 0 || logProbs.length !== similarities.length) {
+    throw new Error(`ensemble needs one similarity per passage score (got ${similarities.length} and ${logProbs.length})`);
+  }
+  const logWeights = logSoftmax(similarities.map((s) => s / temperature));
+  return logSumExp(logProbs.map((lp, i) => lp + logWeights[i]));
+}
+
+export function logSoftmax(values: readonly number[]): number[] {
+  const lse = logSumExp(values);
+  return values.map((v) => v - lse);
+}
+
+export function logSumExp(values: readonly number[]): number {
+  const max = Math.max(...values);
+  if (max === -Infinity) return -Infinity;
+  let sum = 0;
+  for (const v of values) sum += Math.exp(v - max);
+  return max + Math.log(sum);
+}
+
+/** Bits per UTF-8 byte of a continuation whose natural-log likelihood is `logProb`. */
+export function bitsPerByte(logProb: number, text: string): number {
+  return -logProb / Math.LN2 / Buffer.byteLength(text, 'utf8');
+}

@@ -1,0 +1,35 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ndcgAt, recallAt, reciprocalRank } from '../sidecar/eval/ranking-metrics';
+import { bitsPerByte, ensembleLogProb, logSumExp } from '../sidecar/eval/ensemble';
+
+test('nDCG, recall and MRR of a ranked list against a relevant set', () => {
+  const ranked = ['a', 'b', 'c', 'd'];
+  const relevant = new Set(['b', 'd']);
+  const dcg = 1 / Math.log2(3) + 1 / Math.log2(5);
+  const ideal = 1 + 1 / Math.log2(3);
+  assert.ok(Math.abs(ndcgAt(ranked, relevant, 10) - dcg / ideal) < 1e-12);
+  assert.ok(Math.abs(ndcgAt(ranked, relevant, 2) - 1 / Math.log2(3) / ideal) < 1e-12);
+  assert.equal(ndcgAt(['b', 'd'], relevant, 10), 1);
+  assert.equal(recallAt(ranked, relevant, 2), 0.5);
+  assert.equal(recallAt(ranked, relevant, 4), 1);
+  assert.equal(reciprocalRank(ranked, relevant), 0.5);
+  assert.equal(reciprocalRank(ranked, new Set(['z'])), 0);
+  assert.equal(ndcgAt(ranked, new Set(), 10), 0);
+});
+
+test('the ensemble is a retrieval-weighted mixture of passage likelihoods, stable for very small probabilities', () => {
+  // Two passages, weights softmax([0, ln 3]) = [1/4, 3/4] at temperature 1.
+  const lp = ensembleLogProb([Math.log(0.2), Math.log(0.6)], [0, Math.log(3)], 1);
+  assert.ok(Math.abs(Math.exp(lp) - (0.25 * 0.2 + 0.75 * 0.6)) < 1e-12);
+  // Log-probs of long continuations (-2000 nats) would underflow exp(); log-sum-exp keeps them exact.
+  const tiny = ensembleLogProb([-2000, -2000], [0.3, 0.3], 0.1);
+  assert.ok(Math.abs(tiny - -2000) < 1e-9);
+  assert.equal(logSumExp([-Infinity, -Infinity]), -Infinity);
+  assert.throws(() => ensembleLogProb([1], [1, 2], 1), /one similarity per passage/);
+});
+
+test('bits per byte counts UTF-8 bytes', () => {
+  assert.ok(Math.abs(bitsPerByte(-Math.LN2 * 8, 'abcd') - 2) < 1e-12);
+  assert.ok(Math.abs(bitsPerByte(-Math.LN2 * 8, 'éé') - 2) < 1e-12);
+});

@@ -1,0 +1,72 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LexicalIndex } from '../sidecar/index/lexical-index';
+import { makePassage } from '../sidecar/corpus/chunk';
+
+const doc = (id: string, text: string) => ({ ...makePassage(`/w/${id}.txt`, 1, 1, text), id });
+
+/** Okapi BM25 (k1 1.2, b 0.75) computed directly from its definition, for comparison. */
+function bm25(docs: string[][], query: string[], target: number): number {
+  const n = docs.length;
+  const avg = docs.reduce((s, d) => s + d.length, 0) / n;
+  let score = 0;
+  for (const term of new Set(query)) {
+    const df = docs.filter((d) => d.includes(term)).length;
+    const tf = docs[target].filter((t) => t === term).length;
+    if (tf === 0) continue;
+    const idf = Math.log(1 + (n - df + 0.5) / (df + 0.5));
+    score += (idf * tf * 2.2) / (tf + 1.2 * (0.25 + (0.75 * docs[target].length) / avg));
+  }
+  return score;
+}
+
+test('scores are Okapi BM25 and the best match ranks first', () => {
+  const index = LexicalIndex.create();
+  // File names are "a.txt" etc.: their terms (a, txt) count as document terms too.
+  const texts = ['alpha beta beta', 'beta gamma', 'gamma delta delta delta'];
+  texts.forEach((t, i) => index.add(doc('abc'[i], t)));
+  const terms = texts.map((t, i) => [...t.split(' '), 'abc'[i], 'txt']);
+  const hits = index.search('delta beta', 10);
+  assert.deepEqual(hits.map((h) => h.id), ['c', 'a', 'b']);
+  for (const hit of hits) {
+    const expected = bm25(terms, ['delta', 'beta'], 'abc'.indexOf(hit.id));
+    assert.ok(Math.abs(hit.score - expected) < 1e-9, `${hit.id}: ${hit.score} vs ${expected}`);
+  }
+  assert.deepEqual(index.search('delta beta', 1).map((h) => h.id), ['c']);
+  assert.deepEqual(index.search('delta beta', 10, (id) => id !== 'c').map((h) => h.id), ['a', 'b']);
+  assert.deepEqual(index.search('nothing here', 10), []);
+});
+
+test('removal takes a passage out of results and out of the statistics', () => {
+  const index = LexicalIndex.create();
+  const a = doc('a', 'shared unique');
+  const b = doc('b', 'shared');
+  index.add(a);
+  index.add(b);
+  index.remove(a);
+  assert.equal(index.size, 1);
+  assert.deepEqual(index.search('unique', 10), []);
+  const fresh = LexicalIndex.create();
+  fresh.add(b);
+  assert.deepEqual(index.search('shared', 10), fresh.search('shared', 10));
+});
+
+test('a saved index loads back with the same results, also after removals and compaction', () => {
+  const index = LexicalIndex.create();
+  const passages = Array.from({ length: 50 }, (_, i) => doc(`p${i}`, `function handler${i % 7}(request) { return route${i % 3}(request); }`));
+  passages.forEach((p) => index.add(p));
+  passages.slice(0, 20).forEach((p) => index.remove(p)); // 40% dead: compacted on save
+  const loaded = LexicalIndex.load(index.serialize());
+  for (const q of ['handler3', 'route1 request', 'return']) {
+    assert.deepEqual(loaded.search(q, 10), index.search(q, 10));
+  }
+  assert.equal(loaded.size, 30);
+  loaded.add(doc('new', 'handler3 fresh'));
+  assert.equal(loaded.search('fresh', 1)[0].id, 'new');
+});
+
+test('a damaged file is a clear error', () => {
+  const bytes = LexicalIndex.create().serialize();
+  assert.throws(() => LexicalIndex.load(bytes.subarray(0, bytes.length - 1)), /damaged.*run index again/);
+  assert.throws(() => LexicalIndex.load(Buffer.alloc(3)), /damaged/);
+});
