@@ -3,7 +3,7 @@
  *   raw     — ORT session.run on pre-made tensors (the ceiling);
  *   full    — OrtEncoder.embed: tokenize + sort + pad + run on the worker + pool;
  *   tfjs    — @huggingface/transformers feature-extraction pipeline (mean pooling, normalize) on an ONNX export
- *             of the same weights.
+ *             of the same weights (our graph with a last_hidden_state output), with its default session options.
  * Also prints the longest event-loop stall seen during `full` (the worker must keep the main thread free).
  *
  *   node --import tsx scripts/bench-encode.ts [--threads N] [--seconds S] [--model DIR]
@@ -86,7 +86,8 @@ async function main(): Promise<void> {
     if (tokenizer.encode(texts[0]).length !== SEQ) throw new Error('bench texts are not 128 tokens long');
 
     const session = await ort.InferenceSession.create(graph, encoderSessionOptions(threads));
-    const extractor = await pipeline('feature-extraction', 'model', { dtype: 'fp32', session_options: encoderSessionOptions(threads) });
+    // transformers.js as a user would run it: its own session defaults (ORT's, with spinning threads) at our thread count.
+    const extractor = await pipeline('feature-extraction', 'model', { dtype: 'fp32', session_options: { intraOpNumThreads: threads } });
     const t = performance.now();
     for (const text of texts) tokenizer.encode(text);
     const tokenizeMs = (performance.now() - t) / texts.length;

@@ -31,7 +31,7 @@ function makePairs(count: number, salt: string): ScorePair[] {
 async function main(): Promise<void> {
   if (!existsSync(path.join(modelDir, 'stories260K.bin'))) throw new Error(`stories260K not found in ${modelDir}`);
   const lm = await launchLm({
-    command: [process.execPath, '--import', 'tsx', path.join(root, 'test', 'fixtures', 'lm', 'cli.ts'), 'serve-lm', '--model', path.join(modelDir, 'stories260K.bin'), '--tokenizer', path.join(modelDir, 'tok512.bin'), '--port', '{port}'],
+    command: [process.execPath, '--import', 'tsx', path.join(root, 'sidecar', 'cli', 'main.ts'), 'serve-lm', '--model', path.join(modelDir, 'stories260K.bin'), '--tokenizer', path.join(modelDir, 'tok512.bin'), '--port', '{port}'],
     readyTimeoutMs: 60_000,
   });
   try {

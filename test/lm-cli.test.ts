@@ -11,7 +11,7 @@ import { isRunning } from './fixtures/lm/process';
 import { needsStories, repoRoot, storiesModel, storiesTokenizer } from './fixtures/lm/stories';
 
 const run = promisify(execFile);
-const CLI = ['--import', 'tsx', path.join(repoRoot, 'test', 'fixtures', 'lm', 'cli.ts')];
+const CLI = ['--import', 'tsx', path.join(repoRoot, 'sidecar', 'cli', 'main.ts')];
 
 describe('CLI: serve-lm (child process) + score over real HTTP', needsStories, () => {
   let lm: LaunchedLm;

@@ -1,6 +1,10 @@
 import { Command } from 'commander';
+import { registerCompareCommand, registerEvalCommand } from './eval-command';
 import { registerIndexCommand } from './index-command';
+import { register as registerScoreCommand } from './score';
 import { registerSearchCommand } from './search-command';
+import { register as registerServeLmCommand } from './serve-lm';
+import { registerTrainCommand } from './train-command';
 import { version } from '../../package.json';
 
 /** `replug-code`: the engine, headless. Each command lives in its own module and registers itself here. */
@@ -11,6 +15,11 @@ const program = new Command('replug-code')
 
 registerIndexCommand(program);
 registerSearchCommand(program);
+registerScoreCommand(program);
+registerServeLmCommand(program);
+registerTrainCommand(program);
+registerEvalCommand(program);
+registerCompareCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`replug-code: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -32,7 +32,7 @@ const COMPLETE_MARKER = '.replug-complete';
 const MAX_ATTEMPTS = 5;
 const HUB_ID = /^[A-Za-z0-9][\w.-]*\/[\w.-]+$/;
 
-export function defaultCacheDir(): string {
+function defaultCacheDir(): string {
   const root = process.env.REPLUG_CODE_CACHE ?? path.join(os.homedir(), '.cache', 'replug-code');
   return path.join(root, 'models');
 }

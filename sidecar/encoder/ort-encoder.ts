@@ -4,7 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Encoder } from './encoder';
 import { buildBertEncoder } from './graph/bert-graph';
-import { loadModelFolder, type ModelFolder } from './model-folder';
+import type { Pooling } from './bert-config';
+import { loadModelFolder } from './model-folder';
 import { resolveModel, type DownloadProgress } from './model-source';
 import { encoderSessionOptions, OrtWorker, type Provider } from './ort-worker';
 import { l2Normalize, poolRow } from './pooling';
@@ -20,7 +21,7 @@ export interface LoadEncoderOptions {
   batchSize?: number;
   /** CPU threads for ORT (default: available CPUs, at most 8). */
   threads?: number;
-  /** Where hub ids are cached (default `$REPLUG_CODE_CACHE` or `~/.cache/replug-code/models`). */
+  /** Where hub ids are cached (default `$REPLUG_CODE_CACHE/models`, else `~/.cache/replug-code/models`). */
   cacheDir?: string;
   onDownloadProgress?: (p: DownloadProgress) => void;
 }
@@ -37,6 +38,7 @@ const CUDA_HINT =
 /** os.availableParallelism() counts logical CPUs; past ~8 threads a sentence-sized workload gains little. */
 const MAX_DEFAULT_THREADS = 8;
 const DEFAULT_BATCH_SIZE = 16;
+const MAX_QUEUED_BATCHES = 2;
 
 /** Loads a sentence encoder (downloading a hub id if needed) and starts its ONNX Runtime session. */
 export async function loadEncoder(opts: LoadEncoderOptions): Promise<OrtEncoder> {
@@ -57,15 +59,39 @@ export async function loadEncoder(opts: LoadEncoderOptions): Promise<OrtEncoder>
     if (device === 'cuda' && !cudaProviderInstalled()) throw new Error(`--device cuda: ${CUDA_HINT} (${err.message})`);
     throw new Error(`could not start ONNX Runtime for ${location}: ${err.message}`);
   });
-  const encoder = new OrtEncoder(worker, folder, tokenizer, opts.batchSize ?? DEFAULT_BATCH_SIZE);
+  // Only this summary outlives loading: the weights now live in the worker's session.
+  const info: ModelInfo = {
+    fingerprint: folder.fingerprint,
+    tokenizerFingerprint: folder.tokenizerFingerprint,
+    pooling: folder.pooling,
+    generatedGraph: folder.kind === 'bert',
+    dim: folder.kind === 'bert' ? folder.config.hiddenSize : undefined,
+  };
+  const encoder = new OrtEncoder(worker, info, tokenizer, opts.batchSize ?? DEFAULT_BATCH_SIZE);
   // One tiny run checks the graph end to end and learns the width of a plain .onnx model's output.
-  await encoder.embed(['probe']);
+  try {
+    await encoder.embed(['probe']);
+  } catch (err) {
+    await encoder.dispose();
+    throw new Error(`${location}: the model does not run as a sentence encoder: ${(err as Error).message}`);
+  }
   return encoder;
 }
 
 function cudaProviderInstalled(): boolean {
-  const ortBin = path.join(path.dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', `${process.platform}`, process.arch);
-  return existsSync(path.join(ortBin, 'libonnxruntime_providers_cuda.so'));
+  const ortBin = path.join(path.dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
+  const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
+  return existsSync(path.join(ortBin, lib));
+}
+
+interface ModelInfo {
+  fingerprint: string;
+  tokenizerFingerprint: string;
+  pooling: Pooling;
+  /** Our BERT graph pools and normalises inside ONNX; a plain .onnx may return per-token or unnormalised output. */
+  generatedGraph: boolean;
+  /** Known up front for generated graphs; learnt from the first run otherwise. */
+  dim: number | undefined;
 }
 
 export class OrtEncoder implements Encoder {
@@ -76,7 +102,7 @@ export class OrtEncoder implements Encoder {
 
   constructor(
     private readonly worker: OrtWorker,
-    private readonly folder: ModelFolder,
+    private readonly info: ModelInfo,
     private readonly tokenizer: EncoderTokenizer,
     private readonly batchSize: number,
   ) {
@@ -85,7 +111,7 @@ export class OrtEncoder implements Encoder {
       worker.provider === 'cpu' && worker.failures.length
         ? `CUDA unavailable, using CPU (${cudaProviderInstalled() ? worker.failures.join('; ') : CUDA_HINT})`
         : undefined;
-    this.width = folder.kind === 'bert' ? folder.config.hiddenSize : undefined;
+    this.width = info.dim;
   }
 
   get dim(): number {
@@ -94,11 +120,11 @@ export class OrtEncoder implements Encoder {
   }
 
   get fingerprint(): string {
-    return this.folder.fingerprint;
+    return this.info.fingerprint;
   }
 
   get tokenizerFingerprint(): string {
-    return this.folder.tokenizerFingerprint;
+    return this.info.tokenizerFingerprint;
   }
 
   get maxTokens(): number {
@@ -117,16 +143,18 @@ export class OrtEncoder implements Encoder {
     const ids = texts.map((t) => this.tokenizer.encode(t));
     const order = ids.map((_, i) => i).sort((a, b) => ids[a].length - ids[b].length);
     const result = new Array<Float32Array>(texts.length);
-    const batches: Promise<void>[] = [];
+    const runs: Promise<void>[] = [];
     for (let start = 0; start < order.length; start += this.batchSize) {
+      // The worker answers in order; a short queue keeps it busy without materialising every batch's tensors.
+      if (runs.length >= MAX_QUEUED_BATCHES) await runs[runs.length - MAX_QUEUED_BATCHES];
       const members = order.slice(start, start + this.batchSize);
-      batches.push(
-        this.runBatch(members.map((i) => ids[i])).then((vectors) => {
-          members.forEach((i, k) => (result[i] = vectors[k]));
-        }),
-      );
+      const run = this.runBatch(members.map((i) => ids[i])).then((vectors) => {
+        members.forEach((i, k) => (result[i] = vectors[k]));
+      });
+      run.catch(() => undefined); // reported by Promise.all below, not as an unhandled rejection
+      runs.push(run);
     }
-    await Promise.all(batches);
+    await Promise.all(runs);
     return result;
   }
 
@@ -150,10 +178,10 @@ export class OrtEncoder implements Encoder {
     const { data, dims } = await this.worker.run(inputs, [batch.length, seq]);
     const dim = dims[dims.length - 1];
     this.width ??= dim;
-    if (dims.length === 3) return batch.map((row, r) => poolRow(data, r, row.length, seq, dim, this.folder.pooling));
+    if (dims.length === 3) return batch.map((row, r) => poolRow(data, r, row.length, seq, dim, this.info.pooling));
     if (dims.length !== 2) throw new Error(`model output has shape [${dims}]; expected [batch, dim] or [batch, seq, dim]`);
     const rows = batch.map((_, r) => data.slice(r * dim, (r + 1) * dim));
     // The generated BERT graph normalises inside ONNX; a plain export's sentence embedding may not be.
-    return this.folder.kind === 'bert' ? rows : rows.map(l2Normalize);
+    return this.info.generatedGraph ? rows : rows.map(l2Normalize);
   }
 }

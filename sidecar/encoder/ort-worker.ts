@@ -33,13 +33,13 @@ export function encoderSessionOptions(threads: number): SessionOptions {
   };
 }
 
-export type WorkerReply =
+type WorkerReply =
   | { type: 'ready'; provider: Provider; failures: string[]; inputNames: string[] }
   | { type: 'failed'; failures: string[] }
   | { type: 'result'; id: number; data: Float32Array; dims: number[] }
   | { type: 'error'; id: number; message: string };
 
-export interface RunRequest {
+interface RunRequest {
   id: number;
   /** int64 inputs by name, all with the same dims. */
   inputs: Record<string, BigInt64Array>;

@@ -24,7 +24,7 @@ export function logSumExp(values: readonly number[]): number {
   return max + Math.log(sum);
 }
 
-/** Bits per UTF-8 byte of a continuation whose natural-log likelihood is `logProb`. */
-export function bitsPerByte(logProb: number, text: string): number {
-  return -logProb / Math.LN2 / Buffer.byteLength(text, 'utf8');
+/** Bits per byte of text of `bytes` UTF-8 bytes whose natural-log likelihood is `logProb`. */
+export function bitsPerByte(logProb: number, bytes: number): number {
+  return -logProb / Math.LN2 / bytes;
 }

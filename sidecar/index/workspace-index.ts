@@ -22,6 +22,11 @@ export interface IndexOptions {
   encoder?: Encoder;
   /** How the encoder was specified (path or model id); recorded so `search` can load the same one. */
   encoderSpec?: string;
+  /**
+   * Embeds queries instead of `encoder` (a query tower fine-tuned with LSR against this index's document vectors).
+   * It must produce vectors of the same dimension.
+   */
+  queryEncoder?: Encoder;
   chunking?: Partial<ChunkOptions>;
   include?: string[];
   exclude?: string[];
@@ -70,6 +75,13 @@ export interface SearchOptions {
   k?: number;
   mode?: SearchMode;
   exclude?: (passage: Passage) => boolean;
+}
+
+/** A dense hit with the stored passage vector, which LSR training uses as a fixed candidate embedding. */
+export interface VectorHit {
+  passage: Passage;
+  similarity: number;
+  vector: Float32Array;
 }
 
 export interface IndexStatus {
@@ -309,17 +321,8 @@ export class WorkspaceIndex {
     const lexicalHits = mode === 'dense' ? [] : this.lexical.search(query, pool, acceptId);
     let denseHits: { id: string; score: number }[] = [];
     if (mode !== 'lexical') {
-      const [vector] = await this.options.encoder!.embed([query]);
-      const acceptLabel = exclude
-        ? (label: number) => {
-            const passage = this.table.byLabel.get(label);
-            return passage !== undefined && !exclude(passage);
-          }
-        : undefined;
-      denseHits = this.dense!.search(vector, pool, acceptLabel).flatMap((hit) => {
-        const passage = this.table.byLabel.get(hit.label);
-        return passage ? [{ id: passage.id, score: hit.similarity }] : [];
-      });
+      const [vector] = await (this.options.queryEncoder ?? this.options.encoder!).embed([query]);
+      denseHits = this.denseLabels(vector, pool, exclude).map((hit) => ({ id: hit.passage.id, score: hit.similarity }));
     }
 
     if (mode === 'lexical') return lexicalHits.map((h) => ({ passage: this.publicPassage(h.id), score: h.score, lexicalScore: h.score }));
@@ -329,6 +332,16 @@ export class WorkspaceIndex {
       score: f.score,
       denseScore: f.parts[0],
       lexicalScore: f.parts[1],
+    }));
+  }
+
+  /** Nearest passages to an already computed query vector, with their stored vectors (dense indexes only). */
+  searchVector(vector: Float32Array, k: number, exclude?: (passage: Passage) => boolean): VectorHit[] {
+    if (!this.dense || !this.manifest?.encoder) throw new Error('this index has no vectors: run index with --model first');
+    return this.denseLabels(vector, k, exclude).map((hit) => ({
+      passage: this.publicPassage(hit.passage.id),
+      similarity: hit.similarity,
+      vector: this.dense!.vector(hit.passage.label),
     }));
   }
 
@@ -344,6 +357,19 @@ export class WorkspaceIndex {
     } finally {
       await this.lock?.release();
     }
+  }
+
+  private denseLabels(vector: Float32Array, k: number, exclude?: (passage: Passage) => boolean): { passage: StoredPassage; similarity: number }[] {
+    const accept = exclude
+      ? (label: number) => {
+          const passage = this.table.byLabel.get(label);
+          return passage !== undefined && !exclude(passage);
+        }
+      : undefined;
+    return this.dense!.search(vector, k, accept).flatMap((hit) => {
+      const passage = this.table.byLabel.get(hit.label);
+      return passage ? [{ passage, similarity: hit.similarity }] : [];
+    });
   }
 
   private assertWritable(): void {

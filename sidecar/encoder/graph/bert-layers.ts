@@ -15,6 +15,10 @@ import type { GraphBuilder } from './graph-builder';
  * tokens, 2 busy cores); the shape plumbing around it costs microseconds.
  */
 export function linear(g: GraphBuilder, x: string, prefix: string): string {
+  if (process.env.H2_MM) {
+    const wT = g.op('Transpose', [g.weight(`${prefix}.weight`)], { perm: [1, 0] });
+    return g.op('Add', [g.op('MatMul', [x, wT]), g.weight(`${prefix}.bias`)]);
+  }
   const [out, inp] = g.weightShape(`${prefix}.weight`);
   const flat = g.op('Reshape', [x, g.ints([-1, inp])]);
   const y = g.op('Gemm', [flat, g.weight(`${prefix}.weight`), g.weight(`${prefix}.bias`)], { transB: 1 });
@@ -31,6 +35,10 @@ export function layerNorm(g: GraphBuilder, x: string, prefix: string, eps: numbe
 
 /** Exact GELU, 0.5·x·(1 + erf(x/√2)), as BERT's "gelu" activation. */
 export function gelu(g: GraphBuilder, x: string): string {
+  if (process.env.H2_MM) {
+    const erf = g.op('Erf', [g.op('Div', [x, g.float(Math.SQRT2)])]);
+    return g.op('Mul', [g.op('Mul', [x, g.op('Add', [erf, g.float(1)])]), g.float(0.5)]);
+  }
   const erf = g.op('Erf', [g.op('Mul', [x, g.float(Math.SQRT1_2)])]);
   return g.op('Mul', [g.op('Mul', [x, g.float(0.5)]), g.op('Add', [erf, g.float(1)])]);
 }

@@ -1,0 +1,143 @@
+import type { Command } from 'commander';
+import { Option } from 'commander';
+import { loadEncoder, type Device } from '../encoder/ort-encoder';
+import { candidateIndexFor, evaluateRetrievers, type EvalReport, type Retriever } from '../eval/evaluate';
+import { WorkspaceIndex } from '../index/workspace-index';
+import { DEFAULT_LSR_SETTINGS } from '../lsr/lsr-trainer';
+import { DEFAULT_QUERY_SOURCE, loadQueries } from '../lsr/query-source';
+import { addIndexDirOption, displayPath } from './index-dir';
+import { addLmOptions, scorerFromOptions, type LmCliOptions } from './lm-options';
+import { nonNegativeInt, positiveInt, positiveNumber } from './option-parsers';
+
+interface EvalCliOptions extends LmCliOptions {
+  indexDir: string;
+  base?: string;
+  tuned?: string;
+  data?: string;
+  k: number;
+  ensembleK: number;
+  gamma: number;
+  seed: number;
+  queriesPerFile: number;
+  maxQueries?: number;
+  device: Device;
+  json?: boolean;
+}
+
+export function registerEvalCommand(program: Command): void {
+  const cmd = program
+    .command('eval')
+    .description('retrieval metrics and REPLUG ensemble bits/byte on held-out queries: no retrieval vs base vs tuned retriever')
+    .option('--base <model>', 'base encoder (default: the one the index was built with)')
+    .option('--tuned <model>', 'encoder trained by `train` (its --output folder)')
+    .option('--data <csv>', 'held-out queries (id,text); default: points in the held-out evaluation share of the indexed files')
+    .option('-k, --k <n>', 'cut-off of nDCG@k and recall@k, and candidates per retriever', positiveInt, 10)
+    .option('--ensemble-k <n>', 'passages in the REPLUG ensemble', positiveInt, 10)
+    .option('--gamma <t>', 'temperature of the ensemble weights softmax(cos/γ)', positiveNumber, DEFAULT_LSR_SETTINGS.gamma)
+    .option('--seed <n>', 'seed of the workspace query split (as in train)', nonNegativeInt, DEFAULT_LSR_SETTINGS.seed)
+    .option('--queries-per-file <n>', 'workspace queries sampled per held-out file', positiveInt, DEFAULT_QUERY_SOURCE.perFile)
+    .option('--max-queries <n>', 'evaluate at most this many queries', positiveInt)
+    .addOption(new Option('--device <device>', 'where the encoders run').choices(['auto', 'cuda', 'cpu']).default('auto'))
+    .option('--json', 'print the report as JSON');
+  addIndexDirOption(cmd);
+  addLmOptions(cmd);
+  cmd.action(async (opts: EvalCliOptions) => {
+    const { index, retrievers } = await openRetrievers(opts.indexDir, opts.base, opts.tuned, opts.device);
+    try {
+      const queries = (
+        await loadQueries(index.passages(), {
+          ...DEFAULT_QUERY_SOURCE,
+          data: opts.data,
+          split: 'eval',
+          contextTokens: opts.contextTokens,
+          continuationTokens: opts.continuationTokens,
+          perFile: opts.queriesPerFile,
+          seed: opts.seed,
+        })
+      ).slice(0, opts.maxQueries);
+      if (queries.length === 0) throw new Error('no held-out queries: pass --data, or index more files');
+      const report = await evaluateRetrievers({
+        index,
+        retrievers,
+        scorer: scorerFromOptions(opts, { continuationTokens: 4 * opts.continuationTokens }),
+        queries,
+        k: opts.k,
+        ensembleK: opts.ensembleK,
+        gamma: opts.gamma,
+        onProgress: (done, total) => {
+          if (process.stderr.isTTY) process.stderr.write(`\revaluating ${done}/${total}`);
+        },
+      });
+      if (process.stderr.isTTY) process.stderr.write('\n');
+      process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
+    } finally {
+      await index.close();
+      for (const r of retrievers) await r.encoder.dispose();
+    }
+  });
+}
+
+export function registerCompareCommand(program: Command): void {
+  const cmd = program
+    .command('compare')
+    .description('top-k of the base and the tuned retriever for one query, side by side')
+    .argument('<query>', 'code or question to retrieve for')
+    .requiredOption('--tuned <model>', 'encoder trained by `train`')
+    .option('--base <model>', 'base encoder (default: the one the index was built with)')
+    .option('-k, --k <n>', 'results per retriever', positiveInt, 5)
+    .addOption(new Option('--device <device>', 'where the encoders run').choices(['auto', 'cuda', 'cpu']).default('auto'));
+  addIndexDirOption(cmd);
+  cmd.action(async (query: string, opts: { indexDir: string; base?: string; tuned: string; k: number; device: Device }) => {
+    const { index, retrievers } = await openRetrievers(opts.indexDir, opts.base, opts.tuned, opts.device);
+    try {
+      const [base, tuned] = await Promise.all(
+        retrievers.map(async (r) => {
+          const [vector] = await r.encoder.embed([query]);
+          return (await candidateIndexFor(r, index)).search(vector, opts.k, () => false);
+        }),
+      );
+      const width = 60;
+      const cell = (s: string) => (s.length > width ? `${s.slice(0, width - 1)}…` : s.padEnd(width));
+      process.stdout.write(`${cell(`base: ${retrievers[0].model}`)} | tuned: ${retrievers[1].model}\n`);
+      for (let i = 0; i < opts.k; i++) {
+        const b = base[i];
+        const t = tuned[i];
+        const where = (h: typeof b) => (h ? `${displayPath(h.passage.path)}:${h.passage.startLine}-${h.passage.endLine} (${h.similarity.toFixed(3)})` : '');
+        process.stdout.write(`${String(i + 1).padStart(2)}. ${cell(where(b))} | ${where(t)}\n`);
+      }
+    } finally {
+      await index.close();
+      for (const r of retrievers) await r.encoder.dispose();
+    }
+  });
+}
+
+async function openRetrievers(indexDir: string, base: string | undefined, tuned: string | undefined, device: Device) {
+  const manifest = await WorkspaceIndex.readManifest(indexDir);
+  const baseModel = base ?? manifest?.encoder?.model;
+  if (!manifest?.encoder || !baseModel) throw new Error(`the index at ${indexDir} has no vectors: run index with --model first`);
+  const retrievers: Retriever[] = [{ name: 'base', model: baseModel, encoder: await loadEncoder({ model: baseModel, device }) }];
+  if (tuned) retrievers.push({ name: 'tuned', model: tuned, encoder: await loadEncoder({ model: tuned, device }) });
+  const index = await WorkspaceIndex.open(indexDir, { encoder: retrievers[0].encoder, encoderSpec: baseModel, readOnly: true });
+  return { index, retrievers };
+}
+
+function formatReport(r: EvalReport): string {
+  const f = (x: number | undefined) => (x === undefined ? '     -' : x.toFixed(3).padStart(6));
+  const hasContains = r.retrievers.some((s) => s.contains);
+  const lines = [
+    `${r.queries} held-out queries; gold = best passage by the LM teacher${hasContains ? ' | passages containing a line of y' : ''}`,
+    `${'retriever'.padEnd(14)} nDCG@${r.k} recall@${r.k}    MRR${hasContains ? `   | nDCG@${r.k} recall@${r.k}    MRR` : ''}   bits/byte`,
+    `${'no retrieval'.padEnd(14)} ${'      '} ${'        '} ${'      '}${hasContains ? `   | ${'       '} ${'         '}${'      '}` : ''}   ${f(r.noRetrievalBitsPerByte)}`,
+  ];
+  for (const s of r.retrievers) {
+    lines.push(
+      `${s.name.padEnd(14)} ${f(s.teacher.ndcg)}   ${f(s.teacher.recall)} ${f(s.teacher.mrr)}` +
+        (hasContains ? `   | ${f(s.contains?.ndcg)}   ${f(s.contains?.recall)} ${f(s.contains?.mrr)}` : '') +
+        `   ${f(s.bitsPerByte)}`,
+    );
+  }
+  const contains = r.retrievers.find((s) => s.contains)?.contains;
+  if (contains) lines.push(`(content gold exists for ${contains.queries} of ${r.queries} queries)`);
+  return `${lines.join('\n')}\n`;
+}

@@ -1,0 +1,152 @@
+import { existsSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import type { Passage } from '../corpus/passage';
+import type { Encoder } from '../encoder/encoder';
+import type { VectorHit, WorkspaceIndex } from '../index/workspace-index';
+import type { Scorer } from '../lm/scorer';
+import { RefreshedCandidates, StoredCandidates, type CandidateIndex } from '../lsr/candidate-index';
+import { ownSource, TRAINING_RECORD, type TrainingRecord } from '../lsr/lsr-trainer';
+import type { TrainingQuery } from '../lsr/training-queries';
+import { bitsPerByte, ensembleLogProb } from './ensemble';
+import { ndcgAt, recallAt, reciprocalRank } from './ranking-metrics';
+
+export interface Retriever {
+  name: string;
+  encoder: Encoder;
+  /** Model folder, to tell a query tower (searches the stored vectors) from a shared encoder (re-embeds documents). */
+  model: string;
+}
+
+export interface EvalOptions {
+  index: WorkspaceIndex;
+  retrievers: Retriever[];
+  scorer: Scorer;
+  queries: TrainingQuery[];
+  /** Cut-off of the ranking metrics (nDCG@k, recall@k) and size of each retriever's candidate pool. */
+  k: number;
+  /** Passages in REPLUG's ensemble. */
+  ensembleK: number;
+  /** Temperature of the ensemble weights softmax(cos/γ), as in training. */
+  gamma: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface RetrieverScores {
+  name: string;
+  /** Gold = the passage the LM teacher scores best among all retrievers' candidates. */
+  teacher: { ndcg: number; recall: number; mrr: number };
+  /** Gold = passages (outside the query's file) containing a line of the continuation; over queries that have one. */
+  contains?: { ndcg: number; recall: number; mrr: number; queries: number };
+  /** REPLUG ensemble over the top `ensembleK` passages. */
+  bitsPerByte: number;
+}
+
+export interface EvalReport {
+  queries: number;
+  k: number;
+  noRetrievalBitsPerByte: number;
+  retrievers: RetrieverScores[];
+}
+
+/** Lines too common to identify where a continuation comes from (braces, `return;`, blank). */
+const MIN_GOLD_LINE = 12;
+
+/**
+ * Retrieval quality of each retriever on held-out queries, against two kinds of gold, and REPLUG's own measure:
+ * bits per byte of the continuations under the retrieval-weighted LM ensemble, beside the LM with no passage.
+ */
+export async function evaluateRetrievers(opts: EvalOptions): Promise<EvalReport> {
+  const candidates = await Promise.all(opts.retrievers.map((r) => candidateIndexFor(r, opts.index)));
+  const sums = opts.retrievers.map(() => ({ teacher: [0, 0, 0], contains: [0, 0, 0], containsQueries: 0, logProb: 0 }));
+  let bytes = 0;
+  let noRetrievalLogProb = 0;
+  const allPassages = opts.index.passages();
+
+  for (let qi = 0; qi < opts.queries.length; qi++) {
+    const query = opts.queries[qi];
+    const exclude = ownSource(query);
+    const rankings: VectorHit[][] = [];
+    for (let r = 0; r < opts.retrievers.length; r++) {
+      const [vector] = await opts.retrievers[r].encoder.embed([query.context]);
+      rankings.push(candidates[r].search(vector, Math.max(opts.k, opts.ensembleK), exclude));
+    }
+    const pool = new Map<string, Passage>();
+    for (const ranking of rankings) for (const hit of ranking) pool.set(hit.passage.id, hit.passage);
+    const poolIds = [...pool.keys()];
+    const [none, ...scores] = await opts.scorer.score([
+      { doc: '', context: query.context, continuation: query.continuation },
+      ...poolIds.map((id) => ({ doc: pool.get(id)!.text, context: query.context, continuation: query.continuation })),
+    ]);
+    const logProb = new Map(poolIds.map((id, i) => [id, scores[i].logProb]));
+    const best = Math.max(...logProb.values());
+    const teacherGold = new Set(poolIds.filter((id) => logProb.get(id) === best));
+    const containsGold = goldByContent(query, allPassages, exclude);
+
+    noRetrievalLogProb += none.logProb;
+    bytes += Buffer.byteLength(query.continuation, 'utf8');
+    rankings.forEach((ranking, r) => {
+      const ids = ranking.map((h) => h.passage.id);
+      const s = sums[r];
+      addMetrics(s.teacher, ids, teacherGold, opts.k);
+      if (containsGold.size > 0) {
+        addMetrics(s.contains, ids, containsGold, opts.k);
+        s.containsQueries++;
+      }
+      const top = ranking.slice(0, opts.ensembleK);
+      s.logProb += ensembleLogProb(top.map((h) => logProb.get(h.passage.id)!), top.map((h) => h.similarity), opts.gamma);
+    });
+    opts.onProgress?.(qi + 1, opts.queries.length);
+  }
+
+  const n = opts.queries.length;
+  const asBits = (logProb: number) => bitsPerByte(logProb, bytes);
+  return {
+    queries: n,
+    k: opts.k,
+    noRetrievalBitsPerByte: asBits(noRetrievalLogProb),
+    retrievers: opts.retrievers.map((r, i) => {
+      const s = sums[i];
+      return {
+        name: r.name,
+        teacher: { ndcg: s.teacher[0] / n, recall: s.teacher[1] / n, mrr: s.teacher[2] / n },
+        contains: s.containsQueries
+          ? { ndcg: s.contains[0] / s.containsQueries, recall: s.contains[1] / s.containsQueries, mrr: s.contains[2] / s.containsQueries, queries: s.containsQueries }
+          : undefined,
+        bitsPerByte: asBits(s.logProb),
+      };
+    }),
+  };
+}
+
+function addMetrics(acc: number[], ids: string[], gold: ReadonlySet<string>, k: number): void {
+  acc[0] += ndcgAt(ids, gold, k);
+  acc[1] += recallAt(ids, gold, k);
+  acc[2] += reciprocalRank(ids, gold);
+}
+
+/** Passages outside the query's own source that contain one of the continuation's distinctive lines. */
+export function goldByContent(query: TrainingQuery, passages: readonly Passage[], exclude: (p: Passage) => boolean): Set<string> {
+  const lines = query.continuation
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length >= MIN_GOLD_LINE);
+  if (lines.length === 0) return new Set();
+  return new Set(passages.filter((p) => !exclude(p) && lines.some((l) => p.text.includes(l))).map((p) => p.id));
+}
+
+/**
+ * A query tower trained against this index searches its stored vectors; any other encoder (a base model, or one
+ * trained in shared mode) embeds the documents itself, as it would once the index is rebuilt with it.
+ */
+export async function candidateIndexFor(retriever: Retriever, index: WorkspaceIndex): Promise<CandidateIndex> {
+  const manifest = index.storedManifest();
+  const recordFile = path.join(retriever.model, TRAINING_RECORD);
+  const record = existsSync(recordFile) ? (JSON.parse(readFileSync(recordFile, 'utf8')) as TrainingRecord) : undefined;
+  const storedVectorsFit =
+    manifest?.encoder !== undefined &&
+    (retriever.encoder.fingerprint === manifest.encoder.fingerprint || record?.documentEncoder?.fingerprint === manifest.encoder.fingerprint);
+  if (storedVectorsFit) return new StoredCandidates(index);
+  const passages = index.passages();
+  const vectors = await retriever.encoder.embed(passages.map((p) => p.text));
+  return RefreshedCandidates.build(passages, vectors);
+}

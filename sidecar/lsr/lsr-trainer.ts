@@ -1,0 +1,297 @@
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Passage } from '../corpus/passage';
+import type { Device } from '../encoder/ort-encoder';
+import { logSoftmax } from '../eval/ensemble';
+import { writeFileDurable } from '../index/atomic-file';
+import { commitGeneration, readCurrentGeneration } from '../index/generations';
+import { WorkspaceIndex } from '../index/workspace-index';
+import type { Scorer } from '../lm/scorer';
+import { RefreshedCandidates, StoredCandidates, type CandidateIndex } from './candidate-index';
+import { seededRandom, type TrainingQuery } from './training-queries';
+import { TrainStep } from './train-step';
+
+export type TrainingMode = 'query-tower' | 'shared';
+
+export interface LsrSettings {
+  /** query-tower: only a copy of the encoder that embeds queries learns, stored document vectors stay valid.
+   *  shared: REPLUG's single encoder; documents are re-embedded every `refreshEvery` steps. */
+  mode: TrainingMode;
+  /** Passages retrieved per query and scored by the LM (REPLUG: 20). */
+  k: number;
+  /** Retrieval temperature γ of P_R = softmax(cos/γ). */
+  gamma: number;
+  /** LM temperature β of Q = softmax(log P_LM(y|d,x)/β). */
+  beta: number;
+  lr: number;
+  warmupFraction: number;
+  batchSize: number;
+  steps: number;
+  /** shared mode: steps between document re-embeddings (REPLUG: 3k). */
+  refreshEvery: number;
+  checkpointEvery: number;
+  freezeWordEmbeddings: boolean;
+  freezeLayers: number;
+  seed: number;
+}
+
+export const DEFAULT_LSR_SETTINGS: LsrSettings = {
+  mode: 'query-tower',
+  k: 20,
+  gamma: 0.1,
+  beta: 0.1,
+  lr: 2e-5,
+  warmupFraction: 0.1,
+  batchSize: 8,
+  steps: 200,
+  refreshEvery: 100,
+  checkpointEvery: 50,
+  freezeWordEmbeddings: true,
+  freezeLayers: 0,
+  seed: 0,
+};
+
+export interface LsrRun {
+  /** Index built with `model` (dense). */
+  indexDir: string;
+  /** The encoder the index was built with: the starting point. */
+  model: string;
+  /** Where the fine-tuned model folder, checkpoints and metrics go. */
+  output: string;
+  scorer: Scorer;
+  queries: TrainingQuery[];
+  settings: LsrSettings;
+  device?: Device;
+  /** Continue from the last checkpoint in `output` (same settings required). */
+  resume?: boolean;
+  signal?: AbortSignal;
+  onEvent?: (event: LsrEvent) => void;
+}
+
+export interface StepMetrics {
+  step: number;
+  steps: number;
+  /** Mean KL(Q ‖ P_R) before the update (the training loss). */
+  loss: number;
+  /** Mean entropy (nats) of the retriever's and the teacher's distributions over the k passages. */
+  entropyRetriever: number;
+  entropyTeacher: number;
+  lr: number;
+  gradNorm: number;
+  /** Queries in the step (those with fewer than k passages to retrieve are left out). */
+  queries: number;
+  lmPairs: number;
+  /** Seconds per phase of this step. */
+  seconds: { encode: number; retrieve: number; lm: number; train: number; optimizer: number; total: number };
+}
+
+export type LsrEvent =
+  | ({ type: 'step' } & StepMetrics)
+  | { type: 'checkpoint'; step: number; dir: string }
+  | { type: 'refresh'; step: number; passages: number; seconds: number }
+  | { type: 'done'; step: number; output: string; cancelled: boolean };
+
+/** Written beside the weights of an LSR-trained model, so search and eval know how to use it. */
+export interface TrainingRecord {
+  mode: TrainingMode;
+  /** query-tower: the fingerprint of the document encoder whose vectors this query encoder was trained against. */
+  documentEncoder?: { model: string; fingerprint: string };
+  step: number;
+  settings: LsrSettings;
+}
+
+export const TRAINING_RECORD = 'replug-training.json';
+const STATE_FILE = 'trainer-state.json';
+const METRICS_FILE = 'metrics.jsonl';
+/** Passages embedded per call when shared mode refreshes document vectors. */
+const REFRESH_BATCH = 64;
+
+/**
+ * REPLUG LM-Supervised Retrieval (§4): each step embeds a batch of queries x with the current encoder, retrieves
+ * the top-k passages (never from the query's own file or CSV row), asks the frozen LM for log P(y | d ⊕ x), and
+ * moves the retriever's softmax over the k passages towards the LM's. Checkpoints are atomic generations under
+ * `output/checkpoints`; a cancelled run saves first.
+ */
+export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
+  const { settings } = run;
+  validate(run);
+  const checkpoints = path.join(run.output, 'checkpoints');
+  await mkdir(run.output, { recursive: true });
+  const resumeFrom = run.resume ? await readCurrentGeneration(checkpoints) : undefined;
+  if (run.resume && !resumeFrom) throw new Error(`nothing to resume: ${checkpoints} has no checkpoint`);
+  if (resumeFrom) await assertSameSettings(path.join(resumeFrom.dir, STATE_FILE), settings);
+
+  const manifest = await WorkspaceIndex.readManifest(run.indexDir);
+  if (!manifest?.encoder) throw new Error(`the index at ${run.indexDir} has no vectors: run index with --model ${run.model} first`);
+  const index = await WorkspaceIndex.open(run.indexDir, { readOnly: true });
+  const trainer = await TrainStep.create({
+    model: resumeFrom?.dir ?? run.model,
+    device: run.device,
+    gamma: settings.gamma,
+    freezeWordEmbeddings: settings.freezeWordEmbeddings,
+    freezeLayers: settings.freezeLayers,
+    resumeOptimizer: resumeFrom !== undefined,
+    optimizer: { lr: settings.lr, totalSteps: settings.steps, warmupFraction: settings.warmupFraction },
+  });
+  if (trainer.config.hiddenSize !== manifest.encoder.dim) {
+    throw new Error(`the index holds ${manifest.encoder.dim}-d vectors but ${run.model} makes ${trainer.config.hiddenSize}-d ones: index with this model first`);
+  }
+  const record = (step: number): TrainingRecord => ({
+    mode: settings.mode,
+    documentEncoder: settings.mode === 'query-tower' ? { model: manifest.encoder!.model ?? run.model, fingerprint: manifest.encoder!.fingerprint } : undefined,
+    step,
+    settings,
+  });
+
+  let candidates: CandidateIndex = new StoredCandidates(index);
+  let refreshing: Promise<void> | undefined;
+  const passages = settings.mode === 'shared' ? index.passages() : [];
+  const refresh = async (step: number) => {
+    const t = performance.now();
+    const vectors: Float32Array[] = [];
+    for (let i = 0; i < passages.length; i += REFRESH_BATCH) {
+      const slice = passages.slice(i, i + REFRESH_BATCH);
+      vectors.push(...(await trainer.embed(trainer.tokenize(slice.map((p) => p.text)))));
+    }
+    // Swapped in whole: steps meanwhile keep using the previous vectors, as REPLUG's asynchronous refresh does.
+    candidates = RefreshedCandidates.build(passages, vectors);
+    run.onEvent?.({ type: 'refresh', step, passages: passages.length, seconds: (performance.now() - t) / 1000 });
+  };
+
+  const saveCheckpoint = async (step: number) => {
+    const gen = await commitGeneration(checkpoints, async (dir) => {
+      await trainer.save(dir, { optimizer: true });
+      await writeFileDurable(path.join(dir, STATE_FILE), JSON.stringify({ step, settings }, null, 2));
+    });
+    run.onEvent?.({ type: 'checkpoint', step, dir: gen.dir });
+  };
+
+  let step = resumeFrom ? trainer.optimizerStep : 0;
+  let cancelled = false;
+  try {
+    if (settings.mode === 'shared' && step > 0) await refresh(step);
+    while (step < settings.steps) {
+      if (run.signal?.aborted) {
+        cancelled = true;
+        break;
+      }
+      const metrics = await trainOneStep(run, trainer, candidates, step);
+      step = metrics.step;
+      await appendFile(path.join(run.output, METRICS_FILE), `${JSON.stringify(metrics)}\n`);
+      run.onEvent?.({ type: 'step', ...metrics });
+      if (settings.mode === 'shared' && step % settings.refreshEvery === 0 && step < settings.steps && !refreshing) {
+        refreshing = refresh(step).finally(() => (refreshing = undefined));
+      }
+      if (step % settings.checkpointEvery === 0 && step < settings.steps) await saveCheckpoint(step);
+    }
+    await refreshing;
+    // The last state is always checkpointed, so a cancelled run resumes where it stopped.
+    await saveCheckpoint(step);
+    if (!cancelled) {
+      await trainer.save(run.output);
+      await writeFileDurable(path.join(run.output, TRAINING_RECORD), JSON.stringify(record(step), null, 2));
+    }
+    run.onEvent?.({ type: 'done', step, output: run.output, cancelled });
+    return record(step);
+  } finally {
+    await trainer.dispose();
+    await index.close();
+  }
+}
+
+/** Picks the step's queries from a seeded permutation per epoch, so a resumed run sees the same order. */
+function batchFor(queries: TrainingQuery[], step: number, batchSize: number, seed: number): TrainingQuery[] {
+  const perEpoch = Math.max(1, Math.floor(queries.length / batchSize));
+  const epoch = Math.floor(step / perEpoch);
+  const order = queries.map((_, i) => i);
+  const rand = seededRandom(`epoch:${seed}:${epoch}`);
+  for (let i = order.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  const start = (step % perEpoch) * batchSize;
+  return order.slice(start, start + batchSize).map((i) => queries[i]);
+}
+
+/** A query never retrieves its own file (or CSV row): that would teach the retriever to find the answer verbatim. */
+export function ownSource(query: TrainingQuery): (passage: Passage) => boolean {
+  return (passage) => passage.path === query.path && (query.docId === undefined || passage.docId === query.docId);
+}
+
+async function trainOneStep(run: LsrRun, trainer: TrainStep, candidates: CandidateIndex, step: number): Promise<StepMetrics> {
+  const { settings } = run;
+  const t0 = performance.now();
+  const batch = batchFor(run.queries, step, settings.batchSize, settings.seed);
+  const ids = trainer.tokenize(batch.map((q) => q.context));
+  const queryVectors = await trainer.embed(ids);
+  const t1 = performance.now();
+
+  const kept: number[] = [];
+  const hits = batch.map((query, b) => {
+    const found = candidates.search(queryVectors[b], settings.k, ownSource(query));
+    if (found.length === settings.k) kept.push(b);
+    return found;
+  });
+  if (kept.length === 0) throw new Error(`no training query has ${settings.k} passages to retrieve: lower k or index more code`);
+  const t2 = performance.now();
+
+  const pairs = kept.flatMap((b) => hits[b].map((hit) => ({ doc: hit.passage.text, context: batch[b].context, continuation: batch[b].continuation })));
+  const scores = await run.scorer.score(pairs);
+  const t3 = performance.now();
+
+  const target = kept.map((_, j) => {
+    const logProbs = scores.slice(j * settings.k, (j + 1) * settings.k).map((s) => s.logProb / settings.beta);
+    return Float64Array.from(logSoftmax(logProbs), Math.exp);
+  });
+  const result = await trainer.step({
+    inputIds: kept.map((b) => ids[b]),
+    candidates: kept.map((b) => hits[b].map((h) => h.vector)),
+    target,
+    gamma: settings.gamma,
+  });
+  const t4 = performance.now();
+  const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+  return {
+    step: result.step,
+    steps: settings.steps,
+    loss: result.loss,
+    entropyRetriever: mean(result.logProbs.map((lp) => -Array.from(lp).reduce((s, l) => s + Math.exp(l) * l, 0))),
+    entropyTeacher: mean(target.map((q) => -Array.from(q).reduce((s, p) => s + (p > 0 ? p * Math.log(p) : 0), 0))),
+    lr: result.lr,
+    gradNorm: result.gradNorm,
+    queries: kept.length,
+    lmPairs: pairs.length,
+    seconds: {
+      encode: (t1 - t0) / 1000,
+      retrieve: (t2 - t1) / 1000,
+      lm: (t3 - t2) / 1000,
+      train: result.graphMs / 1000,
+      optimizer: result.optimizerMs / 1000,
+      total: (t4 - t0) / 1000,
+    },
+  };
+}
+
+function validate(run: LsrRun): void {
+  const s = run.settings;
+  if (run.queries.length === 0) throw new Error('no training queries: give --data queries.csv, or a workspace with enough code');
+  for (const key of ['k', 'batchSize', 'steps', 'refreshEvery', 'checkpointEvery'] as const) {
+    if (!Number.isInteger(s[key]) || s[key] < 1) throw new Error(`${key} must be a positive whole number, got ${s[key]}`);
+  }
+  for (const key of ['gamma', 'beta', 'lr'] as const) {
+    if (!(s[key] > 0)) throw new Error(`${key} must be positive, got ${s[key]}`);
+  }
+}
+
+async function assertSameSettings(stateFile: string, settings: LsrSettings): Promise<void> {
+  if (!existsSync(stateFile)) throw new Error(`checkpoint ${path.dirname(stateFile)} has no ${STATE_FILE}; start a new run in another --output`);
+  const saved = (JSON.parse(await readFile(stateFile, 'utf8')) as { settings: LsrSettings }).settings;
+  const differing = (Object.keys(settings) as (keyof LsrSettings)[]).filter((key) => saved[key] !== settings[key]);
+  if (differing.length) {
+    throw new Error(
+      `--resume needs the settings of the interrupted run; these differ: ${differing.map((k) => `${k} (${saved[k]} then, ${settings[k]} now)`).join(', ')}`,
+    );
+  }
+}

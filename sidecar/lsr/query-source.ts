@@ -1,0 +1,45 @@
+import { readFile } from 'node:fs/promises';
+import { estimateTokens } from '../corpus/chunk';
+import { readCsvQueries } from '../corpus/csv';
+import type { Passage } from '../corpus/passage';
+import { queriesFromFiles, queriesFromRows, splitFiles, type TrainingQuery } from './training-queries';
+
+export interface QuerySourceOptions {
+  /** The seed's separate query corpus (CSV with id,text); without it queries are cut from the indexed files. */
+  data?: string;
+  /** Which held-out files of the workspace give the queries. */
+  split: 'train' | 'eval';
+  contextTokens: number;
+  continuationTokens: number;
+  /** Workspace queries sampled per held-out file. */
+  perFile: number;
+  /** Shares of indexed files whose points become training and evaluation queries. */
+  trainFraction: number;
+  evalFraction: number;
+  seed: number;
+}
+
+export const DEFAULT_QUERY_SOURCE: Omit<QuerySourceOptions, 'data' | 'split'> = {
+  contextTokens: 128,
+  continuationTokens: 128,
+  perFile: 4,
+  trainFraction: 0.3,
+  evalFraction: 0.1,
+  seed: 0,
+};
+
+/**
+ * Training or evaluation queries: the rows of `data`, or points sampled in a seeded share of the indexed files
+ * (disjoint shares for training and evaluation, so evaluation queries were never trained on). Token budgets
+ * are counted with the corpus's token estimate; the LM scorer checks its own budgets exactly.
+ */
+export async function loadQueries(passages: readonly Passage[], opts: QuerySourceOptions): Promise<TrainingQuery[]> {
+  const cut = { contextTokens: opts.contextTokens, continuationTokens: opts.continuationTokens, countTokens: estimateTokens };
+  if (opts.data) return queriesFromRows(await readCsvQueries(opts.data), opts.data, cut);
+  const paths = [...new Set(passages.filter((p) => p.docId === undefined).map((p) => p.path))].sort();
+  const split = splitFiles(paths, { train: opts.trainFraction, eval: opts.evalFraction }, opts.seed);
+  const files = await Promise.all(
+    split[opts.split].map(async (p) => ({ path: p, text: await readFile(p, 'utf8').catch(() => '') })),
+  );
+  return queriesFromFiles(files.filter((f) => f.text !== ''), opts.perFile, opts.seed, cut);
+}
