@@ -1,5 +1,6 @@
 // Bundles the extension host entry and the sidecar entries; native modules stay external
 // because their .node binaries must be loaded from node_modules at run time.
+import { copyFile, mkdir } from 'node:fs/promises';
 import { build } from 'esbuild';
 
 const external = ['vscode', 'hnswlib-node', 'onnxruntime-node', 'sharp'];
@@ -11,6 +12,12 @@ await build({
     cli: 'sidecar/cli/main.ts',
     extension: 'extension/extension.ts',
     server: 'sidecar/server/main.ts',
+    // Loaded by the server as a worker thread, so it must be its own file beside server.js.
+    'train-worker': 'sidecar/server/train-worker.ts',
   },
   outdir: 'dist',
 });
+
+// The training view's chart library, served to the webview from the package itself (its CSP allows no CDN).
+await mkdir('dist/webview', { recursive: true });
+for (const file of ['uPlot.iife.min.js', 'uPlot.min.css']) await copyFile(`node_modules/uplot/dist/${file}`, `dist/webview/${file}`);

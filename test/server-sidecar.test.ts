@@ -1,16 +1,11 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, mkdir, rm, writeFile, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import {
   CancellationTokenSource,
-  createProtocolConnection,
-  StreamMessageReader,
-  StreamMessageWriter,
   WorkDoneProgress,
-  type ProtocolConnection,
   type WorkDoneProgressBegin,
   type WorkDoneProgressEnd,
   type WorkDoneProgressReport,
@@ -20,57 +15,10 @@ import {
   IndexStatusRequest,
   RemoveFileRequest,
   SearchRequest,
-  StatusNotification,
   UpdateFileRequest,
-  type StatusParams,
 } from '../sidecar/server/protocol';
 import { makeTinyBert } from '../scripts/make-tiny-bert';
-
-const SERVER = resolve(__dirname, '../sidecar/server/main.ts');
-
-interface Sidecar {
-  connection: ProtocolConnection;
-  statuses: StatusParams[];
-  logs: string[];
-  stop(): Promise<void>;
-}
-
-/** Starts the real sidecar over stdio, as another editor would, and performs the LSP handshake. */
-async function startSidecar(initializationOptions: unknown): Promise<Sidecar & { initError?: Error }> {
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SERVER, '--stdio'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
-  const connection = createProtocolConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
-  const statuses: StatusParams[] = [];
-  const logs: string[] = [];
-  connection.onNotification(StatusNotification.type, (s) => statuses.push(s));
-  connection.onNotification('window/logMessage', (m: { message: string }) => logs.push(m.message));
-  connection.listen();
-  const stop = async () => {
-    const exited = new Promise((r) => child.once('exit', r));
-    try {
-      await connection.sendRequest('shutdown');
-      connection.sendNotification('exit');
-    } catch {
-      child.kill();
-    }
-    await exited;
-    connection.dispose();
-  };
-  let initError: Error | undefined;
-  try {
-    await connection.sendRequest('initialize', {
-      processId: process.pid,
-      rootUri: null,
-      capabilities: { window: { workDoneProgress: true } },
-      initializationOptions,
-    });
-    await connection.sendNotification('initialized', {});
-  } catch (err) {
-    initError = err as Error;
-  }
-  return { connection, statuses, logs, stop, initError };
-}
+import { startSidecar, type Sidecar } from './helpers/sidecar-process';
 
 async function writeTree(root: string, files: Record<string, string>): Promise<void> {
   for (const [rel, text] of Object.entries(files)) {

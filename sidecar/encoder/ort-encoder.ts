@@ -1,7 +1,6 @@
 import { readFile } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import os from 'node:os';
-import path from 'node:path';
+import { cudaFallbackReason, providerError, providersFor, type Device } from './cuda-provider';
 import type { Encoder } from './encoder';
 import { buildBertEncoder } from './graph/bert-graph';
 import type { Pooling } from './bert-config';
@@ -11,7 +10,7 @@ import { encoderSessionOptions, OrtWorker, type Provider } from './ort-worker';
 import { l2Normalize, poolRow } from './pooling';
 import { EncoderTokenizer } from './tokenizer';
 
-export type Device = 'auto' | 'cuda' | 'cpu';
+export type { Device } from './cuda-provider';
 
 export interface LoadEncoderOptions {
   /** Model folder, `.onnx` file, or hub id such as `sentence-transformers/all-MiniLM-L6-v2`. */
@@ -25,15 +24,6 @@ export interface LoadEncoderOptions {
   cacheDir?: string;
   onDownloadProgress?: (p: DownloadProgress) => void;
 }
-
-/**
- * How to get the CUDA provider: the npm tarball ships only the CPU and WebGPU providers; onnxruntime-node's
- * install script (script/install.js) fetches the CUDA 12 build from NuGet when ONNXRUNTIME_NODE_INSTALL=cuda12
- * (or `npm install --onnxruntime-node-install=cuda12`). It needs CUDA 12 and cuDNN 9 on the machine.
- */
-const CUDA_HINT =
-  "onnxruntime-node's CUDA provider library (libonnxruntime_providers_cuda.so) is not installed; install it with " +
-  '`ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install.js` (needs CUDA 12 and cuDNN 9) or use --device cpu';
 
 /** os.availableParallelism() counts logical CPUs; past ~8 threads a sentence-sized workload gains little. */
 const MAX_DEFAULT_THREADS = 8;
@@ -53,11 +43,10 @@ export async function loadEncoder(opts: LoadEncoderOptions): Promise<OrtEncoder>
   const worker = await OrtWorker.start({
     ortPath: require.resolve('onnxruntime-node'),
     model,
-    providers: device === 'auto' ? ['cuda', 'cpu'] : [device],
+    providers: providersFor(device),
     options: encoderSessionOptions(opts.threads ?? Math.min(os.availableParallelism(), MAX_DEFAULT_THREADS)),
   }).catch((err: Error) => {
-    if (device === 'cuda' && !cudaProviderInstalled()) throw new Error(`--device cuda: ${CUDA_HINT} (${err.message})`);
-    throw new Error(`could not start ONNX Runtime for ${location}: ${err.message}`);
+    throw providerError(device, location, [err.message]);
   });
   // Only this summary outlives loading: the weights now live in the worker's session.
   const info: ModelInfo = {
@@ -76,12 +65,6 @@ export async function loadEncoder(opts: LoadEncoderOptions): Promise<OrtEncoder>
     throw new Error(`${location}: the model does not run as a sentence encoder: ${(err as Error).message}`);
   }
   return encoder;
-}
-
-function cudaProviderInstalled(): boolean {
-  const ortBin = path.join(path.dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
-  const lib = process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so';
-  return existsSync(path.join(ortBin, lib));
 }
 
 interface ModelInfo {
@@ -107,10 +90,7 @@ export class OrtEncoder implements Encoder {
     private readonly batchSize: number,
   ) {
     this.provider = worker.provider;
-    this.fallbackReason =
-      worker.provider === 'cpu' && worker.failures.length
-        ? `CUDA unavailable, using CPU (${cudaProviderInstalled() ? worker.failures.join('; ') : CUDA_HINT})`
-        : undefined;
+    this.fallbackReason = cudaFallbackReason(worker.provider, worker.failures);
     this.width = info.dim;
   }
 

@@ -9,7 +9,8 @@ import { Worker } from 'node:worker_threads';
  * dependency is onnxruntime-node, loaded from the path the main thread resolved.
  */
 
-export type Provider = 'cuda' | 'cpu';
+export type { Provider } from './cuda-provider';
+import type { Provider } from './cuda-provider';
 
 export interface WorkerInit {
   ortPath: string;

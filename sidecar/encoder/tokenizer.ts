@@ -12,8 +12,7 @@ const COUNT_CACHE_LIMIT = 50_000;
  */
 export class EncoderTokenizer {
   private readonly tokenizer: Tokenizer;
-  /** Special tokens the post-processor puts before and after the text (BERT: [CLS] … [SEP]). */
-  private readonly prefixLength: number;
+  /** Special tokens the post-processor appends after the text (BERT: [SEP]); truncation keeps them. */
   private readonly suffixLength: number;
   private readonly counts = new Map<string, number>();
 
@@ -22,11 +21,11 @@ export class EncoderTokenizer {
     readonly maxTokens: number,
   ) {
     this.tokenizer = new Tokenizer(files.json, files.config);
+    // Where the text goes between the special tokens: the first position where '' and 'a' encode differently.
     const empty = this.tokenizer.encode('').ids;
     const probe = this.tokenizer.encode('a').ids;
-    this.prefixLength = empty.findIndex((id, i) => id !== probe[i]);
-    if (this.prefixLength < 0) this.prefixLength = empty.length;
-    this.suffixLength = empty.length - this.prefixLength;
+    const prefixLength = empty.findIndex((id, i) => id !== probe[i]);
+    this.suffixLength = prefixLength < 0 ? 0 : empty.length - prefixLength;
     if (maxTokens <= empty.length) throw new Error(`max length ${maxTokens} leaves no room next to ${empty.length} special tokens`);
   }
 

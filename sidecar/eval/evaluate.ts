@@ -22,7 +22,7 @@ export interface EvalOptions {
   retrievers: Retriever[];
   scorer: Scorer;
   queries: TrainingQuery[];
-  /** Cut-off of the ranking metrics (nDCG@k, recall@k) and size of each retriever's candidate pool. */
+  /** Cut-off of the ranking metrics (nDCG@k, recall@k); each retriever adds its top 2k to the teacher's pool. */
   k: number;
   /** Passages in REPLUG's ensemble. */
   ensembleK: number;
@@ -68,10 +68,13 @@ export async function evaluateRetrievers(opts: EvalOptions): Promise<EvalReport>
     const rankings: VectorHit[][] = [];
     for (let r = 0; r < opts.retrievers.length; r++) {
       const [vector] = await opts.retrievers[r].encoder.embed([query.context]);
-      rankings.push(candidates[r].search(vector, Math.max(opts.k, opts.ensembleK), exclude));
+      rankings.push(candidates[r].search(vector, Math.max(2 * opts.k, opts.ensembleK), exclude));
     }
+    // The teacher's gold is chosen from a pool deeper than the cut-off and shared by all retrievers (plus BM25's
+    // top passages), so recall@k can fall short of 1 and no retriever is judged only on what it found itself.
     const pool = new Map<string, Passage>();
     for (const ranking of rankings) for (const hit of ranking) pool.set(hit.passage.id, hit.passage);
+    for (const hit of await opts.index.search(query.context, { k: 2 * opts.k, mode: 'lexical', exclude })) pool.set(hit.passage.id, hit.passage);
     const poolIds = [...pool.keys()];
     const [none, ...scores] = await opts.scorer.score([
       { doc: '', context: query.context, continuation: query.continuation },
@@ -85,7 +88,7 @@ export async function evaluateRetrievers(opts: EvalOptions): Promise<EvalReport>
     noRetrievalLogProb += none.logProb;
     bytes += Buffer.byteLength(query.continuation, 'utf8');
     rankings.forEach((ranking, r) => {
-      const ids = ranking.map((h) => h.passage.id);
+      const ids = ranking.slice(0, opts.k).map((h) => h.passage.id);
       const s = sums[r];
       addMetrics(s.teacher, ids, teacherGold, opts.k);
       if (containsGold.size > 0) {

@@ -1,34 +1,32 @@
 import * as ort from 'onnxruntime-node';
-import type { Device } from '../encoder/ort-encoder';
+import { cudaFallbackReason, providerError, providersFor, type Device, type Provider } from '../encoder/cuda-provider';
 
 export interface OpenedSession {
   session: ort.InferenceSession;
-  provider: 'cuda' | 'cpu';
+  provider: Provider;
   /** Why CUDA was not used with device 'auto'; undefined when it was not tried or works. */
   fallbackReason: string | undefined;
 }
 
-/**
- * Opens a session on the requested device. ORT's own provider list does not fall back (`['cuda', 'cpu']` throws
- * when the CUDA provider cannot load), so 'auto' tries CUDA alone, then the CPU.
- */
+/** Opens the training graph's session on the requested device, trying CUDA alone before the CPU on 'auto'. */
 export async function openSession(model: Uint8Array, device: Device, threads: number): Promise<OpenedSession> {
   const failures: string[] = [];
-  for (const provider of device === 'auto' ? (['cuda', 'cpu'] as const) : [device]) {
+  const logLevel = ort.env.logLevel;
+  for (const provider of providersFor(device)) {
+    // A failed CUDA load also prints a native error line; the failure is reported in words instead.
+    ort.env.logLevel = provider === 'cuda' ? 'fatal' : logLevel;
     try {
       const session = await ort.InferenceSession.create(model, {
         executionProviders: [provider],
         intraOpNumThreads: threads,
         graphOptimizationLevel: 'all',
-        logSeverityLevel: provider === 'cuda' ? 4 : 3,
       });
-      return { session, provider, fallbackReason: failures.length ? `CUDA unavailable, using CPU (${failures.join('; ')})` : undefined };
+      return { session, provider, fallbackReason: cudaFallbackReason(provider, failures) };
     } catch (err) {
       failures.push(`${provider}: ${(err as Error).message}`);
+    } finally {
+      ort.env.logLevel = logLevel;
     }
   }
-  throw new Error(
-    `could not start ONNX Runtime for the training graph (${failures.join('; ')}); ` +
-      (device === 'cuda' ? "install onnxruntime-node's CUDA provider or use device cpu" : 'check the onnxruntime-node installation'),
-  );
+  throw providerError(device, 'the training graph', failures);
 }

@@ -32,6 +32,8 @@ export interface IndexJobOptions {
 export class IndexService {
   private opened: Promise<WorkspaceIndex> | undefined;
   private encoder: Promise<Encoder> | undefined;
+  /** A tuned query tower that embeds search queries instead of the index's encoder. */
+  private queryEncoder: { model: string; encoder: Encoder } | undefined;
   private writes: Promise<unknown> = Promise.resolve();
   private runningJobs = 0;
   private lastError: string | undefined;
@@ -90,20 +92,48 @@ export class IndexService {
     return hits.map(toWireHit);
   }
 
+  /** The index's own encoder (loaded on first use); undefined for a lexical-only sidecar. */
+  baseEncoder(): Promise<Encoder | undefined> {
+    if (this.opts.loadEncoder) this.encoder ??= this.opts.loadEncoder();
+    return this.encoder ?? Promise.resolve(undefined);
+  }
+
+  get queryModel(): string | undefined {
+    return this.queryEncoder?.model;
+  }
+
+  /**
+   * Makes searches embed queries with `model` (a query tower trained against this index's vectors), or with the
+   * index's own encoder when absent. Runs on the write queue because the index is reopened with the new encoder;
+   * a model that fails to load leaves the current one in place.
+   */
+  useQueryModel(model: string | undefined, load: (model: string) => Promise<Encoder>): Promise<void> {
+    return this.enqueue(async () => {
+      const next = model ? { model, encoder: await load(model) } : undefined;
+      const previous = this.queryEncoder;
+      await this.drop(false);
+      this.queryEncoder = next;
+      await previous?.encoder.dispose();
+      await this.open();
+    });
+  }
+
   async close(): Promise<void> {
     // Let a running job observe the abort and finish its batch before the index is closed under it.
     this.closing.abort();
     await this.writes.catch(() => undefined);
     await this.drop(false);
     await (await this.encoder?.catch(() => undefined))?.dispose();
+    await this.queryEncoder?.encoder.dispose();
   }
 
   private open(): Promise<WorkspaceIndex> {
     // The encoder outlives a rebuild (drop + open): it is loaded once per sidecar.
-    if (this.opts.loadEncoder) this.encoder ??= this.opts.loadEncoder();
+    const loading = this.baseEncoder();
     this.opened ??= (async () => {
-      const encoder = await this.encoder;
-      return WorkspaceIndex.open(this.opts.indexDir, { ...this.opts.indexOptions, encoder });
+      const encoder = await loading;
+      const queryEncoder = this.queryEncoder?.encoder;
+      return WorkspaceIndex.open(this.opts.indexDir, { ...this.opts.indexOptions, encoder, queryEncoder });
     })().catch((err) => {
       this.opened = undefined;
       this.lastError = `Cannot open the index at ${this.opts.indexDir}: ${errorMessage(err)}`;

@@ -3,22 +3,53 @@
  * `--stdio` works too (tests, other editors). All engine work happens in IndexService; this file only maps
  * protocol messages onto it.
  */
-import { createConnection, ResponseError, ErrorCodes } from 'vscode-languageserver/node';
+import { dirname, join } from 'node:path';
+import { createConnection, ResponseError, ErrorCodes, LSPErrorCodes } from 'vscode-languageserver/node';
 import { loadEncoder } from '../encoder/ort-encoder';
 import type { IndexOptions } from '../index/workspace-index';
+import { EvalService } from './eval-service';
 import { IndexService, errorMessage } from './index-service';
+import { ManagedLm } from './lm-service';
+import { assertQueryTowerFor, listModels } from './model-catalog';
 import {
+  CancelTrainingRequest,
+  CompareRequest,
+  EvaluateRequest,
   IndexRequest,
   IndexStatusRequest,
+  ListModelsRequest,
   RemoveFileRequest,
   SearchRequest,
+  StartLmRequest,
   StatusNotification,
+  StopLmRequest,
+  TrainingStatusNotification,
+  TrainingStatusRequest,
+  TrainRequest,
   UpdateFileRequest,
+  UseModelRequest,
+  WorkspaceTrustedNotification,
   type InitializationOptions,
+  type ModelsResult,
 } from './protocol';
+import { TrainingProgress } from './training-progress';
+import { TrainingService } from './training-service';
 
 const connection = createConnection();
 let service: IndexService | undefined;
+
+/** The LM-facing services, created with the index service in `initialize`. */
+interface LmServices {
+  indexDir: string;
+  modelsDir: string;
+  encoderDevice: InitializationOptions['encoderDevice'];
+  training: TrainingService;
+  evaluation: EvalService;
+  lm: ManagedLm;
+}
+let lmServices: LmServices | undefined;
+/** Restricted Mode: no request may reach a language model (the extension says when the user grants trust). */
+let trusted = true;
 
 // A crash in a background job must reach the extension's log, not vanish with the process.
 process.on('uncaughtException', (err) => connection.console.error(`Uncaught exception: ${err.stack ?? err}`));
@@ -38,7 +69,32 @@ connection.onInitialize((params) => {
     loadEncoder: init.encoderModel ? () => openEncoder(init.encoderModel!, init.encoderDevice) : undefined,
     onStatus: (status) => void connection.sendNotification(StatusNotification.type, status),
   });
-  connection.console.info(`Index directory: ${init.indexDir}`);
+  const indexService = service;
+  trusted = init.workspaceTrusted !== false;
+  const modelsDir = init.modelsDir ?? join(dirname(init.indexDir), 'models');
+  const progress = new TrainingProgress(
+    () => connection.window.createWorkDoneProgress(),
+    () => void lmServices?.training.cancel(),
+  );
+  lmServices = {
+    indexDir: init.indexDir,
+    modelsDir,
+    encoderDevice: init.encoderDevice,
+    training: new TrainingService({
+      indexDir: init.indexDir,
+      modelsDir,
+      baseModel: init.encoderModel,
+      trusted: () => trusted,
+      onStatus: (status) => {
+        progress.update(status);
+        void connection.sendNotification(TrainingStatusNotification.type, status);
+      },
+    }),
+    evaluation: new EvalService({ indexDir: init.indexDir, baseModel: init.encoderModel, device: init.encoderDevice, baseEncoder: () => indexService.baseEncoder() }),
+    lm: new ManagedLm((line) => connection.console.log(`[lm] ${line}`)),
+  };
+  if (init.queryModel) void useModel(init.queryModel).catch((err) => connection.console.warn(`Searching with the base encoder: ${errorMessage(err)}`));
+  connection.console.info(`Index directory: ${init.indexDir}; trained models: ${modelsDir}`);
   return { capabilities: {}, serverInfo: { name: 'replug-code sidecar' } };
 });
 
@@ -106,13 +162,98 @@ connection.onRequest(SearchRequest.type, (params) => {
   return ready().search(params);
 });
 
-connection.onShutdown(() => service?.close());
+connection.onRequest(TrainRequest.type, (params) => failAsRequest(() => lm().training.start(params)));
+connection.onRequest(TrainingStatusRequest.type, () => lm().training.current());
+connection.onRequest(CancelTrainingRequest.type, () => lm().training.cancel());
+
+connection.onRequest(EvaluateRequest.type, (params) =>
+  failAsRequest(async () => {
+    needsTrust('Evaluation scores passages with the language model');
+    const progress = connection.languages.attachWorkDoneProgress(params);
+    progress.begin('Evaluating retrievers', 0, 'Loading queries…', false);
+    try {
+      return await lm().evaluation.evaluate(params, (done, total) =>
+        progress.report(Math.floor((100 * done) / total), `${done}/${total} queries`),
+      );
+    } finally {
+      progress.done();
+    }
+  }),
+);
+
+connection.onRequest(CompareRequest.type, (params) =>
+  failAsRequest(() => {
+    if (typeof params.query !== 'string' || !params.query.trim() || !params.tuned) {
+      throw new ResponseError(ErrorCodes.InvalidParams, 'replug/compare needs a `query` and the `tuned` model folder.');
+    }
+    return lm().evaluation.compare(params);
+  }),
+);
+
+connection.onRequest(ListModelsRequest.type, () => failAsRequest(models));
+connection.onRequest(UseModelRequest.type, ({ model }) =>
+  failAsRequest(async () => {
+    await useModel(model);
+    return models();
+  }),
+);
+
+connection.onRequest(StartLmRequest.type, (params) =>
+  failAsRequest(() => {
+    needsTrust('Starting an LM server runs a command from the settings');
+    return lm().lm.start(params);
+  }),
+);
+connection.onRequest(StopLmRequest.type, () => failAsRequest(() => lm().lm.stop()));
+connection.onNotification(WorkspaceTrustedNotification.type, () => {
+  trusted = true;
+});
+
+connection.onShutdown(async () => {
+  // Training first: its worker checkpoints and needs the index directory intact.
+  await lmServices?.training.close();
+  await lmServices?.lm.stop();
+  await lmServices?.evaluation.close();
+  await service?.close();
+});
 
 connection.listen();
 
 function ready(): IndexService {
   if (!service) throw new ResponseError(ErrorCodes.ServerNotInitialized, 'The sidecar has not been initialized yet.');
   return service;
+}
+
+function lm(): LmServices {
+  if (!lmServices) throw new ResponseError(ErrorCodes.ServerNotInitialized, 'The sidecar has not been initialized yet.');
+  return lmServices;
+}
+
+function needsTrust(what: string): void {
+  if (!trusted) throw new Error(`${what}, which REPLUG never does in Restricted Mode: trust the workspace first.`);
+}
+
+async function models(): Promise<ModelsResult> {
+  const { modelsDir, indexDir } = lm();
+  return { models: await listModels(modelsDir, indexDir), active: ready().queryModel };
+}
+
+/** Switches the query encoder of searches to a tuned query tower, or back to the index's own encoder. */
+async function useModel(model: string | undefined): Promise<void> {
+  const { indexDir, encoderDevice } = lm();
+  if (model) await assertQueryTowerFor(model, indexDir);
+  await ready().useQueryModel(model, (m) => openEncoder(m, encoderDevice));
+  connection.console.info(model ? `Searching with the tuned query encoder ${model}` : 'Searching with the base encoder');
+}
+
+/** Engine errors become failed requests whose message the editor shows as it is. */
+async function failAsRequest<T>(work: () => T | Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    if (err instanceof ResponseError) throw err;
+    throw new ResponseError(LSPErrorCodes.RequestFailed, errorMessage(err));
+  }
 }
 
 function indexOptions(init: Partial<InitializationOptions>): Omit<IndexOptions, 'encoder'> {

@@ -9,6 +9,11 @@ import {
   RequestType0,
   type WorkDoneProgressParams,
 } from 'vscode-languageserver-protocol';
+import type { EvalReport } from '../eval/evaluate';
+import type { LsrSettings } from '../lsr/lsr-trainer';
+
+// Type-only: the extension bundle imports this file and must not pull in the engine.
+export type { EvalReport };
 
 export type SearchMode = 'hybrid' | 'dense' | 'lexical';
 
@@ -24,6 +29,12 @@ export interface InitializationOptions {
   /** Glob patterns relative to each root. */
   include?: string[];
   exclude?: string[];
+  /** Where trained models go; default: `models` beside `indexDir`. */
+  modelsDir?: string;
+  /** Trained query tower that embeds search queries (see UseModelRequest). */
+  queryModel?: string;
+  /** False in Restricted Mode: the sidecar then refuses every request that would call a language model. */
+  workspaceTrusted?: boolean;
 }
 
 /** One ranked passage as the extension shows it. */
@@ -133,4 +144,202 @@ export interface StatusParams {
 export namespace StatusNotification {
   export const method = 'replug/status' as const;
   export const type = new NotificationType<StatusParams>(method);
+}
+
+// ---- LM-supervised training, evaluation, models and the managed LM server ----
+
+/** How the sidecar reaches the LM teacher. The API key travels only in requests, never in settings or logs. */
+export interface LmEndpoint {
+  baseUrl: string;
+  model: string;
+  apiKey?: string;
+  /** LM requests in flight. */
+  concurrency?: number;
+}
+
+/** Which indexed files give queries (shares are of the indexed files, split by a seeded hash of the path). */
+export interface QuerySelection {
+  /** CSV (id,text) of queries instead of points cut from the workspace's files. */
+  data?: string;
+  perFile?: number;
+  trainFraction?: number;
+  evalFraction?: number;
+  seed?: number;
+}
+
+/** The engine's LsrSettings; unset keys take its defaults. */
+export type TrainingSettings = Partial<LsrSettings>;
+
+export interface TrainParams {
+  lm: LmEndpoint;
+  settings?: TrainingSettings;
+  queries?: QuerySelection;
+  device?: 'auto' | 'cpu' | 'cuda';
+  /** Continue the run of this id from its last checkpoint (same settings). */
+  resumeRunId?: string;
+}
+
+export interface TrainStarted {
+  runId: string;
+  /** The model folder the run writes (under the sidecar's models directory). */
+  output: string;
+  queries: number;
+}
+
+/**
+ * Sent from the client to the sidecar to start LSR training in a worker thread. It answers once the run has
+ * started; progress arrives as `replug/trainingStatus` notifications and server-initiated work-done progress.
+ * One run at a time; refused in an untrusted workspace (training calls the LM).
+ */
+export namespace TrainRequest {
+  export const method = 'replug/train' as const;
+  export const type = new RequestType<TrainParams, TrainStarted, void>(method);
+}
+
+export type TrainingState = 'idle' | 'starting' | 'running' | 'done' | 'cancelled' | 'failed';
+
+export interface TrainingStatus {
+  state: TrainingState;
+  runId?: string;
+  output?: string;
+  step: number;
+  steps: number;
+  /** KL(Q ‖ P_R) of the last step, and the entropies of both distributions. */
+  loss?: number;
+  entropyRetriever?: number;
+  entropyTeacher?: number;
+  lr?: number;
+  secondsPerStep?: number;
+  etaSeconds?: number;
+  /** Step of the last saved checkpoint. */
+  checkpointStep?: number;
+  message?: string;
+}
+
+/** Sent from the client to the sidecar to ask how the current (or last) training run stands. */
+export namespace TrainingStatusRequest {
+  export const method = 'replug/trainingStatus' as const;
+  export const type = new RequestType0<TrainingStatus, void>(method);
+}
+
+/** Sent from the sidecar to the client after every step and state change of a training run. */
+export namespace TrainingStatusNotification {
+  export const method = 'replug/trainingStatusChanged' as const;
+  export const type = new NotificationType<TrainingStatus>(method);
+}
+
+/**
+ * Sent from the client to the sidecar to stop the running training; the trainer saves a checkpoint first. Answers
+ * once the run has stopped, with its final status (state `idle` when nothing was running).
+ */
+export namespace CancelTrainingRequest {
+  export const method = 'replug/cancelTraining' as const;
+  export const type = new RequestType0<TrainingStatus, void>(method);
+}
+
+export interface EvaluateParams extends WorkDoneProgressParams {
+  lm: LmEndpoint;
+  /** Trained model folder to compare with the index's own encoder; absent = base only. */
+  tuned?: string;
+  k?: number;
+  ensembleK?: number;
+  gamma?: number;
+  maxQueries?: number;
+  queries?: QuerySelection;
+}
+
+/** Sent from the client to the sidecar to measure base (and tuned) retrieval on held-out queries with the LM. */
+export namespace EvaluateRequest {
+  export const method = 'replug/evaluate' as const;
+  export const type = new RequestType<EvaluateParams, EvalReport, void>(method);
+}
+
+export interface CompareParams {
+  query: string;
+  tuned: string;
+  k?: number;
+}
+
+export interface CompareResult {
+  base: WireHit[];
+  tuned: WireHit[];
+}
+
+/** Sent from the client to the sidecar for the top-k of the base and a tuned retriever, side by side. */
+export namespace CompareRequest {
+  export const method = 'replug/compare' as const;
+  export const type = new RequestType<CompareParams, CompareResult, void>(method);
+}
+
+export interface ModelInfo {
+  /** Model folder. */
+  path: string;
+  runId: string;
+  /** Finished (has a training record) or only checkpointed (stopped early; resumable). */
+  trained: boolean;
+  mode?: 'query-tower' | 'shared';
+  step?: number;
+  steps?: number;
+  /** Whether its queries can search this index's stored vectors (a query tower trained against them). */
+  fitsIndex: boolean;
+  modified: string;
+}
+
+export interface ModelsResult {
+  models: ModelInfo[];
+  /** The query encoder searches use now; absent = the index's own encoder. */
+  active?: string;
+}
+
+/** Sent from the client to the sidecar to list the trained models in its models directory, newest first. */
+export namespace ListModelsRequest {
+  export const method = 'replug/listModels' as const;
+  export const type = new RequestType0<ModelsResult, void>(method);
+}
+
+export interface UseModelParams {
+  /** Trained query-tower folder; absent = back to the index's own encoder. */
+  model?: string;
+}
+
+/** Sent from the client to the sidecar to make searches embed queries with a tuned model (or the base again). */
+export namespace UseModelRequest {
+  export const method = 'replug/useModel' as const;
+  export const type = new RequestType<UseModelParams, ModelsResult, void>(method);
+}
+
+export interface StartLmParams {
+  /** Program and arguments with {model}, {port}, {host} placeholders; absent = vLLM's OpenAI server. */
+  command?: string[];
+  model?: string;
+  port?: number;
+  cwd?: string;
+}
+
+export interface LmServerStatus {
+  running: boolean;
+  baseUrl?: string;
+  models?: string[];
+  pid?: number;
+}
+
+/**
+ * Sent from the client to the sidecar to launch the LM server command and wait until it answers /v1/models
+ * (vLLM can take minutes). Refused in an untrusted workspace. A second start stops the first server.
+ */
+export namespace StartLmRequest {
+  export const method = 'replug/startLm' as const;
+  export const type = new RequestType<StartLmParams, LmServerStatus, void>(method);
+}
+
+/** Sent from the client to the sidecar to stop the server it launched (its whole process group). */
+export namespace StopLmRequest {
+  export const method = 'replug/stopLm' as const;
+  export const type = new RequestType0<LmServerStatus, void>(method);
+}
+
+/** Sent from the client to the sidecar when the user trusts the workspace: LM calls become allowed. */
+export namespace WorkspaceTrustedNotification {
+  export const method = 'replug/workspaceTrusted' as const;
+  export const type = new NotificationType<void>(method);
 }

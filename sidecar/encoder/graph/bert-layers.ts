@@ -10,20 +10,14 @@ import type { GraphBuilder } from './graph-builder';
  */
 
 /**
- * y = x·Wᵀ + b for x [batch, seq, in] and W stored [out, in] as in PyTorch: one Gemm (transB) over the flattened
- * tokens. Measured faster than MatMul on a transposed initializer (16.7 vs 9.6 seq/s, MiniLM shape, batch 8 × 128
- * tokens, 2 busy cores); the shape plumbing around it costs microseconds.
+ * y = x·Wᵀ + b with W stored [out, in] as in PyTorch. ORT folds the Transpose of an initializer at load time and
+ * fuses the MatMul + Add(bias) + GELU pattern into BiasGelu. Measured against one Gemm(transB) over flattened
+ * tokens (which ORT does not fuse): 54 vs 50 seq/s at batch 1, 59 vs 54 at batch 32 (MiniLM shape, 128 tokens,
+ * 2 threads, shared machine).
  */
 export function linear(g: GraphBuilder, x: string, prefix: string): string {
-  if (process.env.H2_MM) {
-    const wT = g.op('Transpose', [g.weight(`${prefix}.weight`)], { perm: [1, 0] });
-    return g.op('Add', [g.op('MatMul', [x, wT]), g.weight(`${prefix}.bias`)]);
-  }
-  const [out, inp] = g.weightShape(`${prefix}.weight`);
-  const flat = g.op('Reshape', [x, g.ints([-1, inp])]);
-  const y = g.op('Gemm', [flat, g.weight(`${prefix}.weight`), g.weight(`${prefix}.bias`)], { transB: 1 });
-  const batchSeq = g.op('Slice', [g.op('Shape', [x]), g.ints([0]), g.ints([2])]);
-  return g.op('Reshape', [y, g.op('Concat', [batchSeq, g.ints([out])], { axis: 0 })]);
+  const wT = g.op('Transpose', [g.weight(`${prefix}.weight`)], { perm: [1, 0] });
+  return g.op('Add', [g.op('MatMul', [x, wT]), g.weight(`${prefix}.bias`)]);
 }
 
 export function layerNorm(g: GraphBuilder, x: string, prefix: string, eps: number): string {
@@ -33,14 +27,10 @@ export function layerNorm(g: GraphBuilder, x: string, prefix: string, eps: numbe
   });
 }
 
-/** Exact GELU, 0.5·x·(1 + erf(x/√2)), as BERT's "gelu" activation. */
+/** Exact GELU, x·(1 + erf(x/√2))·0.5, written in the op order ORT's Gelu/BiasGelu fusion recognises. */
 export function gelu(g: GraphBuilder, x: string): string {
-  if (process.env.H2_MM) {
-    const erf = g.op('Erf', [g.op('Div', [x, g.float(Math.SQRT2)])]);
-    return g.op('Mul', [g.op('Mul', [x, g.op('Add', [erf, g.float(1)])]), g.float(0.5)]);
-  }
-  const erf = g.op('Erf', [g.op('Mul', [x, g.float(Math.SQRT1_2)])]);
-  return g.op('Mul', [g.op('Mul', [x, g.float(0.5)]), g.op('Add', [erf, g.float(1)])]);
+  const erf = g.op('Erf', [g.op('Div', [x, g.float(Math.SQRT2)])]);
+  return g.op('Mul', [g.op('Mul', [x, g.op('Add', [erf, g.float(1)])]), g.float(0.5)]);
 }
 
 export interface EmbeddingsTrace {

@@ -74,13 +74,6 @@ export class GraphBuilder {
     return name;
   }
 
-  /** Shape of weight `name` as stored. */
-  weightShape(name: string): number[] {
-    const t = this.opts.weights.get(name);
-    if (!t) throw new Error(`weight "${name}" is missing from the model`);
-    return t.shape;
-  }
-
   /** Names of the weights the graph uses, in first-use order (the feed order for weights-as-inputs). */
   weightNames(): string[] {
     return [...this.usedWeights];

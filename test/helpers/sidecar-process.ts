@@ -1,0 +1,64 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { resolve } from 'node:path';
+import {
+  createProtocolConnection,
+  StreamMessageReader,
+  StreamMessageWriter,
+  type ProgressToken,
+  type ProtocolConnection,
+  type WorkDoneProgressBegin,
+  type WorkDoneProgressEnd,
+  type WorkDoneProgressReport,
+} from 'vscode-languageserver-protocol/node';
+import { StatusNotification, TrainingStatusNotification, type StatusParams, type TrainingStatus } from '../../sidecar/server/protocol';
+
+const SERVER = resolve(__dirname, '../../sidecar/server/main.ts');
+
+export interface Sidecar {
+  connection: ProtocolConnection;
+  statuses: StatusParams[];
+  trainingStatuses: TrainingStatus[];
+  /** Every `$/progress` value, server-initiated progress included. */
+  progress: { token: ProgressToken; value: WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd }[];
+  logs: string[];
+  initError?: Error;
+  stop(): Promise<void>;
+}
+
+/** Starts the real sidecar over stdio, as another editor would, and performs the LSP handshake. */
+export async function startSidecar(initializationOptions: unknown): Promise<Sidecar> {
+  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SERVER, '--stdio'], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const connection = createProtocolConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
+  const sidecar: Sidecar = { connection, statuses: [], trainingStatuses: [], progress: [], logs: [], stop: async () => undefined };
+  connection.onNotification(StatusNotification.type, (s) => sidecar.statuses.push(s));
+  connection.onNotification(TrainingStatusNotification.type, (s) => sidecar.trainingStatuses.push(s));
+  connection.onNotification('window/logMessage', (m: { message: string }) => sidecar.logs.push(m.message));
+  connection.onNotification('$/progress', (p: Sidecar['progress'][number]) => sidecar.progress.push(p));
+  connection.onRequest('window/workDoneProgress/create', () => null);
+  connection.listen();
+  sidecar.stop = async () => {
+    const exited = new Promise((r) => child.once('exit', r));
+    try {
+      await connection.sendRequest('shutdown');
+      connection.sendNotification('exit');
+    } catch {
+      child.kill();
+    }
+    await exited;
+    connection.dispose();
+  };
+  try {
+    await connection.sendRequest('initialize', {
+      processId: process.pid,
+      rootUri: null,
+      capabilities: { window: { workDoneProgress: true } },
+      initializationOptions,
+    });
+    await connection.sendNotification('initialized', {});
+  } catch (err) {
+    sidecar.initError = err as Error;
+  }
+  return sidecar;
+}
