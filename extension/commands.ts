@@ -3,18 +3,24 @@ import type { IndexResult } from '../sidecar/server/protocol';
 import type { Config } from './config';
 import { errorMessage, log } from './log';
 import { searchQuickPick } from './search-quick-pick';
+import type { LmAccess } from './lm-access';
+import type { ModelCommands } from './model-commands';
 import type { SearchViewProvider } from './search-view';
 import type { SidecarClient } from './sidecar-client';
+import type { TrainingController } from './training';
 
 export interface CommandDeps {
   sidecar: SidecarClient;
   config: Config;
   searchView: SearchViewProvider;
+  training: TrainingController;
+  models: ModelCommands;
+  lm: LmAccess;
 }
 
 /** Every `replugCode.*` command in one table (titles and the "REPLUG" category live in package.json). */
 export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
-  const { sidecar, config, searchView } = deps;
+  const { sidecar, config, searchView, training, models, lm } = deps;
   const table: Record<string, (...args: unknown[]) => unknown> = {
     'replugCode.indexWorkspace': () => indexWorkspace(sidecar, false, vscode.ProgressLocation.Notification),
     'replugCode.rebuildIndex': () => indexWorkspace(sidecar, true, vscode.ProgressLocation.Notification),
@@ -23,6 +29,14 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     'replugCode.retrieveAtCursor': () => needsSidecar(sidecar, () => searchView.retrieveAtCursor()),
     'replugCode.showLog': () => log.show(),
     'replugCode.restartSidecar': () => sidecar.restart(),
+    'replugCode.trainRetriever': () => needsSidecar(sidecar, () => training.train()),
+    'replugCode.stopTraining': () => needsSidecar(sidecar, () => training.stop()),
+    'replugCode.evaluateRetriever': () => needsSidecar(sidecar, () => models.evaluate()),
+    'replugCode.compareModels': (query?: unknown) => needsSidecar(sidecar, () => models.compare(query)),
+    'replugCode.useModel': () => needsSidecar(sidecar, () => models.useModel()),
+    'replugCode.startLmServer': () => needsSidecar(sidecar, () => models.startLm()),
+    'replugCode.stopLmServer': () => needsSidecar(sidecar, () => models.stopLm()),
+    'replugCode.setLmApiKey': () => lm.promptApiKey(),
   };
   return Object.entries(table).map(([id, run]) => vscode.commands.registerCommand(id, run));
 }

@@ -1,5 +1,12 @@
 import * as vscode from 'vscode';
-import type { InitializationOptions, SearchMode } from '../sidecar/server/protocol';
+import type {
+  InitializationOptions,
+  LmEndpoint,
+  QuerySelection,
+  SearchMode,
+  StartLmParams,
+  TrainingSettings,
+} from '../sidecar/server/protocol';
 
 export const SECTION = 'replugCode';
 
@@ -31,8 +38,50 @@ export class Config {
     return this.raw.get<boolean>('hover.enabled', true);
   }
 
+  /** The LM teacher's endpoint; the API key comes from SecretStorage, never from settings. */
+  lmEndpoint(apiKey: string | undefined): LmEndpoint {
+    return {
+      baseUrl: this.raw.get<string>('lm.baseUrl', ''),
+      model: this.raw.get<string>('lm.model', ''),
+      apiKey,
+      concurrency: this.raw.get<number>('lm.concurrency', 8),
+    };
+  }
+
+  /** The managed LM server: the command (empty = vLLM's OpenAI server) serves `lm.model`. */
+  lmServer(cwd: string | undefined): StartLmParams {
+    const command = this.raw.get<string[]>('lm.serverCommand', []);
+    return { command: command.length ? command : undefined, model: this.raw.get<string>('lm.model', '') || undefined, cwd };
+  }
+
+  training(): { settings: TrainingSettings; queries: QuerySelection } {
+    const t = (key: string) => this.raw.get<number>(`training.${key}`);
+    return {
+      settings: {
+        mode: this.raw.get<'query-tower' | 'shared'>('training.mode', 'query-tower'),
+        k: t('k'),
+        gamma: t('gamma'),
+        beta: t('beta'),
+        lr: t('lr'),
+        steps: t('steps'),
+        batchSize: t('batchSize'),
+        refreshEvery: t('refreshEvery'),
+        checkpointEvery: t('checkpointEvery'),
+      },
+      queries: { perFile: t('queriesPerFile'), trainFraction: t('trainFileShare') },
+    };
+  }
+
+  evaluation(): { k: number; maxQueries: number; queries: QuerySelection } {
+    return {
+      k: this.raw.get<number>('eval.k', 10),
+      maxQueries: this.raw.get<number>('eval.maxQueries', 50),
+      queries: { perFile: this.raw.get<number>('training.queriesPerFile'), evalFraction: this.raw.get<number>('eval.fileShare') },
+    };
+  }
+
   /** What the sidecar is started with; `indexDir` comes from the extension's workspace storage. */
-  sidecarOptions(indexDir: string): InitializationOptions {
+  sidecarOptions(indexDir: string, queryModel?: string): InitializationOptions {
     const chunking = this.raw.get<InitializationOptions['chunking']>('chunking', {});
     const include = this.raw.get<string[]>('include', []);
     return {
@@ -42,6 +91,8 @@ export class Config {
       chunking,
       include: include.length ? include : undefined,
       exclude: [...this.raw.get<string[]>('exclude', []), ...filesExcludeGlobs()],
+      queryModel,
+      workspaceTrusted: vscode.workspace.isTrusted,
     };
   }
 

@@ -1,13 +1,17 @@
 import * as vscode from 'vscode';
-import type { IndexResult, IndexStatusResult, SearchParams, StatusParams, WireHit } from '../sidecar/server/protocol';
+import type { IndexResult, IndexStatusResult, SearchParams, StatusParams, TrainingStatus, WireHit } from '../sidecar/server/protocol';
 import { indexWorkspace, registerCommands } from './commands';
 import { Config } from './config';
 import { IndexFileWatcher } from './file-watcher';
 import { RetrievalHoverProvider } from './hover';
+import { LmAccess } from './lm-access';
 import { describeError, errorMessage, log } from './log';
+import { ModelCommands, QUERY_MODEL_KEY } from './model-commands';
 import { SearchViewProvider } from './search-view';
 import { SidecarClient } from './sidecar-client';
 import { StatusBar } from './status-bar';
+import { TrainingController } from './training';
+import { TrainingViewProvider } from './training-view';
 
 /** What `activate` returns: lets other extensions (and the integration tests) use the index. */
 export interface ReplugApi {
@@ -16,6 +20,9 @@ export interface ReplugApi {
   indexStatus(): Promise<IndexStatusResult>;
   index(roots: string[], rebuild?: boolean): Promise<IndexResult>;
   search(params: SearchParams): Promise<WireHit[]>;
+  /** The latest training status the sidecar sent. */
+  readonly training: TrainingStatus;
+  onDidChangeTraining: vscode.Event<TrainingStatus>;
 }
 
 let sidecar: SidecarClient | undefined;
@@ -36,21 +43,33 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
   // The index lives in the extension's workspace storage, never inside the repository.
   const storage = context.storageUri ?? vscode.Uri.joinPath(context.globalStorageUri, 'no-workspace');
   const indexDir = vscode.Uri.joinPath(storage, 'index').fsPath;
-  const client = new SidecarClient(context.asAbsolutePath('dist/server.js'), () => config.sidecarOptions(indexDir));
+  const client = new SidecarClient(context.asAbsolutePath('dist/server.js'), () =>
+    config.sidecarOptions(indexDir, context.workspaceState.get<string>(QUERY_MODEL_KEY)),
+  );
   sidecar = client;
   const statusBar = new StatusBar(() => vscode.workspace.isTrusted);
   const searchView = new SearchViewProvider(context.extensionUri, client, config);
+  const lm = new LmAccess(context.secrets, config);
+  const training = new TrainingController(client, config, lm);
+  const trainingView = new TrainingViewProvider(context.extensionUri, training);
+  const models = new ModelCommands({ sidecar: client, config, lm, trainingView, workspaceState: context.workspaceState });
   context.subscriptions.push(
     log,
     client,
     statusBar,
     searchView,
+    training,
+    trainingView,
     client.onDidChangeStatus((s) => statusBar.update(s)),
-    vscode.workspace.onDidGrantWorkspaceTrust(() => statusBar.update(client.status)),
+    vscode.workspace.onDidGrantWorkspaceTrust(() => {
+      statusBar.update(client.status);
+      client.workspaceTrusted();
+    }),
     vscode.window.registerWebviewViewProvider(SearchViewProvider.viewType, searchView),
+    vscode.window.registerWebviewViewProvider(TrainingViewProvider.viewType, trainingView),
     vscode.languages.registerHoverProvider({ scheme: 'file' }, new RetrievalHoverProvider(client, config)),
     new IndexFileWatcher(client),
-    ...registerCommands({ sidecar: client, config, searchView }),
+    ...registerCommands({ sidecar: client, config, searchView, training, models, lm }),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
       if (!Config.affectsSidecar(e)) return;
       log.info('Index settings changed: restarting the sidecar and re-indexing');
@@ -74,6 +93,10 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
     indexStatus: () => client.indexStatus(),
     index: (roots, rebuild = false) => client.index(roots, rebuild, vscode.ProgressLocation.Window),
     search: (params) => client.search(params),
+    get training() {
+      return training.current;
+    },
+    onDidChangeTraining: training.onDidChange,
   };
 }
 

@@ -1,10 +1,10 @@
-import { randomBytes } from 'node:crypto';
 import * as vscode from 'vscode';
 import type { WireHit } from '../sidecar/server/protocol';
 import type { Config } from './config';
 import { hitLabel, openHit, queryAtCursor } from './locations';
 import { errorMessage, log } from './log';
 import type { SidecarClient } from './sidecar-client';
+import { webviewPage } from './webview-html';
 import type { FromWebview, ToWebview } from './webview-protocol';
 
 /** Lines of each snippet shown in the panel; the full passage is one click away. */
@@ -95,30 +95,17 @@ export class SearchViewProvider implements vscode.WebviewViewProvider, vscode.Di
   }
 
   private html(webview: vscode.Webview, media: vscode.Uri): string {
-    const nonce = randomBytes(16).toString('base64url');
-    const script = webview.asWebviewUri(vscode.Uri.joinPath(media, 'search-view.js'));
-    const style = webview.asWebviewUri(vscode.Uri.joinPath(media, 'search-view.css'));
-    // Nothing remote, no inline code: the nonce'd script and the stylesheet are the only things that may load.
-    const csp = `default-src 'none'; style-src ${webview.cspSource}; script-src 'nonce-${nonce}';`;
-    return `<!DOCTYPE html>
-<html lang="en">
-<head>
-  <meta charset="UTF-8">
-  <meta http-equiv="Content-Security-Policy" content="${csp}">
-  <meta name="viewport" content="width=device-width, initial-scale=1.0">
-  <link href="${style}" rel="stylesheet">
-  <title>REPLUG Search</title>
-</head>
-<body>
-  <form id="search-form">
+    return webviewPage(webview, {
+      title: 'REPLUG Search',
+      styles: [vscode.Uri.joinPath(media, 'search-view.css')],
+      scripts: [vscode.Uri.joinPath(media, 'search-view.js')],
+      body: `  <form id="search-form">
     <input id="query" type="search" placeholder="Describe the code you need" aria-label="Search query">
     <button type="submit">Search</button>
   </form>
   <button id="at-cursor" class="secondary" title="Retrieve code related to the editor's selection or cursor">Retrieve for selection / cursor</button>
   <div id="status" role="status"></div>
-  <ol id="results"></ol>
-  <script nonce="${nonce}" src="${script}"></script>
-</body>
-</html>`;
+  <ol id="results"></ol>`,
+    });
   }
 }

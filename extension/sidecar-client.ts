@@ -12,17 +12,38 @@ import {
   type ServerOptions,
 } from 'vscode-languageclient/node';
 import {
+  CancelTrainingRequest,
+  CompareRequest,
+  EvaluateRequest,
   IndexRequest,
   IndexStatusRequest,
+  ListModelsRequest,
   RemoveFileRequest,
   SearchRequest,
+  StartLmRequest,
   StatusNotification,
+  StopLmRequest,
+  TrainingStatusNotification,
+  TrainingStatusRequest,
+  TrainRequest,
   UpdateFileRequest,
+  UseModelRequest,
+  WorkspaceTrustedNotification,
+  type CompareParams,
+  type CompareResult,
+  type EvalReport,
+  type EvaluateParams,
   type IndexResult,
   type IndexStatusResult,
   type InitializationOptions,
+  type LmServerStatus,
+  type ModelsResult,
   type SearchParams,
+  type StartLmParams,
   type StatusParams,
+  type TrainingStatus,
+  type TrainParams,
+  type TrainStarted,
   type WireHit,
 } from '../sidecar/server/protocol';
 import { log } from './log';
@@ -41,8 +62,11 @@ export class SidecarClient implements vscode.Disposable {
   private readonly statusEmitter = new vscode.EventEmitter<StatusParams>();
   private lastStatus: StatusParams = { health: 'ok', busy: true, message: 'Starting…' };
   private readyWaiters: (() => void)[] = [];
+  private readonly trainingEmitter = new vscode.EventEmitter<TrainingStatus>();
   /** Fires on every status change (sidecar notification, start, stop, crash). */
   readonly onDidChangeStatus = this.statusEmitter.event;
+  /** Fires after every training step and state change. */
+  readonly onDidChangeTraining = this.trainingEmitter.event;
 
   constructor(
     private readonly serverModule: string,
@@ -68,6 +92,7 @@ export class SidecarClient implements vscode.Disposable {
       }
     });
     client.onNotification(StatusNotification.type, (status) => this.setStatus(status));
+    client.onNotification(TrainingStatusNotification.type, (status) => this.trainingEmitter.fire(status));
     this.setStatus({ health: 'ok', busy: true, message: 'Starting…' });
     await client.start();
   }
@@ -105,6 +130,61 @@ export class SidecarClient implements vscode.Disposable {
     return this.ready().sendRequest(RemoveFileRequest.type, { path });
   }
 
+  train(params: TrainParams): Promise<TrainStarted> {
+    return this.ready().sendRequest(TrainRequest.type, params);
+  }
+
+  trainingStatus(): Promise<TrainingStatus> {
+    return this.ready().sendRequest(TrainingStatusRequest.type);
+  }
+
+  /** Resolves once the run has stopped (after its checkpoint is saved). */
+  cancelTraining(): Promise<TrainingStatus> {
+    return this.ready().sendRequest(CancelTrainingRequest.type);
+  }
+
+  /** Evaluates with the sidecar's work-done progress shown as a notification. */
+  evaluate(params: EvaluateParams): Promise<EvalReport> {
+    const client = this.ready();
+    return Promise.resolve(
+      vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'REPLUG: Evaluating' }, async (progress) => {
+        const workDoneToken = `replug-eval-${Date.now()}-${Math.random().toString(36).slice(2)}`;
+        const listener = client.onProgress(WorkDoneProgress.type, workDoneToken, (value) => {
+          if (value.kind !== 'end') progress.report({ message: value.message });
+        });
+        try {
+          return await client.sendRequest(EvaluateRequest.type, { ...params, workDoneToken });
+        } finally {
+          listener.dispose();
+        }
+      }),
+    );
+  }
+
+  compare(params: CompareParams): Promise<CompareResult> {
+    return this.ready().sendRequest(CompareRequest.type, params);
+  }
+
+  listModels(): Promise<ModelsResult> {
+    return this.ready().sendRequest(ListModelsRequest.type);
+  }
+
+  useModel(model: string | undefined): Promise<ModelsResult> {
+    return this.ready().sendRequest(UseModelRequest.type, { model });
+  }
+
+  startLm(params: StartLmParams): Promise<LmServerStatus> {
+    return this.ready().sendRequest(StartLmRequest.type, params);
+  }
+
+  stopLm(): Promise<LmServerStatus> {
+    return this.ready().sendRequest(StopLmRequest.type);
+  }
+
+  workspaceTrusted(): void {
+    if (this.running) void this.client!.sendNotification(WorkspaceTrustedNotification.type);
+  }
+
   /**
    * Runs an index job with its work-done progress shown at `location`; cancelling the progress cancels the job.
    * Resolves `{ cancelled: true }` when cancelled.
@@ -137,6 +217,7 @@ export class SidecarClient implements vscode.Disposable {
   dispose(): void {
     void this.stop();
     this.statusEmitter.dispose();
+    this.trainingEmitter.dispose();
   }
 
   private ready(): LanguageClient {

@@ -3,6 +3,8 @@
  * names a result by its index into the last results the extension sent, never by a path of its own.
  */
 
+import type { TrainingStatus } from '../sidecar/server/protocol';
+
 /** One result row as the webview draws it; all strings are drawn as text, never as markup. */
 export interface ViewHit {
   label: string;
@@ -19,3 +21,24 @@ export type FromWebview =
   | { type: 'search'; query: string }
   | { type: 'open'; index: number }
   | { type: 'retrieveAtCursor' };
+
+/** Messages between the training view (media/training-view.js) and the extension. */
+
+/** One point of the loss chart. */
+export interface ViewLossPoint {
+  step: number;
+  loss: number;
+  entropyRetriever: number;
+  entropyTeacher: number;
+}
+
+export type ToTrainingView =
+  | { type: 'training'; status: TrainingStatus; history: ViewLossPoint[] }
+  | { type: 'comparison'; query: string; tunedName: string; base: ViewHit[]; tuned: ViewHit[] };
+
+export type FromTrainingView =
+  | { type: 'train' }
+  | { type: 'cancel' }
+  | { type: 'compare'; query: string }
+  | { type: 'open'; side: 'base' | 'tuned'; index: number }
+  | { type: 'ready' };

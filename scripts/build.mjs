@@ -3,7 +3,8 @@
 import { copyFile, mkdir } from 'node:fs/promises';
 import { build } from 'esbuild';
 
-const external = ['vscode', 'hnswlib-node', 'onnxruntime-node', 'sharp'];
+// tsx/cjs: only the server's run-from-source path (never taken in a bundle) resolves it, for its worker.
+const external = ['vscode', 'hnswlib-node', 'onnxruntime-node', 'sharp', 'tsx/cjs'];
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external, logLevel: 'warning' };
 
 await build({

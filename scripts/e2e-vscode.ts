@@ -1,13 +1,17 @@
 /**
  * End-to-end check as a person would use the extension: packages the .vsix, installs it into a fresh
  * code-server, and drives the UI with playwright-core (palette command, side-panel search, opening a result,
- * hovering an identifier). Screenshots go to test-artifacts/. Usage: npm run e2e:vscode
+ * hovering an identifier, a short LSR training run against a local copy-LM, base-vs-tuned comparison).
+ * Screenshots go to test-artifacts/. Usage: npm run e2e:vscode
  */
 import { execFileSync } from 'node:child_process';
 import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Page } from 'playwright-core';
+import type { Frame, Page } from 'playwright-core';
+import { LmServer } from '../sidecar/lm/serve';
+import { CopyLm } from '../test/fixtures/lm/copy-lm';
+import { makeTinyBert } from './make-tiny-bert';
 import {
   REPO_ROOT,
   codeServerInstalled,
@@ -34,7 +38,21 @@ async function main(): Promise<number> {
   await installVsix(join(REPO_ROOT, 'dist/replug-code.vsix'), extensionsDir);
   await mkdir(ARTIFACTS, { recursive: true });
 
-  const server = await startCodeServer({ folder: workspace, extensionsDir });
+  // A tiny random BERT for the dense index and a deterministic copy-LM teacher: a real (if meaningless) LSR run.
+  const model = await makeTinyBert(join(scratch, 'tiny-bert'), { layers: 2, hidden: 64, heads: 4, ffn: 128, vocab: 'real', maxPos: 256 });
+  const lm = new LmServer(new CopyLm('copy-lm', 16384));
+  const userSettings = {
+    'replugCode.encoder.model': model,
+    'replugCode.encoder.device': 'cpu',
+    'replugCode.lm.baseUrl': await lm.listen(),
+    'replugCode.lm.model': 'copy-lm',
+    'replugCode.training.steps': 30,
+    'replugCode.training.batchSize': 4,
+    'replugCode.training.k': 4,
+    'replugCode.training.trainFileShare': 1,
+    'replugCode.training.checkpointEvery': 100,
+  };
+  const server = await startCodeServer({ folder: workspace, extensionsDir, userSettings });
   const { browser, page } = await launchBrowser();
   page.setDefaultTimeout(STEP_TIMEOUT_MS);
   try {
@@ -46,14 +64,15 @@ async function main(): Promise<number> {
     });
     await step(page, '2-side-panel-search', async () => {
       await page.locator('.activitybar [aria-label^="REPLUG"]').first().click();
-      const view = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+      // The REPLUG container holds two webview views (Search, Training): find the search one by its input.
+      const view = await webviewFrame(page, '#query');
       await view.locator('#query').fill('convex hull of points');
       await view.locator('#query').press('Enter');
       await view.locator('.hit').first().waitFor();
       await view.getByText('convex_hull.py').first().waitFor();
     });
     await step(page, '3-open-result', async () => {
-      const view = page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+      const view = await webviewFrame(page, '#query');
       await view.locator('.hit').first().click();
       await page.locator('.tab.active', { hasText: 'convex_hull.py' }).waitFor();
     });
@@ -62,6 +81,24 @@ async function main(): Promise<number> {
       await token.hover();
       await page.locator('.monaco-hover', { hasText: 'REPLUG' }).waitFor();
     });
+    await step(page, '5-training-view', async () => {
+      await runCommand(page, 'REPLUG: Train Retriever (LSR)');
+      const view = await webviewFrame(page, '#chart');
+      await view.locator('#state', { hasText: /^Trained/ }).waitFor();
+      await view.locator('#chart canvas').waitFor();
+      await page.mouse.move(1300, 700); // let the hover of the previous step close
+      await page.locator('.monaco-hover', { hasText: 'REPLUG' }).waitFor({ state: 'hidden' });
+    });
+    await step(page, '6-compare-base-vs-tuned', async () => {
+      await runCommand(page, 'REPLUG: Compare Base vs Tuned');
+      const input = page.locator('.quick-input-widget input');
+      await input.fill('convex hull of points');
+      await input.press('Enter');
+      const view = await webviewFrame(page, '#chart');
+      await view.locator('#tuned .hit').first().waitFor();
+      await view.locator('#columns').scrollIntoViewIfNeeded();
+    });
+    await page.locator('.part.statusbar').screenshot({ path: join(ARTIFACTS, '7-status-bar.png') });
     console.log(`e2e passed; screenshots in ${ARTIFACTS}`);
     return 0;
   } catch (err) {
@@ -71,6 +108,7 @@ async function main(): Promise<number> {
   } finally {
     await browser.close();
     await server.stop();
+    await lm.close();
     await rm(scratch, { recursive: true, force: true });
   }
 }
@@ -83,13 +121,37 @@ async function step(page: Page, name: string, run: () => Promise<void>): Promise
   console.log(`ok ${name} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
 }
 
+/** The webview frame holding `selector` (each webview view is an iframe inside an iframe). */
+async function webviewFrame(page: Page, selector: string): Promise<Frame> {
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    for (const frame of page.frames()) {
+      if (await frame.locator(selector).count().catch(() => 0)) return frame;
+    }
+    await page.waitForTimeout(250);
+  }
+  throw new Error(`no webview shows ${selector}`);
+}
+
 async function runCommand(page: Page, title: string): Promise<void> {
-  await page.locator('.monaco-workbench').click({ position: { x: 700, y: 400 } });
-  await page.keyboard.press('F1');
   const input = page.locator('.quick-input-widget input');
-  await input.waitFor();
-  await input.fill(`>${title}`);
-  await page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first().waitFor();
+  const row = page.locator('.quick-input-list .monaco-list-row', { hasText: title }).first();
+  // The palette lists the commands known when it opens; on a loaded machine the installed extension's may
+  // arrive later, so it is reopened until they do.
+  const deadline = Date.now() + STEP_TIMEOUT_MS;
+  for (;;) {
+    await page.locator('.monaco-workbench').click({ position: { x: 700, y: 400 } });
+    await page.keyboard.press('F1');
+    await input.waitFor();
+    await input.fill(`>${title}`);
+    try {
+      await row.waitFor({ timeout: 5_000 });
+      break;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await page.keyboard.press('Escape');
+    }
+  }
   await input.press('Enter');
 }
 

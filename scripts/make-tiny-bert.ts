@@ -27,6 +27,12 @@ export interface TinyBertOptions {
   prefixBert?: boolean;
   /** Write vocab.txt instead of tokenizer.json. */
   vocabTxtOnly?: boolean;
+  /**
+   * Zero biases, LayerNorm shifts and token-type embedding. Random values there add one constant vector to every
+   * token, which mean pooling turns into a shared direction that makes all embeddings nearly parallel (cosine
+   * ~0.99); without it, embeddings differ by content: a weak but usable retriever for training tests.
+   */
+  noShift?: boolean;
 }
 
 /** all-MiniLM-L6-v2's shape. */
@@ -60,6 +66,7 @@ export async function makeTinyBert(outDir: string, options: TinyBertOptions = {}
       : [0, 1 / Math.sqrt(shape[1])];
     const data = new Float32Array(shape.reduce((a, d) => a * d, 1));
     for (let i = 0; i < data.length; i++) data[i] = mean + std * rand();
+    if (options.noShift && (name.endsWith('.bias') || name.includes('token_type_embeddings'))) data.fill(0);
     weights.set(prefix + name, { shape, data });
   }
 

@@ -15,6 +15,7 @@ import {
   startCodeServer,
   workbenchUrl,
 } from '../test/vscode/harness/code-server';
+import { makeTinyBert } from './make-tiny-bert';
 
 /** Covers code-server start, workbench load, extension activation, a first index and the suite itself. */
 const RUN_TIMEOUT_MS = Number(process.env.REPLUG_VSCODE_TIMEOUT_MS ?? 300_000);
@@ -37,10 +38,12 @@ async function main(): Promise<number> {
   const scratch = await mkdtemp(join(tmpdir(), 'replug-fixture-'));
   const workspace = join(scratch, 'workspace');
   await cp(join(REPO_ROOT, 'test/fixtures/workspace'), workspace, { recursive: true });
+  // The training tests switch the index to a tiny random BERT (real ORT sessions, milliseconds per step).
+  const tinyBert = await makeTinyBert(join(scratch, 'tiny-bert'), { layers: 2, hidden: 64, heads: 4, ffn: 128, vocab: 'real', maxPos: 256 });
   const serverLog: string[] = [];
   const server = await startCodeServer({
     folder: workspace,
-    env: { REPLUG_TEST_WORKSPACE: workspace },
+    env: { REPLUG_TEST_WORKSPACE: workspace, REPLUG_TEST_TINY_BERT: tinyBert },
     log: (line) => serverLog.push(line),
   });
   const { browser, page } = await launchBrowser();

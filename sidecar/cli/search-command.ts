@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { WorkspaceIndex, type SearchHit, type SearchMode } from '../index/workspace-index';
+import { isQueryTowerFor } from '../lsr/lsr-trainer';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
 import { positiveInt } from './option-parsers';
@@ -28,16 +29,21 @@ export function registerSearchCommand(program: Command): void {
       throw new Error(`the index at ${opts.indexDir} could not be read (${err.message}); run index again`);
     });
     if (!manifest) throw new Error(`no index at ${opts.indexDir}: run \`replug-code index <folder> --index-dir ${opts.indexDir}\` first`);
-    // Dense queries must be embedded by the encoder the index was built with; load it unless lexical was asked for.
-    const model = opts.mode === 'lexical' ? undefined : (opts.model ?? manifest.encoder?.model);
+    // Dense queries must be embedded by the encoder the index was built with — or by a query tower trained
+    // against its vectors (`train --mode query-tower`), which embeds queries while the stored vectors stay.
+    const wanted = opts.mode === 'lexical' ? undefined : (opts.model ?? manifest.encoder?.model);
+    const queryTower = wanted !== undefined && manifest.encoder !== undefined && isQueryTowerFor(wanted, manifest.encoder.fingerprint);
+    const model = queryTower ? manifest.encoder!.model : wanted;
     const encoder = await encoderFromOptions({ ...opts, model });
-    const index = await WorkspaceIndex.open(opts.indexDir, { encoder, encoderSpec: model, readOnly: true });
+    const queryEncoder = queryTower ? await encoderFromOptions({ ...opts, model: wanted }) : undefined;
+    const index = await WorkspaceIndex.open(opts.indexDir, { encoder, queryEncoder, encoderSpec: model, readOnly: true });
     try {
       const hits = await index.search(query, { k: opts.k, mode: opts.mode });
       process.stdout.write(opts.json ? `${JSON.stringify(hits.map(toJson), null, 2)}\n` : formatHits(hits));
     } finally {
       await index.close();
       await encoder?.dispose();
+      await queryEncoder?.dispose();
     }
   });
 }

@@ -1,11 +1,9 @@
-import { existsSync, readFileSync } from 'node:fs';
-import * as path from 'node:path';
 import type { Passage } from '../corpus/passage';
 import type { Encoder } from '../encoder/encoder';
 import type { VectorHit, WorkspaceIndex } from '../index/workspace-index';
 import type { Scorer } from '../lm/scorer';
 import { RefreshedCandidates, StoredCandidates, type CandidateIndex } from '../lsr/candidate-index';
-import { ownSource, TRAINING_RECORD, type TrainingRecord } from '../lsr/lsr-trainer';
+import { isQueryTowerFor, ownSource } from '../lsr/lsr-trainer';
 import type { TrainingQuery } from '../lsr/training-queries';
 import { bitsPerByte, ensembleLogProb } from './ensemble';
 import { ndcgAt, recallAt, reciprocalRank } from './ranking-metrics';
@@ -142,12 +140,9 @@ export function goldByContent(query: TrainingQuery, passages: readonly Passage[]
  * trained in shared mode) embeds the documents itself, as it would once the index is rebuilt with it.
  */
 export async function candidateIndexFor(retriever: Retriever, index: WorkspaceIndex): Promise<CandidateIndex> {
-  const manifest = index.storedManifest();
-  const recordFile = path.join(retriever.model, TRAINING_RECORD);
-  const record = existsSync(recordFile) ? (JSON.parse(readFileSync(recordFile, 'utf8')) as TrainingRecord) : undefined;
+  const stored = index.storedManifest()?.encoder;
   const storedVectorsFit =
-    manifest?.encoder !== undefined &&
-    (retriever.encoder.fingerprint === manifest.encoder.fingerprint || record?.documentEncoder?.fingerprint === manifest.encoder.fingerprint);
+    stored !== undefined && (retriever.encoder.fingerprint === stored.fingerprint || isQueryTowerFor(retriever.model, stored.fingerprint));
   if (storedVectorsFit) return new StoredCandidates(index);
   const passages = index.passages();
   const vectors = await retriever.encoder.embed(passages.map((p) => p.text));

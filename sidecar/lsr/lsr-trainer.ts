@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
-import { appendFile, mkdir, readFile } from 'node:fs/promises';
+import { existsSync, readFileSync } from 'node:fs';
+import { appendFile, cp, mkdir, readFile, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Passage } from '../corpus/passage';
@@ -103,6 +103,17 @@ export interface TrainingRecord {
 }
 
 export const TRAINING_RECORD = 'replug-training.json';
+
+/** The training record of a model folder made by `trainLsr`, or undefined for any other model. */
+export function readTrainingRecord(model: string): TrainingRecord | undefined {
+  const file = path.join(model, TRAINING_RECORD);
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as TrainingRecord) : undefined;
+}
+
+/** Whether `model` is a query tower trained against the document vectors of the encoder with this fingerprint. */
+export function isQueryTowerFor(model: string, documentFingerprint: string): boolean {
+  return readTrainingRecord(model)?.documentEncoder?.fingerprint === documentFingerprint;
+}
 const STATE_FILE = 'trainer-state.json';
 const METRICS_FILE = 'metrics.jsonl';
 /** Passages embedded per call when shared mode refreshes document vectors. */
@@ -125,9 +136,16 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
 
   const manifest = await WorkspaceIndex.readManifest(run.indexDir);
   if (!manifest?.encoder) throw new Error(`the index at ${run.indexDir} has no vectors: run index with --model ${run.model} first`);
+  // The checkpoint generation is replaced (and deleted) by the next checkpoint, but its tokenizer and config files
+  // are copied into every later save: start from a private copy.
+  const source = resumeFrom ? path.join(run.output, `.resume-${process.pid}`) : run.model;
+  if (resumeFrom) {
+    await rm(source, { recursive: true, force: true });
+    await cp(resumeFrom.dir, source, { recursive: true });
+  }
   const index = await WorkspaceIndex.open(run.indexDir, { readOnly: true });
   const trainer = await TrainStep.create({
-    model: resumeFrom?.dir ?? run.model,
+    model: source,
     device: run.device,
     gamma: settings.gamma,
     freezeWordEmbeddings: settings.freezeWordEmbeddings,
@@ -198,6 +216,7 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
   } finally {
     await trainer.dispose();
     await index.close();
+    if (resumeFrom) await rm(source, { recursive: true, force: true });
   }
 }
 

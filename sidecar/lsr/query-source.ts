@@ -16,7 +16,10 @@ export interface QuerySourceOptions {
   /** Shares of indexed files whose points become training and evaluation queries. */
   trainFraction: number;
   evalFraction: number;
+  /** Seeds the split of files into training and evaluation shares. */
   seed: number;
+  /** Seeds where points fall inside files (default: `seed`); another value samples other points of the same files. */
+  sampleSeed?: number;
 }
 
 export const DEFAULT_QUERY_SOURCE: Omit<QuerySourceOptions, 'data' | 'split'> = {
@@ -41,5 +44,5 @@ export async function loadQueries(passages: readonly Passage[], opts: QuerySourc
   const files = await Promise.all(
     split[opts.split].map(async (p) => ({ path: p, text: await readFile(p, 'utf8').catch(() => '') })),
   );
-  return queriesFromFiles(files.filter((f) => f.text !== ''), opts.perFile, opts.seed, cut);
+  return queriesFromFiles(files.filter((f) => f.text !== ''), opts.perFile, opts.sampleSeed ?? opts.seed, cut);
 }

@@ -4,6 +4,7 @@ import {
   createProtocolConnection,
   StreamMessageReader,
   StreamMessageWriter,
+  WorkDoneProgress,
   type ProgressToken,
   type ProtocolConnection,
   type WorkDoneProgressBegin,
@@ -18,7 +19,7 @@ export interface Sidecar {
   connection: ProtocolConnection;
   statuses: StatusParams[];
   trainingStatuses: TrainingStatus[];
-  /** Every `$/progress` value, server-initiated progress included. */
+  /** Every value of server-initiated work-done progress. */
   progress: { token: ProgressToken; value: WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd }[];
   logs: string[];
   initError?: Error;
@@ -35,8 +36,12 @@ export async function startSidecar(initializationOptions: unknown): Promise<Side
   connection.onNotification(StatusNotification.type, (s) => sidecar.statuses.push(s));
   connection.onNotification(TrainingStatusNotification.type, (s) => sidecar.trainingStatuses.push(s));
   connection.onNotification('window/logMessage', (m: { message: string }) => sidecar.logs.push(m.message));
-  connection.onNotification('$/progress', (p: Sidecar['progress'][number]) => sidecar.progress.push(p));
-  connection.onRequest('window/workDoneProgress/create', () => null);
+  // Server-initiated progress: listen on each token the sidecar creates (a catch-all `$/progress` handler would
+  // take the messages from the per-request listeners tests register).
+  connection.onRequest('window/workDoneProgress/create', ({ token }: { token: ProgressToken }) => {
+    connection.onProgress(WorkDoneProgress.type, token, (value) => sidecar.progress.push({ token, value }));
+    return null;
+  });
   connection.listen();
   sidecar.stop = async () => {
     const exited = new Promise((r) => child.once('exit', r));

@@ -1,0 +1,77 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { makeTinyBert } from '../scripts/make-tiny-bert';
+import { loadEncoder } from '../sidecar/encoder/ort-encoder';
+import { WorkspaceIndex } from '../sidecar/index/workspace-index';
+import { Llama2cModel } from '../sidecar/lm/llama2c/model';
+import { LmServer } from '../sidecar/lm/serve';
+import { needsStories, repoRoot, storiesModel, storiesTokenizer } from './fixtures/lm/stories';
+
+const CLI = ['--import', 'tsx', path.join(repoRoot, 'sidecar', 'cli', 'main.ts')];
+const WORKSPACE = path.join(repoRoot, 'test', 'fixtures', 'workspace');
+
+function run(args: string[]): { done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>; kill: () => void } {
+  // Async spawn: the LM server answering this child runs in this process's event loop.
+  const child = spawn(process.execPath, [...CLI, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal, stderr })),
+  );
+  return { done, kill: () => child.kill('SIGKILL') };
+}
+
+test('LSR against the stories260K server: checkpoints, is killed, resumes and finishes', { ...needsStories, timeout: 300_000 }, async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'replug-lsr-resume-'));
+  const server = new LmServer(Llama2cModel.load(storiesModel, storiesTokenizer, 'stories260K'));
+  try {
+    const model = path.join(dir, 'tiny');
+    await makeTinyBert(model, { layers: 1, hidden: 32, heads: 4, ffn: 64, vocab: 'real', maxPos: 128, seed: 3 });
+    const encoder = await loadEncoder({ model });
+    const index = await WorkspaceIndex.open(path.join(dir, 'index'), { encoder, encoderSpec: model });
+    await index.update([WORKSPACE]);
+    await index.close();
+    await encoder.dispose();
+    const url = await server.listen(0);
+
+    const output = path.join(dir, 'out');
+    const args = [
+      'train', '--index-dir', path.join(dir, 'index'), '--output', output, '--lm-url', url, '--lm-model', 'stories260K',
+      '--steps', '6', '--batch', '2', '-k', '3', '--checkpoint-every', '2', '--context-tokens', '24', '--continuation-tokens', '12',
+      '--queries-per-file', '3', '--lr', '1e-3',
+    ];
+    const first = run(args);
+    const current = path.join(output, 'checkpoints', 'CURRENT');
+    const deadline = Date.now() + 120_000;
+    while (!existsSync(current) && Date.now() < deadline) await sleep(50);
+    assert.ok(existsSync(current), 'a checkpoint was written');
+    first.kill();
+    const killed = await first.done;
+    assert.equal(killed.signal, 'SIGKILL', `the first run was still going: ${killed.stderr}`);
+    assert.ok(!existsSync(path.join(output, 'replug-training.json')), 'the killed run did not finish');
+    const stepsBefore = readFileSync(path.join(output, 'metrics.jsonl'), 'utf8').trim().split('\n').length;
+
+    const resumed = await run([...args, '--resume']).done;
+    assert.equal(resumed.code, 0, resumed.stderr);
+    const steps = readFileSync(path.join(output, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l).step as number);
+    // The resumed run starts right after its checkpoint (a step done after the checkpoint is done again) and ends at 6.
+    const resumedSteps = steps.slice(stepsBefore);
+    assert.equal(resumedSteps.at(-1), 6);
+    assert.ok(resumedSteps[0] >= 3 && resumedSteps[0] % 2 === 1, `resumed at step ${resumedSteps[0]}`);
+    for (const metric of steps.map((_, i) => i)) assert.ok(Number.isInteger(steps[metric]));
+    const record = JSON.parse(readFileSync(path.join(output, 'replug-training.json'), 'utf8'));
+    assert.equal(record.step, 6);
+    assert.equal(record.mode, 'query-tower');
+    const tuned = await loadEncoder({ model: output });
+    assert.equal((await tuned.embed(['const x = 1;']))[0].length, 32);
+    await tuned.dispose();
+  } finally {
+    await server.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
