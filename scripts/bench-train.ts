@@ -1,8 +1,10 @@
 /**
- * LSR training-step benchmark: seconds per step on an all-MiniLM-L6-v2-shaped BERT (random weights), split into the
- * ORT graph (forward + loss + backward) and the AdamW update, with word embeddings frozen and with everything
- * trainable. Encoding, retrieval and LM time belong to the REPLUG loop and are reported as null here.
+ * LSR training benchmark on an all-MiniLM-L6-v2-shaped BERT (random weights), in two parts:
+ * 1. the training step alone: ORT graph (forward + loss + backward) and AdamW, word embeddings frozen and all trainable;
+ * 2. the whole REPLUG loop (trainLsr) on a real code tree against the deterministic copy-LM teacher over HTTP:
+ *    seconds per step split into encode / retrieve / LM wait / graph / optimizer.
  *   npm run bench:train -- [--steps 5] [--batch 4] [--tokens 128] [--k 20] [--threads N] [--device cpu|auto|cuda]
+ *                          [--corpus node_modules/execa/lib]
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -11,13 +13,16 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { Device } from '../sidecar/encoder/ort-encoder';
 import { TrainStep, type LsrBatch } from '../sidecar/lsr/train-step';
+import { loadEncoder } from '../sidecar/encoder/ort-encoder';
+import { WorkspaceIndex } from '../sidecar/index/workspace-index';
+import { LmScorer } from '../sidecar/lm/scorer';
+import { LmServer } from '../sidecar/lm/serve';
+import { DEFAULT_LSR_SETTINGS, trainLsr, type StepMetrics } from '../sidecar/lsr/lsr-trainer';
+import { DEFAULT_QUERY_SOURCE, loadQueries } from '../sidecar/lsr/query-source';
+import { CopyLm } from '../test/fixtures/lm/copy-lm';
 import { MINILM_SHAPE, makeTinyBert } from './make-tiny-bert';
 
 interface StepTiming {
-  /** The loop's parts, measured where the loop is built. */
-  encodeMs: number | null;
-  retrieveMs: number | null;
-  lmMs: number | null;
   graphMs: number;
   optimizerMs: number;
 }
@@ -55,6 +60,7 @@ async function main(): Promise<void> {
       k: { type: 'string', default: '20' },
       threads: { type: 'string' },
       device: { type: 'string', default: 'cpu' },
+      corpus: { type: 'string', default: 'node_modules/execa/lib' },
     },
   });
   const int = (name: 'steps' | 'batch' | 'tokens' | 'k' | 'threads', min: number) => {
@@ -68,7 +74,7 @@ async function main(): Promise<void> {
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'replug-bench-train-'));
   try {
-    const model = await makeTinyBert(dir, { ...MINILM_SHAPE });
+    const model = await makeTinyBert(path.join(dir, 'model'), { ...MINILM_SHAPE });
     console.log(`model: all-MiniLM-L6-v2 shape (random weights), batch ${batch} × ${tokens} tokens, k = ${k}, ${steps} timed steps after 1 warm-up`);
     console.log(`machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} CPUs, load average before ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     const results: Record<string, unknown> = {};
@@ -88,7 +94,7 @@ async function main(): Promise<void> {
           const r = await step.step(b);
           if (i === 0) continue;
           forwardMs.push(performance.now() - t - r.graphMs - r.optimizerMs);
-          timings.push({ encodeMs: null, retrieveMs: null, lmMs: null, graphMs: r.graphMs, optimizerMs: r.optimizerMs });
+          timings.push({ graphMs: r.graphMs, optimizerMs: r.optimizerMs });
         }
         const graph = median(timings.map((t) => t.graphMs));
         const adam = median(timings.map((t) => t.optimizerMs));
@@ -106,10 +112,55 @@ async function main(): Promise<void> {
         await step.dispose();
       }
     }
+    results['REPLUG loop'] = await benchLoop(dir, model, { steps, batch, tokens, k, corpus: values.corpus!, device: values.device as Device });
     console.log(`load average after ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
     console.log(JSON.stringify({ batch, tokens, k, threads: threads ?? null, results }));
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The whole loop: index the corpus with the model, then time trainLsr steps (the first is a warm-up). */
+async function benchLoop(
+  dir: string,
+  model: string,
+  o: { steps: number; batch: number; tokens: number; k: number; corpus: string; device: Device },
+): Promise<Record<string, number>> {
+  const encoder = await loadEncoder({ model, device: o.device });
+  const index = await WorkspaceIndex.open(path.join(dir, 'index'), { encoder, encoderSpec: model });
+  const built = await index.update([o.corpus]);
+  const passages = index.passages();
+  await index.close();
+  await encoder.dispose();
+  const server = new LmServer(new CopyLm('copy-lm', 16384));
+  const url = await server.listen(0);
+  try {
+    const scorer = new LmScorer({ baseUrl: url, model: 'copy-lm', continuationTokens: 4 * o.tokens });
+    const queries = await loadQueries(passages, { ...DEFAULT_QUERY_SOURCE, split: 'train', contextTokens: o.tokens, continuationTokens: o.tokens });
+    const steps: StepMetrics[] = [];
+    await trainLsr({
+      indexDir: path.join(dir, 'index'),
+      model,
+      output: path.join(dir, 'out'),
+      scorer,
+      queries,
+      device: o.device,
+      settings: { ...DEFAULT_LSR_SETTINGS, batchSize: o.batch, k: o.k, steps: o.steps + 1, checkpointEvery: 1000 },
+      onEvent: (e) => {
+        if (e.type === 'step') steps.push(e);
+      },
+    });
+    const timed = steps.slice(1);
+    const part = (key: keyof StepMetrics['seconds']) => median(timed.map((m) => m.seconds[key]));
+    const split = { encode: part('encode'), retrieve: part('retrieve'), lm: part('lm'), graph: part('train'), optimizer: part('optimizer'), total: part('total') };
+    console.log(
+      `REPLUG loop on ${o.corpus} (${built.passages} passages, ${queries.length} queries, batch ${o.batch}, k = ${o.k}, copy-LM over HTTP): ` +
+        `${split.total.toFixed(3)} s/step median = encode ${split.encode.toFixed(3)} + retrieve ${split.retrieve.toFixed(3)} + LM wait ${split.lm.toFixed(3)} + ` +
+        `graph ${split.graph.toFixed(3)} + optimizer ${split.optimizer.toFixed(3)}; without LM ${(split.total - split.lm).toFixed(3)} s/step`,
+    );
+    return split;
+  } finally {
+    await server.close();
   }
 }
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { makeTinyBert } from '../scripts/make-tiny-bert';
 import { buildBertEncoder } from '../sidecar/encoder/graph/bert-graph';
 import { loadModelFolder, type BertFolder } from '../sidecar/encoder/model-folder';
-import { loadEncoder, type OrtEncoder } from '../sidecar/encoder/ort-encoder';
+import { loadEncoder, type RuntimeEncoder } from '../sidecar/encoder/ort-encoder';
 
 const cudaLibsInstalled = existsSync(
   path.join(path.dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so'),
@@ -31,7 +31,7 @@ function maxAbsDiff(a: Float32Array[], b: Float32Array[]): number {
 describe('OrtEncoder', () => {
   let dir: string;
   let tiny: string;
-  let encoder: OrtEncoder;
+  let encoder: RuntimeEncoder;
 
   before(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'replug-enc-'));

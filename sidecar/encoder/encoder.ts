@@ -21,3 +21,10 @@ export interface Encoder {
   /** Releases native resources (ORT sessions, worker threads). */
   dispose(): Promise<void>;
 }
+
+/** An encoder running on ONNX Runtime, and on which execution provider. */
+export interface RuntimeEncoder extends Encoder {
+  readonly provider: 'cuda' | 'cpu';
+  /** Why CUDA was not used with device 'auto'; undefined when CUDA was not tried or works. */
+  readonly fallbackReason: string | undefined;
+}

@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { cudaFallbackReason, providerError, providersFor, type Device } from './cuda-provider';
-import type { Encoder } from './encoder';
+import type { RuntimeEncoder } from './encoder';
+export type { RuntimeEncoder } from './encoder';
+import { AdaptedEncoder, isAdapterFolder, readAdapterConfig } from './query-adapter';
 import { buildBertEncoder } from './graph/bert-graph';
 import type { Pooling } from './bert-config';
 import { loadModelFolder } from './model-folder';
@@ -30,8 +32,19 @@ const MAX_DEFAULT_THREADS = 8;
 const DEFAULT_BATCH_SIZE = 16;
 const MAX_QUEUED_BATCHES = 2;
 
-/** Loads a sentence encoder (downloading a hub id if needed) and starts its ONNX Runtime session. */
-export async function loadEncoder(opts: LoadEncoderOptions): Promise<OrtEncoder> {
+/**
+ * Loads a sentence encoder (downloading a hub id if needed) and starts its ONNX Runtime session. A query-adapter
+ * folder (LSR on a plain .onnx encoder) loads its base encoder and applies the adapter to every embedding.
+ */
+export async function loadEncoder(opts: LoadEncoderOptions): Promise<RuntimeEncoder> {
+  if (isAdapterFolder(opts.model)) {
+    const { base } = await readAdapterConfig(opts.model);
+    return AdaptedEncoder.load(opts.model, await loadOrtEncoder({ ...opts, model: base }));
+  }
+  return loadOrtEncoder(opts);
+}
+
+async function loadOrtEncoder(opts: LoadEncoderOptions): Promise<OrtEncoder> {
   const location = await resolveModel(opts.model, { cacheDir: opts.cacheDir, onProgress: opts.onDownloadProgress });
   const folder = await loadModelFolder(location);
   const tokenizer = new EncoderTokenizer(folder.tokenizer, folder.maxTokens);
@@ -77,7 +90,7 @@ interface ModelInfo {
   dim: number | undefined;
 }
 
-export class OrtEncoder implements Encoder {
+export class OrtEncoder implements RuntimeEncoder {
   readonly provider: Provider;
   /** Why CUDA was not used with device 'auto'; undefined when CUDA was not tried or works. */
   readonly fallbackReason: string | undefined;

@@ -21,4 +21,18 @@ export interface LanguageModel {
    * Computed in one pass because scoring a prompt needs every position.
    */
   logProbs(ids: number[]): Float32Array[];
+  /**
+   * Optional fast path for scoring requests (echo with logprobs 0 or 1, nothing generated): per position i, the
+   * log-prob of ids[i + 1] and the most likely next token, without materialising a distribution per position.
+   */
+  scoreTokens?(ids: number[]): TokenScores;
+}
+
+/** Entry i describes the prediction after ids[0..i] (the last entry predicts past the end: `next` is -1 there). */
+export interface TokenScores {
+  /** log P(ids[i + 1] | ids[0..i]); NaN for the last position. */
+  next: Float32Array;
+  /** Most likely token after ids[0..i] (lowest id among ties, as a dense argmax) and its log-prob. */
+  best: Int32Array;
+  bestLogProb: Float32Array;
 }

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { LanguageModel } from './language-model';
+import type { LanguageModel, TokenScores } from './language-model';
 
 /** A request the client got wrong: answered with an OpenAI-shaped error body and this status. */
 class RequestError extends Error {
@@ -27,6 +27,9 @@ function isIdArray(value: unknown): value is number[] {
 
 /** The k highest-scoring token ids of one distribution, best first. */
 function topK(dist: Float32Array, k: number): number[] {
+  // The common requests (logprobs 0 or 1) need no insertion sort over the vocabulary.
+  if (k <= 0) return [];
+  if (k === 1) return [argmax(dist)];
   const best: number[] = [];
   for (let id = 0; id < dist.length; id++) {
     if (best.length === k && dist[id] <= dist[best[k - 1]]) continue;
@@ -36,6 +39,23 @@ function topK(dist: Float32Array, k: number): number[] {
     if (best.length > k) best.pop();
   }
   return best;
+}
+
+/** Log-probs by position, over full distributions or a model's sparse scores (which know only ids[i + 1] and the best). */
+interface PositionScores {
+  at(pos: number, id: number): number;
+  top(pos: number, k: number): number[];
+}
+
+function denseScores(dists: Float32Array[]): PositionScores {
+  return { at: (pos, id) => dists[pos][id], top: (pos, k) => topK(dists[pos], k) };
+}
+
+function sparseScores(s: TokenScores): PositionScores {
+  return {
+    at: (pos, id) => (id === s.best[pos] ? s.bestLogProb[pos] : s.next[pos]),
+    top: (pos, k) => (k <= 0 ? [] : [s.best[pos]]),
+  };
 }
 
 function rankOf(dist: Float32Array, id: number): number {
@@ -147,7 +167,10 @@ export class LmServer {
       if (total > this.model.maxContext) {
         throw new RequestError(400, `This model's maximum context length is ${this.model.maxContext} tokens. However, you requested ${total} tokens (${promptIds.length} in the prompt, ${maxTokens} in the completion). Please reduce the length of the prompt or completion.`);
       }
-      const { ids, dists } = this.runGreedy(promptIds, maxTokens);
+      // Scoring requests take the model's sparse path when it has one; anything else needs full distributions.
+      const sparse = maxTokens === 0 && (logprobs ?? 0) <= 1 && promptLogprobs === null && this.model.scoreTokens !== undefined;
+      const { ids, dists } = sparse ? { ids: promptIds, dists: undefined } : this.runGreedy(promptIds, maxTokens);
+      const scores = sparse ? sparseScores(this.model.scoreTokens!(promptIds)) : denseScores(dists!);
       promptTokens += promptIds.length;
       completionTokens += ids.length - promptIds.length;
       const first = echo ? 0 : promptIds.length;
@@ -162,12 +185,12 @@ export class LmServer {
         text,
         logprobs: logprobs === null ? null : {
           tokens: positions.map(tokenText),
-          token_logprobs: positions.map((i) => (i === 0 ? null : dists[i - 1][ids[i]])),
+          token_logprobs: positions.map((i) => (i === 0 ? null : scores.at(i - 1, ids[i]))),
           top_logprobs: positions.map((i) => {
             if (i === 0) return null;
             const entries: Record<string, number> = {};
-            for (const id of topK(dists[i - 1], logprobs)) entries[this.tokenString(ids[i - 1], id)] = dists[i - 1][id];
-            entries[tokenText(i)] = dists[i - 1][ids[i]];
+            for (const id of scores.top(i - 1, logprobs)) entries[this.tokenString(ids[i - 1], id)] = scores.at(i - 1, id);
+            entries[tokenText(i)] = scores.at(i - 1, ids[i]);
             return entries;
           }),
           text_offset: offsets,
@@ -176,7 +199,7 @@ export class LmServer {
         stop_reason: null,
         prompt_logprobs: promptLogprobs === null ? null : promptIds.map((id, i) => {
           if (i === 0) return null;
-          const dist = dists[i - 1];
+          const dist = dists![i - 1];
           const entry: Record<string, { logprob: number; rank: number; decoded_token: string }> = {};
           for (const alt of [id, ...topK(dist, promptLogprobs)]) {
             entry[String(alt)] = { logprob: dist[alt], rank: rankOf(dist, alt), decoded_token: this.tokenString(promptIds[i - 1], alt) };

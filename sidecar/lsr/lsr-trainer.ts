@@ -11,7 +11,7 @@ import { WorkspaceIndex } from '../index/workspace-index';
 import type { Scorer } from '../lm/scorer';
 import { RefreshedCandidates, StoredCandidates, type CandidateIndex } from './candidate-index';
 import { seededRandom, type TrainingQuery } from './training-queries';
-import { TrainStep } from './train-step';
+import { AdapterQueryTrainer, createQueryTrainer, type QueryTrainer } from './query-trainer';
 
 export type TrainingMode = 'query-tower' | 'shared';
 
@@ -144,17 +144,24 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
     await cp(resumeFrom.dir, source, { recursive: true });
   }
   const index = await WorkspaceIndex.open(run.indexDir, { readOnly: true });
-  const trainer = await TrainStep.create({
+  const trainer = await createQueryTrainer({
     model: source,
     device: run.device,
     gamma: settings.gamma,
     freezeWordEmbeddings: settings.freezeWordEmbeddings,
     freezeLayers: settings.freezeLayers,
-    resumeOptimizer: resumeFrom !== undefined,
+    resume: resumeFrom !== undefined,
     optimizer: { lr: settings.lr, totalSteps: settings.steps, warmupFraction: settings.warmupFraction },
   });
-  if (trainer.config.hiddenSize !== manifest.encoder.dim) {
-    throw new Error(`the index holds ${manifest.encoder.dim}-d vectors but ${run.model} makes ${trainer.config.hiddenSize}-d ones: index with this model first`);
+  if (trainer.dim !== manifest.encoder.dim) {
+    await trainer.dispose();
+    await index.close();
+    throw new Error(`the index holds ${manifest.encoder.dim}-d vectors but ${run.model} makes ${trainer.dim}-d ones: index with this model first`);
+  }
+  if (settings.mode === 'shared' && trainer instanceof AdapterQueryTrainer) {
+    await trainer.dispose();
+    await index.close();
+    throw new Error(`${run.model} is a plain ONNX encoder: only a query adapter can be trained for it, so use --mode query-tower`);
   }
   const record = (step: number): TrainingRecord => ({
     mode: settings.mode,
@@ -171,7 +178,7 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
     const vectors: Float32Array[] = [];
     for (let i = 0; i < passages.length; i += REFRESH_BATCH) {
       const slice = passages.slice(i, i + REFRESH_BATCH);
-      vectors.push(...(await trainer.embed(trainer.tokenize(slice.map((p) => p.text)))));
+      vectors.push(...(await trainer.embed(slice.map((p) => p.text))));
     }
     // Swapped in whole: steps meanwhile keep using the previous vectors, as REPLUG's asynchronous refresh does.
     candidates = RefreshedCandidates.build(passages, vectors);
@@ -180,7 +187,7 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
 
   const saveCheckpoint = async (step: number) => {
     const gen = await commitGeneration(checkpoints, async (dir) => {
-      await trainer.save(dir, { optimizer: true });
+      await trainer.saveCheckpoint(dir);
       await writeFileDurable(path.join(dir, STATE_FILE), JSON.stringify({ step, settings }, null, 2));
     });
     run.onEvent?.({ type: 'checkpoint', step, dir: gen.dir });
@@ -208,7 +215,7 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
     // The last state is always checkpointed, so a cancelled run resumes where it stopped.
     await saveCheckpoint(step);
     if (!cancelled) {
-      await trainer.save(run.output);
+      await trainer.saveModel(run.output);
       await writeFileDurable(path.join(run.output, TRAINING_RECORD), JSON.stringify(record(step), null, 2));
     }
     run.onEvent?.({ type: 'done', step, output: run.output, cancelled });
@@ -239,12 +246,11 @@ export function ownSource(query: TrainingQuery): (passage: Passage) => boolean {
   return (passage) => passage.path === query.path && (query.docId === undefined || passage.docId === query.docId);
 }
 
-async function trainOneStep(run: LsrRun, trainer: TrainStep, candidates: CandidateIndex, step: number): Promise<StepMetrics> {
+async function trainOneStep(run: LsrRun, trainer: QueryTrainer, candidates: CandidateIndex, step: number): Promise<StepMetrics> {
   const { settings } = run;
   const t0 = performance.now();
   const batch = batchFor(run.queries, step, settings.batchSize, settings.seed);
-  const ids = trainer.tokenize(batch.map((q) => q.context));
-  const queryVectors = await trainer.embed(ids);
+  const queryVectors = await trainer.embed(batch.map((q) => q.context));
   const t1 = performance.now();
 
   const kept: number[] = [];
@@ -265,7 +271,7 @@ async function trainOneStep(run: LsrRun, trainer: TrainStep, candidates: Candida
     return Float64Array.from(logSoftmax(logProbs), Math.exp);
   });
   const result = await trainer.step({
-    inputIds: kept.map((b) => ids[b]),
+    texts: kept.map((b) => batch[b].context),
     candidates: kept.map((b) => hits[b].map((h) => h.vector)),
     target,
     gamma: settings.gamma,

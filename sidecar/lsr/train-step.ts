@@ -180,6 +180,8 @@ export interface AdapterTrainStepOptions extends CommonOptions {
   dim: number;
   /** Start from a saved adapter.safetensors instead of the identity. */
   weights?: Map<string, Float32Tensor>;
+  /** Continue from a saved optimizer.safetensors (see `save(dir, { optimizer: true })`). */
+  optimizerState?: { bytes: Uint8Array; file: string };
 }
 
 export interface AdapterBatch extends LsrTargets {
@@ -200,7 +202,13 @@ export class AdapterTrainStep {
     const weights = opts.weights ?? identityAdapter(opts.dim);
     const graph = buildAdapterTrainGraph(opts.dim, weights);
     const { session, provider } = await openSession(graph.model, opts.device ?? 'auto', threadsOf(opts));
-    return new AdapterTrainStep(new GraphTrainer(session, weights, graph.weightNames, graph.trainable, opts.dim, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA), provider, opts);
+    const trainer = new GraphTrainer(session, weights, graph.weightNames, graph.trainable, opts.dim, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA);
+    if (opts.optimizerState) trainer.optimizer.decodeState(opts.optimizerState.bytes, opts.optimizerState.file);
+    return new AdapterTrainStep(trainer, provider, opts);
+  }
+
+  get optimizerStep(): number {
+    return this.trainer.optimizer.step;
   }
 
   /** `adapter.weight` [dim, dim] and `adapter.bias` [dim]: query' = normalize(W·q + b). */
@@ -216,10 +224,11 @@ export class AdapterTrainStep {
     return this.trainer.step(this.queryFeeds(batch.queries), batch);
   }
 
-  /** Writes `adapter.safetensors` into `dir`. */
-  async save(dir: string): Promise<void> {
+  /** Writes `adapter.safetensors` into `dir`; `optimizer: true` adds the optimizer state. */
+  async save(dir: string, { optimizer = false } = {}): Promise<void> {
     await mkdir(dir, { recursive: true });
     await writeFileAtomic(path.join(dir, ADAPTER_FILE), encodeSafetensors(new Map(this.weights), { kind: ADAPTER_PREFIX }));
+    if (optimizer) await writeFileAtomic(path.join(dir, OPTIMIZER_FILE), this.trainer.optimizer.encodeState());
   }
 
   dispose(): Promise<void> {

@@ -1,0 +1,156 @@
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import type { Device } from '../encoder/cuda-provider';
+import type { RuntimeEncoder } from '../encoder/encoder';
+import { loadModelFolder } from '../encoder/model-folder';
+import { resolveModel } from '../encoder/model-source';
+import { loadEncoder } from '../encoder/ort-encoder';
+import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, applyAdapter, readAdapterConfig, type AdapterConfig } from '../encoder/query-adapter';
+import { parseSafetensors, toFloat32, type Float32Tensor } from '../encoder/safetensors';
+import { writeFileAtomic } from '../index/atomic-file';
+import type { AdamWOptions } from './optimizer';
+import { AdapterTrainStep, OPTIMIZER_FILE, TrainStep, type StepResult } from './train-step';
+
+/** What the LSR loop needs from the part of the retriever that learns. */
+export interface QueryTrainer {
+  readonly dim: number;
+  /** Updates taken so far (restored on resume). */
+  readonly optimizerStep: number;
+  /** L2-normalised embeddings of queries (and, in shared mode, documents) with the current weights. */
+  embed(texts: string[]): Promise<Float32Array[]>;
+  step(batch: { texts: string[]; candidates: Float32Array[][]; target: ArrayLike<number>[]; gamma: number }): Promise<StepResult>;
+  /** Everything a resumed run needs (weights and optimizer state). */
+  saveCheckpoint(dir: string): Promise<void>;
+  /** A model folder that loadEncoder, search and eval take. */
+  saveModel(dir: string): Promise<void>;
+  dispose(): Promise<void>;
+}
+
+export interface QueryTrainerOptions {
+  /** The encoder to start from, or a checkpoint folder written by `saveCheckpoint`. */
+  model: string;
+  device?: Device;
+  gamma: number;
+  freezeWordEmbeddings: boolean;
+  freezeLayers: number;
+  optimizer: AdamWOptions;
+  resume: boolean;
+}
+
+/**
+ * A BERT encoder trains its own weights; a plain model.onnx cannot be trained, so it gets a linear query adapter
+ * (initialised to the identity) on top of its frozen embeddings, trained with the same loss.
+ */
+export async function createQueryTrainer(opts: QueryTrainerOptions): Promise<QueryTrainer> {
+  if (existsSync(path.join(opts.model, ADAPTER_CONFIG))) return AdapterQueryTrainer.create(opts, await readAdapterConfig(opts.model));
+  const folder = await loadModelFolder(await resolveModel(opts.model));
+  // The adapter folder names its base: a local path is stored absolute so the folder works from anywhere.
+  if (folder.kind !== 'bert') return AdapterQueryTrainer.create(opts, { base: existsSync(opts.model) ? path.resolve(opts.model) : opts.model });
+  return new BertQueryTrainer(
+    await TrainStep.create({
+      model: opts.model,
+      device: opts.device,
+      gamma: opts.gamma,
+      freezeWordEmbeddings: opts.freezeWordEmbeddings,
+      freezeLayers: opts.freezeLayers,
+      resumeOptimizer: opts.resume,
+      optimizer: opts.optimizer,
+    }),
+  );
+}
+
+class BertQueryTrainer implements QueryTrainer {
+  constructor(private readonly trainer: TrainStep) {}
+
+  get dim(): number {
+    return this.trainer.config.hiddenSize;
+  }
+
+  get optimizerStep(): number {
+    return this.trainer.optimizerStep;
+  }
+
+  embed(texts: string[]): Promise<Float32Array[]> {
+    return this.trainer.embed(this.trainer.tokenize(texts));
+  }
+
+  step(batch: { texts: string[]; candidates: Float32Array[][]; target: ArrayLike<number>[]; gamma: number }): Promise<StepResult> {
+    return this.trainer.step({ inputIds: this.trainer.tokenize(batch.texts), candidates: batch.candidates, target: batch.target, gamma: batch.gamma });
+  }
+
+  saveCheckpoint(dir: string): Promise<void> {
+    return this.trainer.save(dir, { optimizer: true });
+  }
+
+  saveModel(dir: string): Promise<void> {
+    return this.trainer.save(dir);
+  }
+
+  dispose(): Promise<void> {
+    return this.trainer.dispose();
+  }
+}
+
+export class AdapterQueryTrainer implements QueryTrainer {
+  private constructor(
+    private readonly base: RuntimeEncoder,
+    private readonly trainer: AdapterTrainStep,
+    private readonly config: AdapterConfig,
+  ) {}
+
+  static async create(opts: QueryTrainerOptions, config: AdapterConfig): Promise<AdapterQueryTrainer> {
+    const base = await loadEncoder({ model: config.base, device: opts.device });
+    // A checkpoint or earlier adapter folder carries its weights (and, on resume, the optimizer state).
+    const weightsFile = path.join(opts.model, ADAPTER_WEIGHTS);
+    const stateFile = path.join(opts.model, OPTIMIZER_FILE);
+    const weights = existsSync(weightsFile) ? await readAdapterWeights(weightsFile) : undefined;
+    const trainer = await AdapterTrainStep.create({
+      dim: base.dim,
+      weights,
+      device: opts.device,
+      gamma: opts.gamma,
+      optimizer: opts.optimizer,
+      optimizerState: opts.resume && existsSync(stateFile) ? { bytes: await readFile(stateFile), file: stateFile } : undefined,
+    });
+    return new AdapterQueryTrainer(base, trainer, config);
+  }
+
+  get dim(): number {
+    return this.base.dim;
+  }
+
+  get optimizerStep(): number {
+    return this.trainer.optimizerStep;
+  }
+
+  async embed(texts: string[]): Promise<Float32Array[]> {
+    const w = this.trainer.weights.get('adapter.weight')!.data;
+    const b = this.trainer.weights.get('adapter.bias')!.data;
+    return (await this.base.embed(texts)).map((q) => applyAdapter(w, b, q));
+  }
+
+  async step(batch: { texts: string[]; candidates: Float32Array[][]; target: ArrayLike<number>[]; gamma: number }): Promise<StepResult> {
+    return this.trainer.step({ queries: await this.base.embed(batch.texts), candidates: batch.candidates, target: batch.target, gamma: batch.gamma });
+  }
+
+  async saveCheckpoint(dir: string): Promise<void> {
+    await this.trainer.save(dir, { optimizer: true });
+    await writeFileAtomic(path.join(dir, ADAPTER_CONFIG), JSON.stringify(this.config, null, 2));
+  }
+
+  async saveModel(dir: string): Promise<void> {
+    await this.trainer.save(dir);
+    await writeFileAtomic(path.join(dir, ADAPTER_CONFIG), JSON.stringify(this.config, null, 2));
+  }
+
+  async dispose(): Promise<void> {
+    await this.trainer.dispose();
+    await this.base.dispose();
+  }
+}
+
+async function readAdapterWeights(file: string): Promise<Map<string, Float32Tensor>> {
+  const { tensors } = parseSafetensors(await readFile(file), file);
+  return new Map([...tensors].map(([name, t]) => [name, { shape: t.shape, data: toFloat32(t, file, name) }]));
+}
