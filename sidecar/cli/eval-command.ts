@@ -20,6 +20,7 @@ interface EvalCliOptions extends LmCliOptions {
   seed: number;
   queriesPerFile: number;
   maxQueries?: number;
+  heldOut: 'files' | 'points';
   device: Device;
   json?: boolean;
 }
@@ -37,6 +38,9 @@ export function registerEvalCommand(program: Command): void {
     .option('--seed <n>', 'seed of the workspace query split (as in train)', nonNegativeInt, DEFAULT_LSR_SETTINGS.seed)
     .option('--queries-per-file <n>', 'workspace queries sampled per held-out file', positiveInt, DEFAULT_QUERY_SOURCE.perFile)
     .option('--max-queries <n>', 'evaluate at most this many queries', positiveInt)
+    .addOption(
+      new Option('--held-out <what>', 'workspace queries from unseen files, or from unseen points of the training files').choices(['files', 'points']).default('files'),
+    )
     .addOption(new Option('--device <device>', 'where the encoders run').choices(['auto', 'cuda', 'cpu']).default('auto'))
     .option('--json', 'print the report as JSON');
   addIndexDirOption(cmd);
@@ -48,7 +52,7 @@ export function registerEvalCommand(program: Command): void {
         await loadQueries(index.passages(), {
           ...DEFAULT_QUERY_SOURCE,
           data: opts.data,
-          split: 'eval',
+          split: opts.heldOut === 'points' ? 'eval-points' : 'eval',
           contextTokens: opts.contextTokens,
           continuationTokens: opts.continuationTokens,
           perFile: opts.queriesPerFile,

@@ -7,8 +7,12 @@ import { queriesFromFiles, queriesFromRows, splitFiles, type TrainingQuery } fro
 export interface QuerySourceOptions {
   /** The seed's separate query corpus (CSV with id,text); without it queries are cut from the indexed files. */
   data?: string;
-  /** Which held-out files of the workspace give the queries. */
-  split: 'train' | 'eval';
+  /**
+   * train: points in the training share of files; eval: points in the disjoint evaluation share (unseen files);
+   * eval-points: other points of the training files whose continuations overlap no training continuation (the
+   * retriever used on the workspace it was trained on, at places it never saw).
+   */
+  split: 'train' | 'eval' | 'eval-points';
   contextTokens: number;
   continuationTokens: number;
   /** Workspace queries sampled per held-out file. */
@@ -41,8 +45,20 @@ export async function loadQueries(passages: readonly Passage[], opts: QuerySourc
   if (opts.data) return queriesFromRows(await readCsvQueries(opts.data), opts.data, cut);
   const paths = [...new Set(passages.filter((p) => p.docId === undefined).map((p) => p.path))].sort();
   const split = splitFiles(paths, { train: opts.trainFraction, eval: opts.evalFraction }, opts.seed);
-  const files = await Promise.all(
-    split[opts.split].map(async (p) => ({ path: p, text: await readFile(p, 'utf8').catch(() => '') })),
-  );
-  return queriesFromFiles(files.filter((f) => f.text !== ''), opts.perFile, opts.sampleSeed ?? opts.seed, cut);
+  const files = (
+    await Promise.all(
+      split[opts.split === 'eval' ? 'eval' : 'train'].map(async (p) => ({ path: p, text: await readFile(p, 'utf8').catch(() => '') })),
+    )
+  ).filter((f) => f.text !== '');
+  const sampleSeed = opts.sampleSeed ?? opts.seed;
+  const queries = queriesFromFiles(files, opts.perFile, sampleSeed, cut);
+  if (opts.split !== 'eval-points') return queries;
+  // `queries` are the training points: oversample others, keep those whose continuation overlaps none of them.
+  const training = queries;
+  const overlaps = (q: TrainingQuery) =>
+    training.some((t) => t.path === q.path && t.continuationStart <= q.continuationEnd && q.continuationStart <= t.continuationEnd);
+  return queriesFromFiles(files, EVAL_POINTS_OVERSAMPLING * opts.perFile, sampleSeed + 1, cut).filter((q) => !overlaps(q));
 }
+
+/** eval-points samples this many more points per file than training did; most overlap a training continuation. */
+const EVAL_POINTS_OVERSAMPLING = 4;
