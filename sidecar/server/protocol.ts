@@ -10,6 +10,7 @@ import {
   type WorkDoneProgressParams,
 } from 'vscode-languageserver-protocol';
 import type { EvalReport } from '../eval/evaluate';
+import type { IndexReport as EngineIndexReport } from '../index/workspace-index';
 import type { LsrSettings } from '../lsr/lsr-trainer';
 
 // Type-only: the extension bundle imports this file and must not pull in the engine.
@@ -73,18 +74,8 @@ export interface IndexParams extends WorkDoneProgressParams {
   rebuild?: boolean;
 }
 
-/** What one finished index job did (mirrors the engine's IndexReport). */
-export interface IndexReport {
-  files: number;
-  filesChanged: number;
-  filesRemoved: number;
-  passages: number;
-  passagesEmbedded: number;
-  skipped: Record<string, number>;
-  seconds: number;
-  /** Why the stored index was discarded and rebuilt (settings changed, unreadable), if it was. */
-  rebuilt?: string;
-}
+/** What one finished index job did: the engine's report without the per-file skip list (counts by reason stay). */
+export type IndexReport = Omit<EngineIndexReport, 'skippedFiles'>;
 
 export type IndexResult = { cancelled: true } | ({ cancelled: false } & IndexReport);
 
