@@ -45,32 +45,8 @@
 
   /** @param {ViewHit[]} hits */
   function render(hits) {
-    results.replaceChildren();
     status.textContent = state.query ? hits.length + ' result' + (hits.length === 1 ? '' : 's') : '';
-    hits.forEach((hit, index) => {
-      const item = document.createElement('li');
-      item.className = 'hit';
-      item.tabIndex = 0;
-      item.title = 'Open ' + hit.label;
-      const header = document.createElement('div');
-      header.className = 'hit-header';
-      const label = document.createElement('span');
-      label.className = 'hit-label';
-      label.textContent = hit.label;
-      const score = document.createElement('span');
-      score.className = 'hit-score';
-      score.textContent = hit.score;
-      header.append(label, score);
-      const code = document.createElement('pre');
-      code.className = 'hit-code';
-      code.textContent = hit.code;
-      item.append(header, code);
-      const open = () => vscode.postMessage({ type: 'open', index });
-      item.addEventListener('click', open);
-      item.addEventListener('keydown', (event) => {
-        if (event.key === 'Enter') open();
-      });
-      results.append(item);
-    });
+    // @ts-ignore renderHitList comes from hit-list.js, loaded first
+    renderHitList(results, hits, (index) => vscode.postMessage({ type: 'open', index }));
   }
 })();

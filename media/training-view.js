@@ -73,31 +73,8 @@
 
   /** @param {HTMLElement} list @param {ViewHit[]} hits @param {'base' | 'tuned'} side */
   function renderHits(list, hits, side) {
-    list.replaceChildren();
-    hits.forEach((hit, index) => {
-      const item = document.createElement('li');
-      item.className = 'hit';
-      item.tabIndex = 0;
-      const header = document.createElement('div');
-      header.className = 'hit-header';
-      const label = document.createElement('span');
-      label.className = 'hit-label';
-      label.textContent = hit.label;
-      const score = document.createElement('span');
-      score.className = 'hit-score';
-      score.textContent = hit.score;
-      header.append(label, score);
-      const code = document.createElement('pre');
-      code.className = 'hit-code';
-      code.textContent = hit.code;
-      item.append(header, code);
-      const open = () => vscode.postMessage({ type: 'open', side, index });
-      item.addEventListener('click', open);
-      item.addEventListener('keydown', (event) => {
-        if (event.key === 'Enter') open();
-      });
-      list.append(item);
-    });
+    // @ts-ignore renderHitList comes from hit-list.js, loaded first
+    renderHitList(list, hits, (index) => vscode.postMessage({ type: 'open', side, index }));
   }
 
   makeChart();

@@ -10,7 +10,7 @@ import {
   type WorkDoneProgressParams,
 } from 'vscode-languageserver-protocol';
 import type { EvalReport } from '../eval/evaluate';
-import type { IndexReport as EngineIndexReport } from '../index/workspace-index';
+import type { IndexReport as EngineIndexReport, IndexStatus } from '../index/workspace-index';
 import type { LsrSettings } from '../lsr/lsr-trainer';
 
 // Type-only: the extension bundle imports this file and must not pull in the engine.
@@ -51,13 +51,7 @@ export interface WireHit {
   lexicalScore?: number;
 }
 
-export interface IndexStatusResult {
-  dir: string;
-  files: number;
-  passages: number;
-  dense: boolean;
-  encoder?: string;
-  updatedAt?: string;
+export interface IndexStatusResult extends IndexStatus {
   /** True while an index job is running. */
   busy: boolean;
 }
