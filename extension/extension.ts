@@ -82,8 +82,10 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
   log.info(`Index directory: ${indexDir}`);
 
   await client.start();
-  // Bring the index up to date in the background; the status bar shows progress, errors go to the log.
-  void indexWorkspace(client, false, vscode.ProgressLocation.Window);
+  // Bring the index up to date in the background: the first full build shows a notification (it can take a
+  // while), later catch-up scans only the status bar. Errors go to the log.
+  const empty = (await client.indexStatus().catch(() => undefined))?.passages === 0;
+  void indexWorkspace(client, false, empty ? vscode.ProgressLocation.Notification : vscode.ProgressLocation.Window);
 
   return {
     whenRunning: () => client.whenRunning(),

@@ -70,3 +70,18 @@ test('a damaged file is a clear error', () => {
   assert.throws(() => LexicalIndex.load(bytes.subarray(0, bytes.length - 1)), /damaged.*run index again/);
   assert.throws(() => LexicalIndex.load(Buffer.alloc(3)), /damaged/);
 });
+
+test('top-k selection over many matches equals a full sort, with a filter', () => {
+  const index = LexicalIndex.create();
+  const words = ['alpha', 'beta', 'gamma', 'delta', 'epsilon'];
+  let seed = 7;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+  for (let i = 0; i < 500; i++) {
+    index.add(doc(`d${i}`, Array.from({ length: 1 + Math.floor(rand() * 12) }, () => words[Math.floor(rand() * words.length)]).join(' ')));
+  }
+  const all = index.search('alpha delta', 1000);
+  const accept = (id: string) => Number(id.slice(1)) % 3 !== 0;
+  const expected = all.filter((h) => accept(h.id)).slice(0, 25);
+  assert.deepEqual(index.search('alpha delta', 25, accept), expected);
+  for (let i = 1; i < all.length; i++) assert.ok(all[i - 1].score >= all[i].score);
+});

@@ -105,15 +105,7 @@ export class LexicalIndex {
         scores[doc] += (idf * tf * (K1 + 1)) / norm;
       }
     }
-    touched.sort((a, b) => scores[b] - scores[a] || a - b);
-    const hits: LexicalHit[] = [];
-    for (const doc of touched) {
-      const id = this.docIds[doc];
-      if (accept && !accept(id)) continue;
-      hits.push({ id, score: scores[doc] });
-      if (hits.length === k) break;
-    }
-    return hits;
+    return topK(touched, scores, k, (doc) => !accept || accept(this.docIds[doc])).map((doc) => ({ id: this.docIds[doc], score: scores[doc] }));
   }
 
   /** Binary snapshot: a JSON header (terms, document ids) then the postings and lengths as little-endian arrays. */
@@ -274,6 +266,45 @@ function termCounts(passage: Passage): Map<string, number> {
   for (const term of codeTerms(passage.text)) counts.set(term, (counts.get(term) ?? 0) + 1);
   for (const term of codeTerms(path.basename(passage.path))) counts.set(term, (counts.get(term) ?? 0) + 1);
   return counts;
+}
+
+/**
+ * The k best accepted documents, best first (ties: lower document number), by a bounded min-heap: a query of
+ * common terms touches most of the index, and sorting all of it cost more than the scoring.
+ */
+function topK(docs: number[], scores: Float64Array, k: number, accept: (doc: number) => boolean): number[] {
+  // worse(a, b): a ranks below b.
+  const worse = (a: number, b: number) => scores[a] < scores[b] || (scores[a] === scores[b] && a > b);
+  const heap: number[] = [];
+  const siftDown = (i: number) => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && worse(heap[l], heap[m])) m = l;
+      if (r < heap.length && worse(heap[r], heap[m])) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m], heap[i]];
+      i = m;
+    }
+  };
+  for (const doc of docs) {
+    if (heap.length === k && !worse(heap[0], doc)) continue;
+    if (!accept(doc)) continue;
+    if (heap.length < k) {
+      heap.push(doc);
+      for (let i = heap.length - 1; i > 0; ) {
+        const parent = (i - 1) >> 1;
+        if (!worse(heap[i], heap[parent])) break;
+        [heap[i], heap[parent]] = [heap[parent], heap[i]];
+        i = parent;
+      }
+    } else {
+      heap[0] = doc;
+      siftDown(0);
+    }
+  }
+  return heap.sort((a, b) => (worse(a, b) ? 1 : worse(b, a) ? -1 : 0));
 }
 
 function grow(p: Postings): void {
