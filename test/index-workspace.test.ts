@@ -66,6 +66,28 @@ describe('lexical index of a folder', () => {
     }
   });
 
+  test('saving a file re-chunks it; deleting a file or a whole folder drops its passages', async () => {
+    const tree = makeTree(SOURCES);
+    const dir = tempIndexDir();
+    try {
+      const index = await WorkspaceIndex.open(dir);
+      await index.update([tree.root]);
+      writeFiles(tree.root, { 'src/http.ts': 'export const brandNewIdentifier = 1;\n' });
+      await index.updateFile(path.join(tree.root, 'src/http.ts'));
+      assert.equal((await index.search('brandNewIdentifier'))[0].passage.path, path.join(tree.root, 'src/http.ts'));
+      assert.ok((await index.search('HttpRetryPolicy')).every((h) => !h.passage.text.includes('HttpRetryPolicy')), 'the old text is gone');
+      await index.removeFile(path.join(tree.root, 'src'));
+      assert.deepEqual(await index.search('brandNewIdentifier parseCsvPassages'), []);
+      assert.equal(index.status().files, 1);
+      await index.removeFile(path.join(tree.root, 'lib', 'matrix.py'));
+      assert.equal(index.status().passages, 0);
+      await index.close();
+    } finally {
+      tree.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a second writer is refused with a clear message while a reader may open', async () => {
     const dir = tempIndexDir();
     try {

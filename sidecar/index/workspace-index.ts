@@ -295,12 +295,13 @@ export class WorkspaceIndex {
     await this.checkpointIfDue();
   }
 
+  /** Drops a deleted file's passages; for a deleted folder (one watcher event), those of every file under it. */
   async removeFile(absPath: string): Promise<void> {
     this.assertWritable();
-    const file = path.resolve(absPath);
-    const record = this.table.files.get(file);
-    if (!record) return;
-    await this.applyChanges([{ file, root: record.root, size: 0, mtimeMs: 0, passages: [] }], () => undefined);
+    const target = path.resolve(absPath);
+    const gone = [...this.table.files].filter(([file]) => file === target || file.startsWith(target + path.sep));
+    if (gone.length === 0) return;
+    await this.applyChanges(gone.map(([file, record]) => ({ file, root: record.root, size: 0, mtimeMs: 0, passages: [] })), () => undefined);
     await this.checkpointIfDue();
   }
 
