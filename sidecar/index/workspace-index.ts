@@ -187,6 +187,8 @@ export class WorkspaceIndex {
     }
 
     const rebuilt = this.prepareForSettings();
+    // A first update always saves, even of an empty folder: afterwards the index exists, with zero passages.
+    if (!this.manifest) this.dirty = true;
     const report: IndexReport = {
       files: 0, filesChanged: 0, filesRemoved: 0, passages: 0, passagesEmbedded: 0,
       skipped: {}, skippedFiles: [], seconds: 0, rebuilt,
@@ -236,6 +238,8 @@ export class WorkspaceIndex {
       }
       for await (const entry of walkRoots(absRoots, this.walkOptions())) {
         throwIfAborted(opts.signal);
+        // An index kept inside an indexed folder must not index itself.
+        if (entry.absPath.startsWith(this.dir + path.sep)) continue;
         if (entry.kind === 'skip') {
           report.skipped[entry.reason] = (report.skipped[entry.reason] ?? 0) + 1;
           report.skippedFiles.push({ path: entry.absPath, reason: entry.reason, detail: entry.detail });

@@ -1,0 +1,68 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { makeTree } from './helpers/temp-tree';
+
+const CLI = [process.execPath, '--import', 'tsx', path.resolve(__dirname, '..', 'sidecar', 'cli', 'main.ts')];
+const run = (...args: string[]) => spawnSync(CLI[0], [...CLI.slice(1), ...args], { encoding: 'utf8' });
+
+test('index prints counts and skip reasons; search prints ranked passages and JSON', () => {
+  const tree = makeTree({
+    'src/retry.ts': 'export function retryWithBackoff(attempts: number) {\n  return attempts * 2;\n}\n',
+    'src/image.png': Buffer.from([0x89, 0x50, 0x4e, 0x47, 0, 0, 0, 0, 1, 2, 3]),
+    'package-lock.json': '{}\n',
+  });
+  const dir = mkdtempSync(path.join(tmpdir(), 'replug-cli-'));
+  try {
+    const index = run('index', tree.root, '--index-dir', dir, '-v');
+    assert.equal(index.status, 0, index.stderr);
+    assert.match(index.stdout, /indexed 1 files \(1 changed, 0 removed\) → 1 passages, 0 embedded/);
+    assert.match(index.stdout, /skipped 2 files: (1 binary, 1 lock-file|1 lock-file, 1 binary)/);
+    assert.match(index.stdout, /skipped .*image\.png: binary/);
+    assert.match(index.stdout, /lexical only/);
+
+    const text = run('search', 'retry with backoff', '--index-dir', dir, '-k', '3');
+    assert.equal(text.status, 0, text.stderr);
+    assert.match(text.stdout, /^1\. .*retry\.ts:1-3 {2}score \d/m);
+    assert.match(text.stdout, /export function retryWithBackoff/);
+
+    const json = run('search', 'retryWithBackoff', '--index-dir', dir, '--json');
+    const hits = JSON.parse(json.stdout);
+    assert.equal(hits[0].path, path.join(tree.root, 'src', 'retry.ts'));
+    assert.deepEqual([hits[0].rank, hits[0].startLine, hits[0].endLine], [1, 1, 3]);
+    assert.ok(hits[0].lexicalScore > 0 && hits[0].denseScore === undefined);
+  } finally {
+    tree.cleanup();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bad input is a clear error with a non-zero exit code', () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'replug-cli-'));
+  try {
+    const unknown = run('index', dir, '--index-dir', dir, '--no-such-flag');
+    assert.notEqual(unknown.status, 0);
+    assert.match(unknown.stderr, /unknown option '--no-such-flag'/);
+    const missing = run('index', path.join(dir, 'nope'), '--index-dir', dir);
+    assert.equal(missing.status, 1);
+    assert.match(missing.stderr, /nope does not exist/);
+    const nothing = run('search', 'x', '--index-dir', path.join(dir, 'empty'));
+    assert.equal(nothing.status, 1);
+    assert.match(nothing.stderr, /no index at .*run `replug-code index/);
+    const self = run('index', dir, '--index-dir', path.join(dir, 'ix'));
+    assert.equal(self.status, 0, self.stderr);
+    // The index directory lies inside the indexed folder and is not indexed itself.
+    assert.match(run('index', dir, '--index-dir', path.join(dir, 'ix')).stdout, /indexed 0 files/);
+    const noModel = run('search', 'x', '--index-dir', path.join(dir, 'ix'), '--mode', 'dense');
+    assert.equal(noModel.status, 1);
+    assert.match(noModel.stderr, /dense search needs an encoder: pass --model/);
+    const badK = run('search', 'x', '--index-dir', path.join(dir, 'ix'), '-k', 'zero');
+    assert.notEqual(badK.status, 0);
+    assert.match(badK.stderr, /expected a positive whole number/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
