@@ -144,24 +144,33 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
     await cp(resumeFrom.dir, source, { recursive: true });
   }
   const index = await WorkspaceIndex.open(run.indexDir, { readOnly: true });
-  const trainer = await createQueryTrainer({
-    model: source,
-    device: run.device,
-    gamma: settings.gamma,
-    freezeWordEmbeddings: settings.freezeWordEmbeddings,
-    freezeLayers: settings.freezeLayers,
-    resume: resumeFrom !== undefined,
-    optimizer: { lr: settings.lr, totalSteps: settings.steps, warmupFraction: settings.warmupFraction },
-  });
-  if (trainer.dim !== manifest.encoder.dim) {
+  let trainer: QueryTrainer;
+  try {
+    trainer = await createQueryTrainer({
+      model: source,
+      device: run.device,
+      gamma: settings.gamma,
+      freezeWordEmbeddings: settings.freezeWordEmbeddings,
+      freezeLayers: settings.freezeLayers,
+      resume: resumeFrom !== undefined,
+      optimizer: { lr: settings.lr, totalSteps: settings.steps, warmupFraction: settings.warmupFraction },
+    });
+  } catch (err) {
+    await index.close();
+    if (resumeFrom) await rm(source, { recursive: true, force: true });
+    throw err;
+  }
+  const refuse = async (message: string): Promise<never> => {
     await trainer.dispose();
     await index.close();
-    throw new Error(`the index holds ${manifest.encoder.dim}-d vectors but ${run.model} makes ${trainer.dim}-d ones: index with this model first`);
+    if (resumeFrom) await rm(source, { recursive: true, force: true });
+    throw new Error(message);
+  };
+  if (trainer.dim !== manifest.encoder.dim) {
+    await refuse(`the index holds ${manifest.encoder.dim}-d vectors but ${run.model} makes ${trainer.dim}-d ones: index with this model first`);
   }
   if (settings.mode === 'shared' && trainer instanceof AdapterQueryTrainer) {
-    await trainer.dispose();
-    await index.close();
-    throw new Error(`${run.model} is a plain ONNX encoder: only a query adapter can be trained for it, so use --mode query-tower`);
+    await refuse(`${run.model} is a plain ONNX encoder: only a query adapter can be trained for it, so use --mode query-tower`);
   }
   const record = (step: number): TrainingRecord => ({
     mode: settings.mode,

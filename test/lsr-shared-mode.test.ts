@@ -1,0 +1,58 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { makeTinyBert } from '../scripts/make-tiny-bert';
+import { loadEncoder } from '../sidecar/encoder/ort-encoder';
+import { candidateIndexFor } from '../sidecar/eval/evaluate';
+import { StoredCandidates } from '../sidecar/lsr/candidate-index';
+import { WorkspaceIndex } from '../sidecar/index/workspace-index';
+import { LmScorer } from '../sidecar/lm/scorer';
+import { LmServer } from '../sidecar/lm/serve';
+import { DEFAULT_LSR_SETTINGS, trainLsr, type LsrEvent } from '../sidecar/lsr/lsr-trainer';
+import { DEFAULT_QUERY_SOURCE, loadQueries } from '../sidecar/lsr/query-source';
+import { CopyLm } from './fixtures/lm/copy-lm';
+
+const WORKSPACE = path.resolve(__dirname, 'fixtures', 'workspace');
+
+test('shared mode re-embeds the documents every refreshEvery steps, and its model searches its own vectors', { timeout: 120_000 }, async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'replug-shared-'));
+  const server = new LmServer(new CopyLm('copy-lm', 16384));
+  try {
+    const model = await makeTinyBert(path.join(dir, 'tiny'), { layers: 1, hidden: 32, heads: 4, ffn: 64, vocab: 'real', maxPos: 256, seed: 2, noShift: true });
+    const base = await loadEncoder({ model });
+    const writer = await WorkspaceIndex.open(path.join(dir, 'index'), { encoder: base, encoderSpec: model });
+    await writer.update([WORKSPACE]);
+    const passages = writer.passages();
+    await writer.close();
+    const events: LsrEvent[] = [];
+    const output = path.join(dir, 'tuned');
+    const record = await trainLsr({
+      indexDir: path.join(dir, 'index'),
+      model,
+      output,
+      scorer: new LmScorer({ baseUrl: await server.listen(0), model: 'copy-lm', continuationTokens: 512 }),
+      queries: await loadQueries(passages, { ...DEFAULT_QUERY_SOURCE, split: 'train', trainFraction: 1, evalFraction: 0, perFile: 3 }),
+      settings: { ...DEFAULT_LSR_SETTINGS, mode: 'shared', k: 4, batchSize: 4, steps: 5, refreshEvery: 2, lr: 1e-3, checkpointEvery: 100 },
+      onEvent: (e) => events.push(e),
+    });
+    assert.equal(record.mode, 'shared');
+    assert.equal(record.documentEncoder, undefined);
+    const refreshes = events.filter((e) => e.type === 'refresh');
+    assert.deepEqual(refreshes.map((e) => e.type === 'refresh' && [e.step, e.passages]), [[2, passages.length], [4, passages.length]]);
+    assert.equal(events.filter((e) => e.type === 'step').length, 5);
+
+    // The stored vectors belong to the base encoder: a shared-mode model re-embeds documents to be evaluated.
+    const tuned = await loadEncoder({ model: output });
+    const index = await WorkspaceIndex.open(path.join(dir, 'index'), { encoder: base, readOnly: true });
+    assert.ok(!((await candidateIndexFor({ name: 'tuned', model: output, encoder: tuned }, index)) instanceof StoredCandidates));
+    assert.ok((await candidateIndexFor({ name: 'base', model, encoder: base }, index)) instanceof StoredCandidates);
+    await index.close();
+    await tuned.dispose();
+    await base.dispose();
+  } finally {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
