@@ -56,3 +56,31 @@ test('shared mode re-embeds the documents every refreshEvery steps, and its mode
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('training refuses to start from an encoder other than the one the index was built with', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'replug-mismatch-'));
+  try {
+    const shape = { layers: 1, hidden: 32, heads: 4, ffn: 64, vocab: 'real', maxPos: 128 } as const;
+    const indexed = await makeTinyBert(path.join(dir, 'a'), { ...shape, seed: 1 });
+    const other = await makeTinyBert(path.join(dir, 'b'), { ...shape, seed: 2 });
+    const encoder = await loadEncoder({ model: indexed });
+    const writer = await WorkspaceIndex.open(path.join(dir, 'index'), { encoder, encoderSpec: indexed });
+    await writer.update([WORKSPACE]);
+    const passages = writer.passages();
+    await writer.close();
+    await encoder.dispose();
+    await assert.rejects(
+      trainLsr({
+        indexDir: path.join(dir, 'index'),
+        model: other,
+        output: path.join(dir, 'out'),
+        scorer: new LmScorer({ baseUrl: 'http://127.0.0.1:9/v1', model: 'unused' }),
+        queries: await loadQueries(passages, { ...DEFAULT_QUERY_SOURCE, split: 'train', trainFraction: 1, evalFraction: 0 }),
+        settings: DEFAULT_LSR_SETTINGS,
+      }),
+      /the index's vectors come from .*\/a, not .*\/b: train from that encoder, or first re-index with --model/,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

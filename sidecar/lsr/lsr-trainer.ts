@@ -8,6 +8,10 @@ import { logSoftmax } from '../eval/ensemble';
 import { writeFileDurable } from '../index/atomic-file';
 import { commitGeneration, readCurrentGeneration } from '../index/generations';
 import { WorkspaceIndex } from '../index/workspace-index';
+import type { EncoderStamp } from '../index/manifest';
+import { loadModelFolder } from '../encoder/model-folder';
+import { resolveModel } from '../encoder/model-source';
+import { isAdapterFolder, readAdapterConfig } from '../encoder/query-adapter';
 import type { Scorer } from '../lm/scorer';
 import { RefreshedCandidates, StoredCandidates, type CandidateIndex } from './candidate-index';
 import { seededRandom, type TrainingQuery } from './training-queries';
@@ -136,6 +140,7 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
 
   const manifest = await WorkspaceIndex.readManifest(run.indexDir);
   if (!manifest?.encoder) throw new Error(`the index at ${run.indexDir} has no vectors: run index with --model ${run.model} first`);
+  if (!resumeFrom) await assertStartsFromIndexEncoder(run.model, manifest.encoder);
   // The checkpoint generation is replaced (and deleted) by the next checkpoint, but its tokenizer and config files
   // are copied into every later save: start from a private copy.
   const source = resumeFrom ? path.join(run.output, `.resume-${process.pid}`) : run.model;
@@ -317,6 +322,21 @@ function validate(run: LsrRun): void {
   for (const key of ['gamma', 'beta', 'lr'] as const) {
     if (!(s[key] > 0)) throw new Error(`${key} must be positive, got ${s[key]}`);
   }
+}
+
+/**
+ * Training starts from the encoder the index's vectors came from (or from a model already trained against them):
+ * otherwise the candidates' vectors and the query encoder would live in different spaces.
+ */
+async function assertStartsFromIndexEncoder(model: string, stored: EncoderStamp): Promise<void> {
+  if (isQueryTowerFor(model, stored.fingerprint)) return;
+  const encoder = isAdapterFolder(model) ? (await readAdapterConfig(model)).base : model;
+  const folder = await loadModelFolder(await resolveModel(encoder));
+  if (folder.fingerprint === stored.fingerprint) return;
+  throw new Error(
+    `the index's vectors come from ${stored.model ?? 'another encoder'}, not ${encoder}: train from that encoder, ` +
+      `or first re-index with --model ${encoder}`,
+  );
 }
 
 async function assertSameSettings(stateFile: string, settings: LsrSettings): Promise<void> {
