@@ -13,8 +13,7 @@ import { LmServer } from '../sidecar/lm/serve';
 import { DEFAULT_LSR_SETTINGS, trainLsr } from '../sidecar/lsr/lsr-trainer';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../sidecar/lsr/query-source';
 import { CopyLm } from './fixtures/lm/copy-lm';
-
-const WORKSPACE = path.resolve(__dirname, 'fixtures', 'workspace');
+import { buildDenseIndex } from './helpers/dense-index';
 
 test('a plain model.onnx encoder gets a trained query adapter that search and eval load like any model', { timeout: 120_000 }, async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'replug-adapter-'));
@@ -31,10 +30,7 @@ test('a plain model.onnx encoder gets a trained query adapter that search and ev
     await writeFile(path.join(onnxDir, 'model.onnx'), buildBertEncoder(folder.config, folder.weights, { pooling: 'mean' }));
 
     const base = await loadEncoder({ model: onnxDir });
-    const writer = await WorkspaceIndex.open(path.join(dir, 'index'), { encoder: base, encoderSpec: onnxDir });
-    await writer.update([WORKSPACE]);
-    const passages = writer.passages();
-    await writer.close();
+    const passages = await buildDenseIndex(path.join(dir, 'index'), base, onnxDir);
     const queries = await loadQueries(passages, { ...DEFAULT_QUERY_SOURCE, split: 'train', trainFraction: 1, evalFraction: 0, perFile: 3 });
     const output = path.join(dir, 'tuned');
     const record = await trainLsr({

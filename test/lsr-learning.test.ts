@@ -12,6 +12,7 @@ import { LmServer } from '../sidecar/lm/serve';
 import { DEFAULT_LSR_SETTINGS, trainLsr } from '../sidecar/lsr/lsr-trainer';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../sidecar/lsr/query-source';
 import { CopyLm } from './fixtures/lm/copy-lm';
+import { buildDenseIndex } from './helpers/dense-index';
 
 /** A small real code corpus: execa's sources (pinned by package-lock.json), 105 JavaScript files. */
 const CORPUS = path.resolve(__dirname, '..', 'node_modules', 'execa', 'lib');
@@ -26,9 +27,7 @@ test(
     try {
       const model = await makeTinyBert(path.join(dir, 'tiny'), { layers: 2, hidden: 64, heads: 4, ffn: 128, vocab: 'real', maxPos: 256, seed: 1, noShift: true });
       const base = await loadEncoder({ model });
-      const writer = await WorkspaceIndex.open(path.join(dir, 'index'), { encoder: base, encoderSpec: model });
-      await writer.update([CORPUS]);
-      await writer.close();
+      await buildDenseIndex(path.join(dir, 'index'), base, model, [CORPUS]);
       const scorer = new LmScorer({ baseUrl: await server.listen(0), model: 'copy-lm', continuationTokens: 512 });
       const index = await WorkspaceIndex.open(path.join(dir, 'index'), { encoder: base, readOnly: true });
       const source = { ...DEFAULT_QUERY_SOURCE, perFile: 10 };

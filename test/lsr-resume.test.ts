@@ -7,13 +7,12 @@ import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeTinyBert } from '../scripts/make-tiny-bert';
 import { loadEncoder } from '../sidecar/encoder/ort-encoder';
-import { WorkspaceIndex } from '../sidecar/index/workspace-index';
 import { Llama2cModel } from '../sidecar/lm/llama2c/model';
 import { LmServer } from '../sidecar/lm/serve';
 import { needsStories, repoRoot, storiesModel, storiesTokenizer } from './fixtures/lm/stories';
+import { buildDenseIndex } from './helpers/dense-index';
 
 const CLI = ['--import', 'tsx', path.join(repoRoot, 'sidecar', 'cli', 'main.ts')];
-const WORKSPACE = path.join(repoRoot, 'test', 'fixtures', 'workspace');
 
 function run(args: string[]): { done: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>; kill: () => void } {
   // Async spawn: the LM server answering this child runs in this process's event loop.
@@ -33,9 +32,7 @@ test('LSR against the stories260K server: checkpoints, is killed, resumes and fi
     const model = path.join(dir, 'tiny');
     await makeTinyBert(model, { layers: 1, hidden: 32, heads: 4, ffn: 64, vocab: 'real', maxPos: 128, seed: 3 });
     const encoder = await loadEncoder({ model });
-    const index = await WorkspaceIndex.open(path.join(dir, 'index'), { encoder, encoderSpec: model });
-    await index.update([WORKSPACE]);
-    await index.close();
+    await buildDenseIndex(path.join(dir, 'index'), encoder, model);
     await encoder.dispose();
     const url = await server.listen(0);
 

@@ -13,8 +13,7 @@ import { LmServer } from '../sidecar/lm/serve';
 import { DEFAULT_LSR_SETTINGS, trainLsr, type LsrEvent } from '../sidecar/lsr/lsr-trainer';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../sidecar/lsr/query-source';
 import { CopyLm } from './fixtures/lm/copy-lm';
-
-const WORKSPACE = path.resolve(__dirname, 'fixtures', 'workspace');
+import { buildDenseIndex } from './helpers/dense-index';
 
 test('shared mode re-embeds the documents every refreshEvery steps, and its model searches its own vectors', { timeout: 120_000 }, async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'replug-shared-'));
@@ -22,10 +21,7 @@ test('shared mode re-embeds the documents every refreshEvery steps, and its mode
   try {
     const model = await makeTinyBert(path.join(dir, 'tiny'), { layers: 1, hidden: 32, heads: 4, ffn: 64, vocab: 'real', maxPos: 256, seed: 2, noShift: true });
     const base = await loadEncoder({ model });
-    const writer = await WorkspaceIndex.open(path.join(dir, 'index'), { encoder: base, encoderSpec: model });
-    await writer.update([WORKSPACE]);
-    const passages = writer.passages();
-    await writer.close();
+    const passages = await buildDenseIndex(path.join(dir, 'index'), base, model);
     const events: LsrEvent[] = [];
     const output = path.join(dir, 'tuned');
     const record = await trainLsr({
@@ -64,10 +60,7 @@ test('training refuses to start from an encoder other than the one the index was
     const indexed = await makeTinyBert(path.join(dir, 'a'), { ...shape, seed: 1 });
     const other = await makeTinyBert(path.join(dir, 'b'), { ...shape, seed: 2 });
     const encoder = await loadEncoder({ model: indexed });
-    const writer = await WorkspaceIndex.open(path.join(dir, 'index'), { encoder, encoderSpec: indexed });
-    await writer.update([WORKSPACE]);
-    const passages = writer.passages();
-    await writer.close();
+    const passages = await buildDenseIndex(path.join(dir, 'index'), encoder, indexed);
     await encoder.dispose();
     await assert.rejects(
       trainLsr({
