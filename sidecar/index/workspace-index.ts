@@ -6,16 +6,15 @@ import { readCsvPassages } from '../corpus/csv';
 import type { Passage, TokenCounter } from '../corpus/passage';
 import { DEFAULT_EXCLUDES, walkRoots, type WalkOptions } from '../corpus/walk';
 import type { Encoder } from '../encoder/encoder';
-import { reciprocalRankFusion } from '../retrieve/rank-fusion';
-import { fsyncFile, writeFileDurable } from './atomic-file';
+import { hybridSearch, type SearchMode } from '../retrieve/hybrid-search';
 import { DenseIndex } from './dense-index';
-import { commitGeneration, readCurrentGeneration, type Generation } from './generations';
+import { loadGeneration, readStoredManifest, saveGeneration } from './index-files';
 import { IndexLock } from './index-lock';
-import { PassageTable, type StoredPassage, type StoredState } from './index-state';
+import { PassageTable, type StoredPassage } from './index-state';
 import { LexicalIndex } from './lexical-index';
 import { denseCompatible, INDEX_FORMAT_VERSION, rebuildReason, type EncoderStamp, type IndexManifest } from './manifest';
 
-export type SearchMode = 'hybrid' | 'dense' | 'lexical';
+export type { SearchMode } from '../retrieve/hybrid-search';
 
 export interface IndexOptions {
   /** Without an encoder the index is lexical only. */
@@ -93,10 +92,6 @@ export interface IndexStatus {
   updatedAt?: string;
 }
 
-const MANIFEST = 'manifest.json';
-const PASSAGES = 'passages.json';
-const LEXICAL = 'lexical.bin';
-const DENSE = 'dense.hnsw';
 /** Passages embedded per encoder call while indexing; large enough to batch well, small enough to yield often. */
 const EMBED_BATCH = 256;
 const ESTIMATE_COUNTER_ID = 'estimate-v1';
@@ -146,10 +141,8 @@ export class WorkspaceIndex {
   }
 
   /** The manifest of the live generation in `dir`, without opening the index. */
-  static async readManifest(dir: string): Promise<IndexManifest | undefined> {
-    const generation = await readCurrentGeneration(path.resolve(dir));
-    if (!generation) return undefined;
-    return JSON.parse(await fs.readFile(path.join(generation.dir, MANIFEST), 'utf8')) as IndexManifest;
+  static readManifest(dir: string): Promise<IndexManifest | undefined> {
+    return readStoredManifest(path.resolve(dir));
   }
 
   status(): IndexStatus {
@@ -321,23 +314,14 @@ export class WorkspaceIndex {
     }
     const exclude = opts.exclude;
     const acceptId = exclude ? (id: string) => !exclude(this.table.byId.get(id)!) : undefined;
-    const pool = mode === 'hybrid' ? Math.max(3 * k, 30) : k;
-
-    const lexicalHits = mode === 'dense' ? [] : this.lexical.search(query, pool, acceptId);
-    let denseHits: { id: string; score: number }[] = [];
-    if (mode !== 'lexical') {
-      const [vector] = await (this.options.queryEncoder ?? this.options.encoder!).embed([query]);
-      denseHits = this.denseLabels(vector, pool, exclude).map((hit) => ({ id: hit.passage.id, score: hit.similarity }));
-    }
-
-    if (mode === 'lexical') return lexicalHits.map((h) => ({ passage: this.publicPassage(h.id), score: h.score, lexicalScore: h.score }));
-    if (mode === 'dense') return denseHits.map((h) => ({ passage: this.publicPassage(h.id), score: h.score, denseScore: h.score }));
-    return reciprocalRankFusion([denseHits, lexicalHits], k).map((f) => ({
-      passage: this.publicPassage(f.id),
-      score: f.score,
-      denseScore: f.parts[0],
-      lexicalScore: f.parts[1],
-    }));
+    const hits = await hybridSearch(query, k, mode, {
+      lexical: (q, n) => this.lexical.search(q, n, acceptId),
+      dense: async (q, n) => {
+        const [vector] = await (this.options.queryEncoder ?? this.options.encoder!).embed([q]);
+        return this.denseLabels(vector, n, exclude).map((hit) => ({ id: hit.passage.id, score: hit.similarity }));
+      },
+    });
+    return hits.map(({ id, ...scores }) => ({ passage: this.publicPassage(id), ...scores }));
   }
 
   /** Nearest passages to an already computed query vector, with their stored vectors (dense indexes only). */
@@ -536,59 +520,10 @@ export class WorkspaceIndex {
       files: this.table.files.size,
       passages: this.table.byId.size,
     };
-    const state = JSON.stringify(this.table.toStored());
-    const lexical = this.lexical.serialize();
-    const dense = this.dense;
-    await commitGeneration(this.dir, async (dir) => {
-      await writeFileDurable(path.join(dir, PASSAGES), state);
-      await writeFileDurable(path.join(dir, LEXICAL), lexical);
-      if (dense) {
-        await dense.save(path.join(dir, DENSE));
-        await fsyncFile(path.join(dir, DENSE));
-      }
-      // The manifest is written last: a generation folder without one is incomplete by construction.
-      await writeFileDurable(path.join(dir, MANIFEST), JSON.stringify(manifest, null, 2));
-    });
+    await saveGeneration(this.dir, { manifest, table: this.table, lexical: this.lexical, dense: this.dense });
     this.manifest = manifest;
     this.dirty = false;
     this.lastSave = Date.now();
-  }
-}
-
-interface LoadedGeneration {
-  table: PassageTable;
-  lexical: LexicalIndex;
-  dense?: DenseIndex;
-  manifest?: IndexManifest;
-  problem?: string;
-}
-
-async function loadGeneration(dir: string): Promise<LoadedGeneration> {
-  for (let attempt = 0; ; attempt++) {
-    const generation = await readCurrentGeneration(dir);
-    const loaded = await loadGenerationOnce(generation);
-    // A writer may have replaced (and removed) the generation while it was being read: read the new one.
-    const after = await readCurrentGeneration(dir);
-    if (!loaded.problem || after?.number === generation?.number || attempt === 2) return loaded;
-  }
-}
-
-async function loadGenerationOnce(generation: Generation | undefined): Promise<LoadedGeneration> {
-  const empty = (problem?: string): LoadedGeneration => ({ table: new PassageTable(), lexical: LexicalIndex.create(), problem });
-  if (!generation) return empty();
-  try {
-    const manifest = JSON.parse(await fs.readFile(path.join(generation.dir, MANIFEST), 'utf8')) as IndexManifest;
-    if (manifest.formatVersion !== INDEX_FORMAT_VERSION) return { ...empty(`index format ${manifest.formatVersion} is outdated`) };
-    const state = JSON.parse(await fs.readFile(path.join(generation.dir, PASSAGES), 'utf8')) as StoredState;
-    const table = PassageTable.fromStored(state);
-    const lexical = LexicalIndex.load(await fs.readFile(path.join(generation.dir, LEXICAL)));
-    const dense = manifest.encoder
-      ? await DenseIndex.load(path.join(generation.dir, DENSE), manifest.encoder.dim, table.byLabel.size)
-      : undefined;
-    return { table, lexical, dense, manifest };
-  } catch (err) {
-    // Generations are written atomically, so this means outside damage: rebuild rather than crash.
-    return empty(`the stored index could not be read (${(err as Error).message})`);
   }
 }
 
