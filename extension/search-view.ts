@@ -97,7 +97,7 @@ export class SearchViewProvider implements vscode.WebviewViewProvider, vscode.Di
   private html(webview: vscode.Webview, media: vscode.Uri): string {
     return webviewPage(webview, {
       title: 'REPLUG Search',
-      styles: [vscode.Uri.joinPath(media, 'hit-list.css'), vscode.Uri.joinPath(media, 'search-view.css')],
+      styles: [vscode.Uri.joinPath(media, 'common.css'), vscode.Uri.joinPath(media, 'search-view.css')],
       scripts: [vscode.Uri.joinPath(media, 'hit-list.js'), vscode.Uri.joinPath(media, 'search-view.js')],
       body: `  <form id="search-form">
     <input id="query" type="search" placeholder="Describe the code you need" aria-label="Search query">

@@ -31,7 +31,7 @@ export class TrainingViewProvider implements vscode.WebviewViewProvider, vscode.
     view.webview.options = { enableScripts: true, localResourceRoots: [media, assets] };
     view.webview.html = webviewPage(view.webview, {
       title: 'REPLUG Training',
-      styles: [vscode.Uri.joinPath(assets, 'uPlot.min.css'), vscode.Uri.joinPath(media, 'hit-list.css'), vscode.Uri.joinPath(media, 'training-view.css')],
+      styles: [vscode.Uri.joinPath(assets, 'uPlot.min.css'), vscode.Uri.joinPath(media, 'common.css'), vscode.Uri.joinPath(media, 'training-view.css')],
       scripts: [vscode.Uri.joinPath(assets, 'uPlot.iife.min.js'), vscode.Uri.joinPath(media, 'hit-list.js'), vscode.Uri.joinPath(media, 'training-view.js')],
       body: `  <section id="run">
     <div id="run-header"><span id="state">No training run yet</span><button id="cancel" class="danger" hidden>Stop</button><button id="train">Train</button></div>
