@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { cutAt, queriesFromFiles, queriesFromRows, splitFiles } from '../sidecar/lsr/training-queries';
+import { commonFolder, cutAt, queriesFromFiles, queriesFromRows, splitFiles } from '../sidecar/lsr/training-queries';
 import { estimateTokens } from '../sidecar/corpus/chunk';
 
 const words = (s: string) => s.split(/\s+/).filter(Boolean).length;
@@ -54,4 +54,25 @@ test('file split is deterministic, disjoint and roughly proportional', () => {
   assert.equal(s.train.filter((p) => s.eval.includes(p)).length, 0);
   assert.ok(s.train.length > 150 && s.train.length < 250, `train ${s.train.length}`);
   assert.ok(s.eval.length > 60 && s.eval.length < 140, `eval ${s.eval.length}`);
+});
+
+test('the split and the sampled points depend on paths inside the workspace, not on where it is checked out', () => {
+  const rel = Array.from({ length: 200 }, (_, i) => `src/m${i % 7}/f${i}.ts`);
+  const at = (root: string) => rel.map((r) => `${root}/${r}`);
+  const a = at('/home/ana/repo');
+  const b = at('/srv/ci/checkout/repo');
+  assert.equal(commonFolder(a), '/home/ana/repo/src');
+  const sa = splitFiles(a, { train: 0.3, eval: 0.1 }, 0, commonFolder(a));
+  const sb = splitFiles(b, { train: 0.3, eval: 0.1 }, 0, commonFolder(b));
+  const strip = (root: string, ps: string[]) => ps.map((p) => p.slice(root.length));
+  assert.deepEqual(strip('/home/ana/repo', sa.train), strip('/srv/ci/checkout/repo', sb.train));
+  assert.deepEqual(strip('/home/ana/repo', sa.eval), strip('/srv/ci/checkout/repo', sb.eval));
+  // Without a base the absolute path is hashed, and the split moves with the checkout.
+  assert.notDeepEqual(strip('/home/ana/repo', splitFiles(a, { train: 0.3, eval: 0.1 }, 0).train), strip('/srv/ci/checkout/repo', sb.train));
+
+  const text = Array.from({ length: 60 }, (_, i) => `const v${i} = compute(${i});`).join('\n');
+  const c = { contextTokens: 40, continuationTokens: 20, countTokens: estimateTokens };
+  const points = (root: string) =>
+    queriesFromFiles([{ path: `${root}/src/a.ts`, text }], 3, 7, c, root).map((q) => q.continuationStart);
+  assert.deepEqual(points('/home/ana/repo'), points('/srv/ci/checkout/repo'));
 });

@@ -90,7 +90,7 @@ export function registerTrainCommand(program: Command): void {
       seed: opts.seed,
     });
     await reader.close();
-    process.stderr.write(`${queries.length} training queries from ${opts.data ? displayPath(opts.data) : 'held-out workspace files'}\n`);
+    process.stderr.write(`${queries.length} training queries from ${opts.data ? displayPath(opts.data) : `the training share (${Math.round(DEFAULT_QUERY_SOURCE.trainFraction * 100)}%) of the indexed files`}\n`);
 
     // y was cut to --continuation-tokens by the corpus's token estimate; the LM's tokenizer may split code finer
     // (byte-level vocabularies), and a continuation is never cut, so its LM budget only guards against runaway input.

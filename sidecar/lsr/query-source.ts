@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { estimateTokens } from '../corpus/chunk';
 import { readCsvQueries } from '../corpus/csv';
 import type { Passage } from '../corpus/passage';
-import { queriesFromFiles, queriesFromRows, splitFiles, type TrainingQuery } from './training-queries';
+import { commonFolder, queriesFromFiles, queriesFromRows, splitFiles, type TrainingQuery } from './training-queries';
 
 export interface QuerySourceOptions {
   /** The seed's separate query corpus (CSV with id,text); without it queries are cut from the indexed files. */
@@ -44,20 +44,21 @@ export async function loadQueries(passages: readonly Passage[], opts: QuerySourc
   const cut = { contextTokens: opts.contextTokens, continuationTokens: opts.continuationTokens, countTokens: estimateTokens };
   if (opts.data) return queriesFromRows(await readCsvQueries(opts.data), opts.data, cut);
   const paths = [...new Set(passages.filter((p) => p.docId === undefined).map((p) => p.path))].sort();
-  const split = splitFiles(paths, { train: opts.trainFraction, eval: opts.evalFraction }, opts.seed);
+  const base = commonFolder(paths);
+  const split = splitFiles(paths, { train: opts.trainFraction, eval: opts.evalFraction }, opts.seed, base);
   const files = (
     await Promise.all(
       split[opts.split === 'eval' ? 'eval' : 'train'].map(async (p) => ({ path: p, text: await readFile(p, 'utf8').catch(() => '') })),
     )
   ).filter((f) => f.text !== '');
   const sampleSeed = opts.sampleSeed ?? opts.seed;
-  const queries = queriesFromFiles(files, opts.perFile, sampleSeed, cut);
+  const queries = queriesFromFiles(files, opts.perFile, sampleSeed, cut, base);
   if (opts.split !== 'eval-points') return queries;
   // `queries` are the training points: oversample others, keep those whose continuation overlaps none of them.
   const training = queries;
   const overlaps = (q: TrainingQuery) =>
     training.some((t) => t.path === q.path && t.continuationStart <= q.continuationEnd && q.continuationStart <= t.continuationEnd);
-  return queriesFromFiles(files, EVAL_POINTS_OVERSAMPLING * opts.perFile, sampleSeed + 1, cut).filter((q) => !overlaps(q));
+  return queriesFromFiles(files, EVAL_POINTS_OVERSAMPLING * opts.perFile, sampleSeed + 1, cut, base).filter((q) => !overlaps(q));
 }
 
 /** eval-points samples this many more points per file than training did; most overlap a training continuation. */

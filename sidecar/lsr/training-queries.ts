@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import * as path from 'node:path';
 import { splitLines } from '../corpus/chunk';
 import type { TokenCounter } from '../corpus/passage';
 
@@ -84,12 +85,18 @@ export function queriesFromRows(rows: readonly { id: string; text: string }[], f
  * Points sampled in workspace files: `perFile` split lines per file, spread evenly with a seeded jitter so runs are
  * reproducible. Lines that are blank, or whose next line is blank, make poor split points and are passed over.
  */
-export function queriesFromFiles(files: readonly { path: string; text: string }[], perFile: number, seed: number, cut: QueryCut): TrainingQuery[] {
+export function queriesFromFiles(
+  files: readonly { path: string; text: string }[],
+  perFile: number,
+  seed: number,
+  cut: QueryCut,
+  base?: string,
+): TrainingQuery[] {
   const queries: TrainingQuery[] = [];
   for (const file of files) {
     const lines = splitLines(file.text);
     if (lines.length < 4) continue;
-    const rand = seededRandom(`${seed}:${file.path}`);
+    const rand = seededRandom(`${seed}:${stableKey(file.path, base)}`);
     const span = lines.length / perFile;
     for (let i = 0; i < perFile; i++) {
       const split = Math.min(lines.length - 1, Math.max(1, Math.floor(span * i + rand() * span)));
@@ -113,15 +120,38 @@ export function queriesFromFiles(files: readonly { path: string; text: string }[
  * Deterministic split of files into query files for training, for evaluation, and the rest, by a seeded hash of the
  * path (stable when files are added or removed, unlike a shuffled list).
  */
-export function splitFiles(paths: readonly string[], fractions: { train: number; eval: number }, seed: number): { train: string[]; eval: string[] } {
+export function splitFiles(
+  paths: readonly string[],
+  fractions: { train: number; eval: number },
+  seed: number,
+  base?: string,
+): { train: string[]; eval: string[] } {
   const train: string[] = [];
   const evalFiles: string[] = [];
   for (const p of paths) {
-    const u = seededRandom(`split:${seed}:${p}`)();
+    const u = seededRandom(`split:${seed}:${stableKey(p, base)}`)();
     if (u < fractions.train) train.push(p);
     else if (u < fractions.train + fractions.eval) evalFiles.push(p);
   }
   return { train, eval: evalFiles };
+}
+
+/**
+ * What seeded sampling hashes for a file: its path below `base` (the workspace's common folder) with '/' separators,
+ * so the same workspace gets the same split and points wherever it is checked out.
+ */
+function stableKey(file: string, base: string | undefined): string {
+  return base === undefined ? file : path.relative(base, file).split(path.sep).join('/');
+}
+
+/** The deepest folder that holds every one of `files` (absolute paths). */
+export function commonFolder(files: readonly string[]): string {
+  if (files.length === 0) return path.parse(process.cwd()).root;
+  let folder = path.dirname(files[0]);
+  for (const f of files) {
+    while (path.relative(folder, f).startsWith('..')) folder = path.dirname(folder);
+  }
+  return folder;
 }
 
 /** A small seeded PRNG (mulberry32 over a sha256 seed): reproducible sampling without a dependency. */
