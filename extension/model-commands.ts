@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { ndcgGainLines } from '../sidecar/eval/gain-text';
 import type { EvalReport, ModelInfo } from '../sidecar/server/protocol';
 import type { Config } from './config';
 import type { LmAccess } from './lm-access';
@@ -140,5 +141,6 @@ export function reportMarkdown(r: EvalReport, tuned: ModelInfo | undefined): str
     `| no retrieval | | | | | | ${f(r.noRetrievalBitsPerByte)} |`,
     ...rows,
     '',
+    ...ndcgGainLines(r).map((l) => `${l}\n`),
   ].join('\n');
 }

@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ndcgAt, recallAt, reciprocalRank } from '../sidecar/eval/ranking-metrics';
+import { ndcgAt, pairedDifference, recallAt, reciprocalRank } from '../sidecar/eval/ranking-metrics';
 import { bitsPerByte, ensembleLogProb, logSumExp } from '../sidecar/eval/ensemble';
+import type { EvalReport } from '../sidecar/eval/evaluate';
+import { ndcgGainLines } from '../sidecar/eval/gain-text';
 
 test('nDCG, recall and MRR of a ranked list against a relevant set', () => {
   const ranked = ['a', 'b', 'c', 'd'];
@@ -31,4 +33,32 @@ test('the ensemble is a retrieval-weighted mixture of passage likelihoods, stabl
 
 test('bits per byte converts nats to bits', () => {
   assert.ok(Math.abs(bitsPerByte(-Math.LN2 * 8, 4) - 2) < 1e-12);
+});
+
+test('the paired difference of two retrievers has the standard error of the per-query differences', () => {
+  // Differences 0.1, 0.3, 0.2, 0.2: mean 0.2, sample variance 0.02/3.
+  const { mean, stdErr } = pairedDifference([0.5, 0.6, 0.2, 0.9], [0.4, 0.3, 0.0, 0.7]);
+  assert.ok(Math.abs(mean - 0.2) < 1e-12);
+  assert.ok(Math.abs(stdErr - Math.sqrt(0.02 / 3 / 4)) < 1e-12);
+  // Both retrievers noisy but the gap constant: no uncertainty about the gain.
+  assert.equal(pairedDifference([0.1, 0.9, 0.4], [0, 0.8, 0.3]).stdErr < 1e-12, true);
+  assert.throws(() => pairedDifference([1], [1, 2]), /equal lengths/);
+});
+
+test('the report names each tuned retriever\'s gain over the first, with its sign and standard error', () => {
+  const teacher = { ndcg: 0, recall: 0, mrr: 0 };
+  const report: EvalReport = {
+    queries: 3,
+    k: 10,
+    noRetrievalBitsPerByte: 2,
+    retrievers: [
+      { name: 'base', teacher, bitsPerByte: 1.9 },
+      { name: 'tuned', teacher, bitsPerByte: 1.8, ndcgGain: { mean: 0.0612, stdErr: 0.0171 } },
+      { name: 'worse', teacher, bitsPerByte: 2.1, ndcgGain: { mean: -0.02, stdErr: 0.01 } },
+    ],
+  };
+  assert.deepEqual(ndcgGainLines(report), [
+    'tuned − base nDCG@10: +0.061 ± 0.017 (standard error over the same queries)',
+    'worse − base nDCG@10: −0.020 ± 0.010 (standard error over the same queries)',
+  ]);
 });

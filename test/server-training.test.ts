@@ -132,6 +132,10 @@ describe('sidecar training, evaluation and models over JSON-RPC', () => {
       assert.ok(r.bitsPerByte > 0 && Number.isFinite(r.bitsPerByte));
     }
     assert.ok(report.noRetrievalBitsPerByte > 0);
+    const [base, tuned] = report.retrievers;
+    assert.equal(base.ndcgGain, undefined, 'the first retriever is the reference');
+    assert.ok(Math.abs(tuned.ndcgGain!.mean - (tuned.teacher.ndcg - base.teacher.ndcg)) < 1e-12);
+    assert.ok(tuned.ndcgGain!.stdErr >= 0);
 
     const compared = await sidecar.connection.sendRequest(CompareRequest.type, { query: 'parse the models list', tuned: trained, k: 3 });
     assert.equal(compared.base.length, 3);

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { loadEncoder, type Device } from '../encoder/ort-encoder';
 import { candidateIndexFor, evaluateRetrievers, type EvalReport, type Retriever } from '../eval/evaluate';
+import { ndcgGainLines } from '../eval/gain-text';
 import { WorkspaceIndex } from '../index/workspace-index';
 import { DEFAULT_LSR_SETTINGS } from '../lsr/lsr-trainer';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../lsr/query-source';
@@ -141,6 +142,7 @@ function formatReport(r: EvalReport): string {
         `   ${f(s.bitsPerByte)}`,
     );
   }
+  lines.push(...ndcgGainLines(r));
   const contains = r.retrievers.find((s) => s.contains)?.contains;
   if (contains) lines.push(`(content gold exists for ${contains.queries} of ${r.queries} queries)`);
   return `${lines.join('\n')}\n`;

@@ -6,7 +6,7 @@ import { RefreshedCandidates, StoredCandidates, type CandidateIndex } from '../l
 import { isQueryTowerFor, ownSource } from '../lsr/lsr-trainer';
 import type { TrainingQuery } from '../lsr/training-queries';
 import { bitsPerByte, ensembleLogProb } from './ensemble';
-import { ndcgAt, recallAt, reciprocalRank } from './ranking-metrics';
+import { ndcgAt, pairedDifference, recallAt, reciprocalRank } from './ranking-metrics';
 
 export interface Retriever {
   name: string;
@@ -33,6 +33,11 @@ export interface RetrieverScores {
   name: string;
   /** Gold = the passage the LM teacher scores best among all retrievers' candidates. */
   teacher: { ndcg: number; recall: number; mrr: number };
+  /**
+   * For every retriever after the first: its teacher nDCG@k minus the first's, with the standard error of the
+   * per-query differences (whether a gain is larger than the noise of this query sample).
+   */
+  ndcgGain?: { mean: number; stdErr: number };
   /** Gold = passages (outside the query's file) containing a line of the continuation; over queries that have one. */
   contains?: { ndcg: number; recall: number; mrr: number; queries: number };
   /** REPLUG ensemble over the top `ensembleK` passages. */
@@ -55,7 +60,7 @@ const MIN_GOLD_LINE = 12;
  */
 export async function evaluateRetrievers(opts: EvalOptions): Promise<EvalReport> {
   const candidates = await Promise.all(opts.retrievers.map((r) => candidateIndexFor(r, opts.index)));
-  const sums = opts.retrievers.map(() => ({ teacher: [0, 0, 0], contains: [0, 0, 0], containsQueries: 0, logProb: 0 }));
+  const sums = opts.retrievers.map(() => ({ teacher: [0, 0, 0], contains: [0, 0, 0], containsQueries: 0, logProb: 0, ndcg: [] as number[] }));
   let bytes = 0;
   let noRetrievalLogProb = 0;
   const allPassages = opts.index.passages();
@@ -88,7 +93,7 @@ export async function evaluateRetrievers(opts: EvalOptions): Promise<EvalReport>
     rankings.forEach((ranking, r) => {
       const ids = ranking.slice(0, opts.k).map((h) => h.passage.id);
       const s = sums[r];
-      addMetrics(s.teacher, ids, teacherGold, opts.k);
+      s.ndcg.push(addMetrics(s.teacher, ids, teacherGold, opts.k));
       if (containsGold.size > 0) {
         addMetrics(s.contains, ids, containsGold, opts.k);
         s.containsQueries++;
@@ -110,6 +115,7 @@ export async function evaluateRetrievers(opts: EvalOptions): Promise<EvalReport>
       return {
         name: r.name,
         teacher: { ndcg: s.teacher[0] / n, recall: s.teacher[1] / n, mrr: s.teacher[2] / n },
+        ndcgGain: i > 0 ? pairedDifference(s.ndcg, sums[0].ndcg) : undefined,
         contains: s.containsQueries
           ? { ndcg: s.contains[0] / s.containsQueries, recall: s.contains[1] / s.containsQueries, mrr: s.contains[2] / s.containsQueries, queries: s.containsQueries }
           : undefined,
@@ -119,10 +125,13 @@ export async function evaluateRetrievers(opts: EvalOptions): Promise<EvalReport>
   };
 }
 
-function addMetrics(acc: number[], ids: string[], gold: ReadonlySet<string>, k: number): void {
-  acc[0] += ndcgAt(ids, gold, k);
+/** Adds one query's nDCG@k, recall@k and reciprocal rank to `acc`; returns its nDCG@k. */
+function addMetrics(acc: number[], ids: string[], gold: ReadonlySet<string>, k: number): number {
+  const ndcg = ndcgAt(ids, gold, k);
+  acc[0] += ndcg;
   acc[1] += recallAt(ids, gold, k);
   acc[2] += reciprocalRank(ids, gold);
+  return ndcg;
 }
 
 /** Passages outside the query's own source that contain one of the continuation's distinctive lines. */

@@ -23,3 +23,17 @@ export function reciprocalRank(ranked: readonly string[], relevant: ReadonlySet<
   const i = ranked.findIndex((id) => relevant.has(id));
   return i < 0 ? 0 : 1 / (i + 1);
 }
+
+/**
+ * Mean of the per-query differences a[i] - b[i] and its standard error (sample sd / sqrt(n)): two retrievers judged
+ * on the same queries differ by much less noise than their separate means suggest.
+ */
+export function pairedDifference(a: readonly number[], b: readonly number[]): { mean: number; stdErr: number } {
+  if (a.length !== b.length) throw new Error(`paired metrics need equal lengths (${a.length} vs ${b.length})`);
+  const n = a.length;
+  if (n === 0) return { mean: 0, stdErr: 0 };
+  const d = a.map((x, i) => x - b[i]);
+  const mean = d.reduce((s, x) => s + x, 0) / n;
+  const variance = n > 1 ? d.reduce((s, x) => s + (x - mean) ** 2, 0) / (n - 1) : 0;
+  return { mean, stdErr: Math.sqrt(variance / n) };
+}
