@@ -78,7 +78,7 @@ test(
           `(gain ${gain.mean.toFixed(3)} ± ${gain.stdErr.toFixed(3)}); MRR ${b.teacher.mrr.toFixed(3)} → ${t.teacher.mrr.toFixed(3)}; ` +
           `bits/byte ${b.bitsPerByte.toFixed(3)} → ${t.bitsPerByte.toFixed(3)} (no retrieval ${report.noRetrievalBitsPerByte.toFixed(3)})`,
       );
-      assert.ok(last < first - 0.1, `training loss fell from ${first.toFixed(3)} to ${last.toFixed(3)}`);
+      assert.ok(last < first - 0.05, `training loss fell from ${first.toFixed(3)} to ${last.toFixed(3)}`);
       // The run is deterministic; the noise that matters is which points were held out, so the gain must exceed 2.5
       // paired standard errors. Measured here (split seed 0, 370 queries): loss 2.251 → 2.084, nDCG@10 0.055 → 0.117
       // (gain 0.061 ± 0.017), bits/byte 2.095 → 2.060. With 200 steps the gain over four splits was 0.026-0.049 at a
