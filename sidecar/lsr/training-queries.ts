@@ -148,9 +148,11 @@ function stableKey(file: string, base: string | undefined): string {
 export function commonFolder(files: readonly string[]): string {
   if (files.length === 0) return path.parse(process.cwd()).root;
   let folder = path.dirname(files[0]);
-  for (const f of files) {
-    while (path.relative(folder, f).startsWith('..')) folder = path.dirname(folder);
-  }
+  const outside = (f: string) => {
+    const rel = path.relative(folder, f);
+    return rel === '..' || rel.startsWith(`..${path.sep}`);
+  };
+  for (const f of files) while (outside(f)) folder = path.dirname(folder);
   return folder;
 }
 
