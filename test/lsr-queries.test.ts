@@ -62,7 +62,7 @@ test('the split and the sampled points depend on paths inside the workspace, not
   const a = at('/home/ana/repo');
   const b = at('/srv/ci/checkout/repo');
   assert.equal(commonFolder(a), '/home/ana/repo/src');
-  assert.equal(commonFolder(['/w/src/a.ts', '/w/src/..b.ts', '/w/lib/c.ts']), '/w');
+  assert.equal(commonFolder(['/w/src/a.ts', '/w/src/..b.ts']), '/w/src');
   const sa = splitFiles(a, { train: 0.3, eval: 0.1 }, 0, commonFolder(a));
   const sb = splitFiles(b, { train: 0.3, eval: 0.1 }, 0, commonFolder(b));
   const strip = (root: string, ps: string[]) => ps.map((p) => p.slice(root.length));
