@@ -4,6 +4,7 @@ import { WorkspaceIndex, type IndexReport } from '../index/workspace-index';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
 import { nonNegativeInt, positiveInt } from './option-parsers';
+import { Interrupted } from './interrupted';
 import { ProgressReporter } from './progress-reporter';
 
 interface IndexCliOptions extends ModelCliOptions {
@@ -57,7 +58,7 @@ export function registerIndexCommand(program: Command): void {
       chunking: definedOnly({ windowLines: opts.windowLines, strideLines: opts.strideLines, maxTokens: opts.maxTokens }),
     });
     const abort = new AbortController();
-    const onSigint = () => abort.abort(new Error('interrupted: progress so far was saved; run index again to finish'));
+    const onSigint = () => abort.abort(new Interrupted('interrupted: progress so far was saved; run index again to finish'));
     process.once('SIGINT', onSigint);
     try {
       const report = await index.update(roots, { csv: opts.passages, signal: abort.signal, onProgress: (p) => progress.update(p) });
@@ -76,17 +77,22 @@ function printReport(report: IndexReport, index: WorkspaceIndex, model: string |
   const out = process.stdout;
   if (report.rebuilt) out.write(`rebuilt the index: ${report.rebuilt}\n`);
   out.write(
-    `indexed ${report.files} files (${report.filesChanged} changed, ${report.filesRemoved} removed) → ` +
-      `${report.passages} passages, ${report.passagesEmbedded} embedded, in ${report.seconds.toFixed(1)} s\n`,
+    `indexed ${count(report.files, 'file')} (${report.filesChanged} changed, ${report.filesRemoved} removed) → ` +
+      `${count(report.passages, 'passage')}, ${report.passagesEmbedded} embedded, in ${report.seconds.toFixed(1)} s\n`,
   );
   const reasons = Object.entries(report.skipped).sort((a, b) => b[1] - a[1]);
   const skippedTotal = reasons.reduce((sum, [, n]) => sum + n, 0);
-  if (skippedTotal > 0) out.write(`skipped ${skippedTotal} files: ${reasons.map(([r, n]) => `${n} ${r}`).join(', ')}\n`);
+  if (skippedTotal > 0) out.write(`skipped ${count(skippedTotal, 'file')}: ${reasons.map(([r, n]) => `${n} ${r}`).join(', ')}\n`);
   if (verbose) {
     for (const s of report.skippedFiles) out.write(`  skipped ${displayPath(s.path)}: ${s.reason}${s.detail ? ` (${s.detail})` : ''}\n`);
   }
   const status = index.status();
   out.write(`index: ${displayPath(status.dir)} (${status.dense ? `lexical + dense, model ${model}` : 'lexical only'})\n`);
+}
+
+/** "1 file", "2 files". */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 function definedOnly<T extends object>(obj: T): Partial<T> {
