@@ -54,7 +54,7 @@ async function main(): Promise<void> {
           String(concurrency).padStart(11),
           String(batchSize).padStart(6),
           (PAIRS / (wallMs / 1000)).toFixed(1).padStart(8),
-          stats.requestsPerSecond.toFixed(1).padStart(11),
+          stats.completionRequestsPerSecond.toFixed(1).padStart(11),
           stats.tokensPerSecond.toFixed(0).padStart(13),
           `${(((used.user + used.system) / 1000 / wallMs) * 100).toFixed(1)}%`.padStart(16),
         ];

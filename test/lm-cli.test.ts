@@ -56,13 +56,15 @@ describe('CLI: serve-lm (child process) + score over real HTTP', needsStories, (
     assert.equal(result.server.tokenize, true);
 
     const text = await run(process.execPath, [...CLI, 'score', '--lm-url', lm.baseUrl, '--lm-model', 'stories260K', '--doc', files.doc, '--context', files.context, '--continuation', files.continuation]);
-    assert.match(text.stdout, new RegExp(`= ${result.logProb.toFixed(4)} over ${result.tokens} tokens \\(mean ${result.meanLogProb.toFixed(4)} per token`));
+    assert.match(text.stdout, new RegExp(`^log P\\(continuation \\| doc, context\\) = ${result.logProb.toFixed(4)} over ${result.tokens} tokens \\(mean ${result.meanLogProb.toFixed(4)} per token`));
+    const noDoc = await run(process.execPath, [...CLI, 'score', '--lm-url', lm.baseUrl, '--lm-model', 'stories260K', '--context', files.context, '--continuation', files.continuation]);
+    assert.match(noDoc.stdout, /^log P\(continuation \| context\) = /, 'without --doc the output names no doc');
   });
 
   test('score fails with exit code 1 and a clear message for a wrong model or a missing file', async () => {
     await assert.rejects(
       run(process.execPath, [...CLI, 'score', '--lm-url', lm.baseUrl, '--lm-model', 'llama-70b', '--context', files.context, '--continuation', files.continuation]),
-      (err: { code: number; stderr: string }) => err.code === 1 && /model "llama-70b" not served .* served models: stories260K/.test(err.stderr),
+      (err: { code: number; stderr: string }) => err.code === 1 && /model "llama-70b" not served .* served models: "stories260K"; pass one of them with --lm-model/.test(err.stderr),
     );
     await assert.rejects(
       run(process.execPath, [...CLI, 'score', '--lm-url', lm.baseUrl, '--lm-model', 'stories260K', '--context', path.join(dir, 'nope.txt'), '--continuation', files.continuation]),

@@ -1,8 +1,10 @@
 import { Command } from 'commander';
 import { registerCompareCommand, registerEvalCommand } from './eval-command';
 import { registerIndexCommand } from './index-command';
+import { Interrupted, INTERRUPTED_EXIT_CODE } from './interrupted';
 import { register as registerScoreCommand } from './score';
 import { registerSearchCommand } from './search-command';
+import { registerStarterEncoderCommand } from './starter-encoder';
 import { register as registerServeLmCommand } from './serve-lm';
 import { registerTrainCommand } from './train-command';
 import { version } from '../../package.json';
@@ -13,6 +15,7 @@ const program = new Command('replug-code')
   .version(version)
   .showHelpAfterError('(run with --help for usage)');
 
+registerStarterEncoderCommand(program);
 registerIndexCommand(program);
 registerSearchCommand(program);
 registerScoreCommand(program);
@@ -23,5 +26,5 @@ registerCompareCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`replug-code: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exitCode = 1;
+  process.exitCode = err instanceof Interrupted ? INTERRUPTED_EXIT_CODE : 1;
 });

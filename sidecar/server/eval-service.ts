@@ -5,6 +5,7 @@ import type { VectorHit } from '../index/workspace-index';
 import { WorkspaceIndex } from '../index/workspace-index';
 import { LmScorer } from '../lm/scorer';
 import { DEFAULT_LSR_SETTINGS } from '../lsr/lsr-trainer';
+import { readyTeacher } from '../lsr/fit-queries';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../lsr/query-source';
 import type { CompareParams, CompareResult, EvaluateParams, WireHit } from './protocol';
 
@@ -27,21 +28,16 @@ export class EvalService {
 
   constructor(private readonly opts: EvalServiceOptions) {}
 
-  async evaluate(params: EvaluateParams, onProgress: (done: number, total: number) => void): Promise<EvalReport> {
+  /** `say`: what the teacher supports and which budgets were chosen, for the log. */
+  async evaluate(params: EvaluateParams, onProgress: (done: number, total: number) => void, say: (line: string) => void): Promise<EvalReport> {
     return this.withRetrievers(params.tuned, async (index, retrievers) => {
       const source = { ...DEFAULT_QUERY_SOURCE, ...params.queries, split: 'eval' as const };
-      const queries = (await loadQueries(index.passages(), source)).slice(0, params.maxQueries);
-      if (queries.length === 0) {
+      const sampled = (await loadQueries(index.passages(), source)).slice(0, params.maxQueries);
+      if (sampled.length === 0) {
         throw new Error(`No held-out queries: none of the indexed files fell into the evaluation share (${source.evalFraction}). Raise replugCode.eval.fileShare or index more files.`);
       }
-      const scorer = new LmScorer({
-        baseUrl: params.lm.baseUrl,
-        model: params.lm.model,
-        apiKey: params.lm.apiKey,
-        concurrency: params.lm.concurrency,
-        contextTokens: source.contextTokens,
-        continuationTokens: 4 * source.continuationTokens,
-      });
+      const scorer = new LmScorer({ baseUrl: params.lm.baseUrl, model: params.lm.model, apiKey: params.lm.apiKey, concurrency: params.lm.concurrency });
+      const { queries } = await readyTeacher(scorer, sampled, say);
       return evaluateRetrievers({
         index,
         retrievers,

@@ -172,8 +172,10 @@ connection.onRequest(EvaluateRequest.type, (params) =>
     const progress = connection.languages.attachWorkDoneProgress(params);
     progress.begin('Evaluating retrievers', 0, 'Loading queries…', false);
     try {
-      return await lm().evaluation.evaluate(params, (done, total) =>
-        progress.report(Math.floor((100 * done) / total), `${done}/${total} queries`),
+      return await lm().evaluation.evaluate(
+        params,
+        (done, total) => progress.report(Math.floor((100 * done) / total), `${done}/${total} queries`),
+        (line) => connection.console.info(`Evaluation: ${line}`),
       );
     } finally {
       progress.done();

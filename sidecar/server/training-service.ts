@@ -76,7 +76,7 @@ export class TrainingService {
       worker.on('message', (m: FromTrainWorker) => {
         switch (m.type) {
           case 'started':
-            this.setStatus({ ...this.status, state: 'running', message: `${m.queries} training queries` });
+            this.setStatus({ ...this.status, state: 'running', message: [`${m.queries} training queries`, ...m.notes].join('; ') });
             settled = true;
             resolve({ runId, output, queries: m.queries });
             break;
