@@ -1,7 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
-import { relatedCode, resolveAgainst, resultParts, searchCode } from '../sidecar/agent/retrieval-tools';
+import * as z from 'zod';
+import packageJson from '../package.json';
+import { editorToolName, relatedCode, resolveAgainst, resultParts, RETRIEVAL_TOOLS, searchCode } from '../sidecar/agent/retrieval-tools';
 import type { WireHit } from '../sidecar/server/protocol';
 import { FIXTURE_WORKSPACE } from './helpers/dense-index';
 
@@ -34,4 +36,20 @@ test('tool input maps onto a search request: defaults, trimming, relative paths,
   assert.throws(() => searchCode.request({ query: 7 }, resolve), /Invalid input for search_code: ✖ Invalid input: expected string, received number\n {2}→ at query/);
   assert.throws(() => searchCode.request({ query: 'x', k: 2.5 }, resolve), /expected int/);
   assert.throws(() => relatedCode.request({ code: '\n\t' }, resolve), /code is empty/);
+});
+
+test("package.json declares the editor's tools with the shared names, descriptions and input schemas", () => {
+  const declared = (packageJson.contributes.languageModelTools as Record<string, unknown>[]).map((t) => ({ ...t }));
+  assert.deepEqual(
+    declared.map((t) => t.name),
+    RETRIEVAL_TOOLS.map((tool) => editorToolName(tool)),
+  );
+  RETRIEVAL_TOOLS.forEach((tool, i) => {
+    const entry = declared[i]!;
+    const { $schema: _draft, ...schema } = z.toJSONSchema(tool.input, { io: 'input' });
+    assert.deepEqual(entry.inputSchema, schema, `${tool.name}: regenerate the inputSchema in package.json from sidecar/agent/retrieval-tools.ts`);
+    assert.equal(entry.modelDescription, tool.description);
+    // VS Code drops a tool that can be referenced with # but has no reference name.
+    assert.ok(entry.canBeReferencedInPrompt && typeof entry.toolReferenceName === 'string' && /^[\w-]+$/.test(entry.toolReferenceName));
+  });
 });
