@@ -145,6 +145,15 @@ describe('replug-code mcp over stdio, driven by the MCP SDK client', () => {
     const whole = results(await mcp.call('related_code', { code, path: file, k: 5 }));
     assert.ok(whole.length > 0 && !whole.some(own), 'nothing from the fragment file');
     await assertRealPassages(whole, root);
+
+    // Started outside the workspace, the server resolves a relative path against the index's roots, on its first call.
+    const elsewhere = await startMcp(['--index-dir', indexDir], dir);
+    try {
+      const first = results(await elsewhere.call('related_code', { code, path: 'src/text/lru-cache.ts', startLine: 5, endLine: 16, k: 5 }));
+      assert.ok(first.length === 5 && !first.some(overlaps));
+    } finally {
+      await elsewhere.close();
+    }
   });
 
   test('bad input and a missing index are tool errors that say what to do', async () => {
@@ -258,6 +267,19 @@ describe('replug-code mcp with a tuned query tower', () => {
     assert.ok(close(tunedHits, wantTuned), `tuned scores ${JSON.stringify(tunedHits)} vs ${JSON.stringify(wantTuned)}`);
     assert.ok(close(baseHits, wantBase), 'without --query-model the index\'s own encoder embeds the query');
     assert.ok(!close(tunedHits, baseHits), 'the tuned query tower scores differently from the base encoder');
+  });
+
+  test('the encoders load once, on the first call, however many calls arrive together', async () => {
+    const mcp = await startMcp(['--index-dir', indexDir, '--device', 'cpu', '--query-model', tuned], dir);
+    try {
+      assert.doesNotMatch(mcp.stderr(), /loading encoder/, 'nothing loads before a tool is called');
+      const queries = ['cache eviction', 'tokenize words', 'retry with backoff', 'convex hull', 'shape area', 'lru get'];
+      const answers = await Promise.all(queries.map((query) => mcp.call('search_code', { query, k: 2 })));
+      assert.ok(answers.every((answer) => results(answer).length === 2));
+      assert.deepEqual(mcp.stderr().match(/loading encoder .*/g), [`loading encoder ${base}`, `loading encoder ${tuned}`]);
+    } finally {
+      await mcp.close();
+    }
   });
 
   test('a --query-model that is not a query tower of this index stops the server at start, saying why', async () => {

@@ -6,6 +6,7 @@ import { searchModels, type SearchModels } from '../cli/search-models';
 import { spanExclusion, toWireHit } from '../server/index-service';
 import { assertQueryTowerFor } from '../server/model-catalog';
 import type { SearchParams, WireHit } from '../server/protocol';
+import { resolveAgainst } from './retrieval-tools';
 
 export interface IndexSearcherOptions {
   indexDir: string;
@@ -37,15 +38,13 @@ export class IndexSearcher {
 
   constructor(private readonly opts: IndexSearcherOptions) {}
 
+  /** A relative `excludePath` is taken from the current folder, else from the first indexed root that has it. */
   async search(params: SearchParams): Promise<WireHit[]> {
     const index = await this.current();
-    const hits = await index.search(params.query, { k: params.k, mode: params.mode, exclude: spanExclusion(params) });
+    const roots = index.storedManifest()?.roots ?? [];
+    const excludePath = params.excludePath && resolveAgainst(params.excludePath, [process.cwd(), ...roots]);
+    const hits = await index.search(params.query, { k: params.k, mode: params.mode, exclude: spanExclusion({ ...params, excludePath }) });
     return hits.map(toWireHit);
-  }
-
-  /** The folders the index was built from (for resolving relative paths), as of the last search. */
-  roots(): string[] {
-    return this.opened?.index.storedManifest()?.roots ?? [];
   }
 
   async close(): Promise<void> {

@@ -4,9 +4,8 @@ import { version } from '../../package.json';
 import { RETRIEVAL_TOOLS, resultParts, searchOutput, structuredResults, type RetrievalTool } from './retrieval-tools';
 
 export interface RetrievalBackend {
+  /** Resolves a relative `excludePath` itself: where paths are relative to is the backend's business. */
   search(params: SearchParams): Promise<WireHit[]>;
-  /** A path an agent gave (absolute or relative) as the absolute path the index stores. */
-  resolvePath(file: string): string;
   /** A stored path as the text result shows it. */
   displayPath(file: string): string;
   /** Where a failed call is reported besides its result (the server's stderr). */
@@ -42,7 +41,7 @@ function register(server: McpServer, tool: RetrievalTool, backend: RetrievalBack
     },
     async (input) => {
       try {
-        const hits = await backend.search(tool.request(input, (file) => backend.resolvePath(file)));
+        const hits = await backend.search(tool.request(input, (file) => file));
         return {
           content: [{ type: 'text', text: resultParts(hits, (file) => backend.displayPath(file)).join('\n\n') }],
           structuredContent: structuredResults(hits),

@@ -3,7 +3,6 @@ import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js'
 import type { Command } from 'commander';
 import { IndexSearcher } from '../agent/index-searcher';
 import { createMcpServer } from '../agent/mcp-server';
-import { resolveAgainst } from '../agent/retrieval-tools';
 import { WorkspaceIndex } from '../index/workspace-index';
 import { assertQueryTowerFor } from '../server/model-catalog';
 import { addIndexDirOption, displayPath } from './index-dir';
@@ -40,7 +39,6 @@ export function registerMcpCommand(program: Command): void {
     });
     const server = createMcpServer({
       search: (params) => searcher.search(params),
-      resolvePath: (file) => resolveAgainst(file, [process.cwd(), ...searcher.roots()]),
       displayPath,
       onError: (tool, message) => log(`${tool} failed: ${message}`),
     });
