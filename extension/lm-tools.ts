@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import { editorToolName, resolveAgainst, resultParts, RETRIEVAL_TOOLS, type RetrievalTool } from '../sidecar/agent/retrieval-tools';
+import { log } from './log';
 import type { SidecarClient } from './sidecar-client';
 
 /** What the chat view shows while a tool runs; fixed text, so nothing an agent passes reaches the UI as markdown. */
@@ -15,6 +16,11 @@ const RUNNING: Record<string, string> = {
  * index, and VS Code's confirmation is meant for tools with side effects.
  */
 export function registerLmTools(sidecar: SidecarClient): vscode.Disposable[] {
+  // Editors built on VS Code that leave out the language-model API must still activate the rest of the extension.
+  if (typeof vscode.lm?.registerTool !== 'function') {
+    log.info('This editor has no language-model tool API: the REPLUG agent tools are not registered.');
+    return [];
+  }
   return RETRIEVAL_TOOLS.map((tool) => vscode.lm.registerTool(editorToolName(tool), new SidecarRetrievalTool(tool, sidecar)));
 }
 

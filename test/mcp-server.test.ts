@@ -174,6 +174,20 @@ describe('replug-code mcp over stdio, driven by the MCP SDK client', () => {
     await expectError('related_code', { code: 'cache', path: 'a.ts', startLine: 9, endLine: 3 }, /endLine \(3\) is before startLine \(9\)/);
     await expectError('search_code', { query: 'x', mode: 'dense' }, /dense search needs an encoder/);
 
+    // Outside damage to the stored index (generations are atomic, so nothing of ours leaves one half-written).
+    const damaged = path.join(dir, 'damaged-index');
+    await cp(indexDir, damaged, { recursive: true });
+    const generation = (await readFile(path.join(damaged, 'CURRENT'), 'utf8')).trim();
+    await writeFile(path.join(damaged, generation, 'passages.json'), '{"truncated');
+    const broken = await startMcp(['--index-dir', damaged], root);
+    try {
+      const result = await broken.call('search_code', { query: 'cache' });
+      assert.equal(result.isError, true);
+      assert.equal(text(result), `the index at ${damaged} could not be read; run index again`);
+    } finally {
+      await broken.close();
+    }
+
     const missing = path.join(dir, 'no-index');
     const other = await startMcp(['--index-dir', missing], root);
     try {
