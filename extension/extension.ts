@@ -5,6 +5,7 @@ import { Config } from './config';
 import { IndexFileWatcher } from './file-watcher';
 import { RetrievalHoverProvider } from './hover';
 import { LmAccess } from './lm-access';
+import { registerLmTools } from './lm-tools';
 import { describeError, errorMessage, log } from './log';
 import { ModelCommands, QUERY_MODEL_KEY } from './model-commands';
 import { SearchViewProvider } from './search-view';
@@ -69,6 +70,7 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
     vscode.window.registerWebviewViewProvider(TrainingViewProvider.viewType, trainingView),
     vscode.languages.registerHoverProvider({ scheme: 'file' }, new RetrievalHoverProvider(client, config)),
     new IndexFileWatcher(client),
+    ...registerLmTools(client),
     ...registerCommands({ sidecar: client, config, searchView, training, models, lm }),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
       if (!Config.affectsSidecar(e)) return;

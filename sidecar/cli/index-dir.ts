@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import * as path from 'node:path';
+import { WorkspaceIndex } from '../index/workspace-index';
+import type { IndexManifest } from '../index/manifest';
 
 /** Where an index lives when `--index-dir` is not given: beside the current folder, in `.replug/index`. */
 export const DEFAULT_INDEX_DIR = path.join('.replug', 'index');
@@ -12,4 +14,13 @@ export function addIndexDirOption(cmd: Command): Command {
 export function displayPath(file: string): string {
   const rel = path.relative(process.cwd(), file);
   return rel && !rel.startsWith('..') && !path.isAbsolute(rel) ? rel : file;
+}
+
+/** The manifest of the index in `indexDir`; throws, saying what to run, when there is none or it cannot be read. */
+export async function requireManifest(indexDir: string): Promise<IndexManifest> {
+  const manifest = await WorkspaceIndex.readManifest(indexDir).catch((err: Error) => {
+    throw new Error(`the index at ${indexDir} could not be read (${err.message}); run index again`);
+  });
+  if (!manifest) throw new Error(`no index at ${indexDir}: run \`replug-code index <folder> --index-dir ${indexDir}\` first`);
+  return manifest;
 }

@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerCompareCommand, registerEvalCommand } from './eval-command';
 import { registerIndexCommand } from './index-command';
 import { Interrupted, INTERRUPTED_EXIT_CODE } from './interrupted';
+import { registerMcpCommand } from './mcp-command';
 import { register as registerScoreCommand } from './score';
 import { registerSearchCommand } from './search-command';
 import { registerStarterEncoderCommand } from './starter-encoder';
@@ -23,6 +24,7 @@ registerServeLmCommand(program);
 registerTrainCommand(program);
 registerEvalCommand(program);
 registerCompareCommand(program);
+registerMcpCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`replug-code: ${err instanceof Error ? err.message : String(err)}\n`);

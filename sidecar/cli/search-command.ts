@@ -1,9 +1,9 @@
 import { Option, type Command } from 'commander';
 import { WorkspaceIndex, type SearchHit, type SearchMode } from '../index/workspace-index';
-import { isQueryTowerFor } from '../lsr/lsr-trainer';
-import { addIndexDirOption, displayPath } from './index-dir';
+import { addIndexDirOption, displayPath, requireManifest } from './index-dir';
 import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
 import { positiveInt } from './option-parsers';
+import { searchModels } from './search-models';
 
 interface SearchCliOptions extends ModelCliOptions {
   indexDir: string;
@@ -25,17 +25,10 @@ export function registerSearchCommand(program: Command): void {
   addIndexDirOption(cmd);
   addModelOptions(cmd);
   cmd.action(async (query: string, opts: SearchCliOptions) => {
-    const manifest = await WorkspaceIndex.readManifest(opts.indexDir).catch((err: Error) => {
-      throw new Error(`the index at ${opts.indexDir} could not be read (${err.message}); run index again`);
-    });
-    if (!manifest) throw new Error(`no index at ${opts.indexDir}: run \`replug-code index <folder> --index-dir ${opts.indexDir}\` first`);
-    // Dense queries must be embedded by the encoder the index was built with — or by a query tower trained
-    // against its vectors (`train --mode query-tower`), which embeds queries while the stored vectors stay.
-    const wanted = opts.mode === 'lexical' ? undefined : (opts.model ?? manifest.encoder?.model);
-    const queryTower = wanted !== undefined && manifest.encoder !== undefined && isQueryTowerFor(wanted, manifest.encoder.fingerprint);
-    const model = queryTower ? manifest.encoder!.model : wanted;
+    const manifest = await requireManifest(opts.indexDir);
+    const { model, queryModel } = opts.mode === 'lexical' ? {} : searchModels(manifest, opts.model);
     const encoder = await encoderFromOptions({ ...opts, model });
-    const queryEncoder = queryTower ? await encoderFromOptions({ ...opts, model: wanted }) : undefined;
+    const queryEncoder = await encoderFromOptions({ ...opts, model: queryModel });
     const index = await WorkspaceIndex.open(opts.indexDir, { encoder, queryEncoder, encoderSpec: model, readOnly: true });
     try {
       const hits = await index.search(query, { k: opts.k, mode: opts.mode });

@@ -5,6 +5,7 @@ import {
   type IndexProgress,
   type SearchHit,
 } from '../index/workspace-index';
+import type { Passage } from '../corpus/passage';
 import type { Encoder } from '../encoder/encoder';
 import type { IndexResult, IndexStatusResult, SearchParams, StatusParams, WireHit } from './protocol';
 
@@ -82,13 +83,7 @@ export class IndexService {
   async search(params: SearchParams): Promise<WireHit[]> {
     const query = params.query.trim();
     if (!query) return [];
-    const { excludePath, excludeLines } = params;
-    const exclude = excludePath
-      ? (p: { path: string; startLine: number; endLine: number }) =>
-          p.path === excludePath &&
-          (!excludeLines || (p.startLine <= excludeLines[1] && p.endLine >= excludeLines[0]))
-      : undefined;
-    const hits = await (await this.open()).search(query, { k: params.k, mode: params.mode, exclude });
+    const hits = await (await this.open()).search(query, { k: params.k, mode: params.mode, exclude: spanExclusion(params) });
     return hits.map(toWireHit);
   }
 
@@ -178,7 +173,13 @@ export class IndexService {
   }
 }
 
-function toWireHit(hit: SearchHit): WireHit {
+/** The passages a search leaves out: those of `excludePath`, or with `excludeLines` only those overlapping that span. */
+export function spanExclusion({ excludePath, excludeLines }: SearchParams): ((p: Passage) => boolean) | undefined {
+  if (!excludePath) return undefined;
+  return (p) => p.path === excludePath && (!excludeLines || (p.startLine <= excludeLines[1] && p.endLine >= excludeLines[0]));
+}
+
+export function toWireHit(hit: SearchHit): WireHit {
   const { id, path, startLine, endLine, text } = hit.passage;
   return { id, path, startLine, endLine, text, score: hit.score, denseScore: hit.denseScore, lexicalScore: hit.lexicalScore };
 }
