@@ -187,7 +187,7 @@ test('the index retriever never returns passages overlapping the prompt’s own 
   const index = await WorkspaceIndex.open(`${tree.root}/.index`);
   try {
     await index.update([tree.root]);
-    const retriever = indexRetriever(index);
+    const retriever = indexRetriever(() => index);
     const all = await retriever.retrieve('const value7 = compute(7);', 10);
     assert.ok(all.some((p) => p.path.endsWith('a.js') && p.startLine <= 8 && p.endLine >= 8));
     const span = { path: `${tree.root}/a.js`, startLine: 5, endLine: 12 };

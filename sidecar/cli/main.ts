@@ -1,8 +1,10 @@
 import { Command } from 'commander';
+import { registerCompleteCommand } from './complete-command';
 import { registerCompareCommand, registerEvalCommand } from './eval-command';
 import { registerIndexCommand } from './index-command';
 import { register as registerScoreCommand } from './score';
 import { registerSearchCommand } from './search-command';
+import { registerServeCommand } from './serve-command';
 import { register as registerServeLmCommand } from './serve-lm';
 import { registerTrainCommand } from './train-command';
 import { version } from '../../package.json';
@@ -20,6 +22,8 @@ registerServeLmCommand(program);
 registerTrainCommand(program);
 registerEvalCommand(program);
 registerCompareCommand(program);
+registerCompleteCommand(program);
+registerServeCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`replug-code: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -1,9 +1,9 @@
 import { Option, type Command } from 'commander';
-import { WorkspaceIndex, type SearchHit, type SearchMode } from '../index/workspace-index';
-import { isQueryTowerFor } from '../lsr/lsr-trainer';
+import type { SearchHit, SearchMode } from '../index/workspace-index';
 import { addIndexDirOption, displayPath } from './index-dir';
-import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
+import { addModelOptions, type ModelCliOptions } from './model-options';
 import { positiveInt } from './option-parsers';
+import { openQueryIndex } from './query-index';
 
 interface SearchCliOptions extends ModelCliOptions {
   indexDir: string;
@@ -25,25 +25,12 @@ export function registerSearchCommand(program: Command): void {
   addIndexDirOption(cmd);
   addModelOptions(cmd);
   cmd.action(async (query: string, opts: SearchCliOptions) => {
-    const manifest = await WorkspaceIndex.readManifest(opts.indexDir).catch((err: Error) => {
-      throw new Error(`the index at ${opts.indexDir} could not be read (${err.message}); run index again`);
-    });
-    if (!manifest) throw new Error(`no index at ${opts.indexDir}: run \`replug-code index <folder> --index-dir ${opts.indexDir}\` first`);
-    // Dense queries must be embedded by the encoder the index was built with — or by a query tower trained
-    // against its vectors (`train --mode query-tower`), which embeds queries while the stored vectors stay.
-    const wanted = opts.mode === 'lexical' ? undefined : (opts.model ?? manifest.encoder?.model);
-    const queryTower = wanted !== undefined && manifest.encoder !== undefined && isQueryTowerFor(wanted, manifest.encoder.fingerprint);
-    const model = queryTower ? manifest.encoder!.model : wanted;
-    const encoder = await encoderFromOptions({ ...opts, model });
-    const queryEncoder = queryTower ? await encoderFromOptions({ ...opts, model: wanted }) : undefined;
-    const index = await WorkspaceIndex.open(opts.indexDir, { encoder, queryEncoder, encoderSpec: model, readOnly: true });
+    const { index, close } = await openQueryIndex(opts.indexDir, opts, opts.mode === 'lexical');
     try {
       const hits = await index.search(query, { k: opts.k, mode: opts.mode });
       process.stdout.write(opts.json ? `${JSON.stringify(hits.map(toJson), null, 2)}\n` : formatHits(hits));
     } finally {
-      await index.close();
-      await encoder?.dispose();
-      await queryEncoder?.dispose();
+      await close();
     }
   });
 }

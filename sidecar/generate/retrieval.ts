@@ -40,11 +40,13 @@ export function asSimilarities(hits: readonly Omit<RetrievedPassage, 'similarity
 /**
  * The index's retriever for generation: dense (cosine, with the tuned query tower when the index was opened with
  * one) when the index has vectors, BM25 otherwise. Hybrid search is not used: its fused rank scores are no
- * similarity the ensemble weights could be taken from.
+ * similarity the ensemble weights could be taken from. `current` names the index at each call (a server reopens it
+ * when another process updated it).
  */
-export function indexRetriever(index: WorkspaceIndex): PassageRetriever {
+export function indexRetriever(current: () => WorkspaceIndex): PassageRetriever {
   return {
     async retrieve(query, k, exclude) {
+      const index = current();
       const dense = index.status().dense;
       const hits: SearchHit[] = await index.search(query, { k, mode: dense ? 'dense' : 'lexical', exclude: exclude && overlaps(exclude) });
       return asSimilarities(

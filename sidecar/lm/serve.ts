@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOpenAi } from './http-listen';
 import type { LanguageModel, TokenScores } from './language-model';
 
 /** A request the client got wrong: answered with an OpenAI-shaped error body and this status. */
@@ -85,19 +85,12 @@ export class LmServer {
   }
 
   /** Listens (port 0 picks a free port) and resolves to the OpenAI base URL, e.g. http://127.0.0.1:PORT/v1. */
-  async listen(port = 0, host = '127.0.0.1'): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => resolve());
-    });
-    const address = this.server.address() as AddressInfo;
-    const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    return `http://${shownHost}:${address.port}/v1`;
+  listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    return listenOpenAi(this.server, port, host);
   }
 
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  close(): Promise<void> {
+    return closeServer(this.server);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
