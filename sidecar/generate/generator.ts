@@ -50,6 +50,15 @@ export interface Completion {
   requests: number;
 }
 
+export interface CompletionPlan {
+  /** The context after its token budget (what retrieval queried with). */
+  context: string;
+  /** The passages the mode uses, with their weights. */
+  passages: UsedPassage[];
+  /** The passage part of each prompt: replug one per passage, concat one, none none. */
+  docs: string[];
+}
+
 export interface CompletionHooks {
   /** Stops generation at the next step; the completion rejects with the signal's reason. */
   signal?: AbortSignal;
@@ -128,15 +137,12 @@ export class Generator {
     const signal = hooks.signal;
     signal?.throwIfAborted();
     const tally: Tally = { requests: 0 };
-    const caps = await this.upstream.capabilities(tally);
-    const builder = new PromptBuilder(this.upstream, caps, this.separator, this.budgets, this.charsPerToken, tally);
-    const context = await builder.context(request.prompt);
+    const { caps, builder, context, docs, passages } = await this.prepare(request, tally);
     const base = await builder.prompt([], context);
-    const retrieved = request.mode === 'none' ? [] : await this.retrieve(context, request);
     signal?.throwIfAborted();
     const stream = new TextStream(request.stop);
     const emit = (delta: string) => delta && hooks.onText?.(delta);
-    const done = (text: string, tokens: number, finishReason: FinishReason, passages: UsedPassage[]): Completion => ({
+    const done = (text: string, tokens: number, finishReason: FinishReason): Completion => ({
       text,
       finishReason,
       passages,
@@ -145,23 +151,17 @@ export class Generator {
       requests: tally.requests,
     });
 
-    if (request.mode === 'replug' && retrieved.length > 0) {
-      const logWeights = logSoftmax(retrieved.map((p) => p.similarity / this.gamma));
-      const passages = retrieved.map((p, i) => ({ ...p, weight: Math.exp(logWeights[i]) }));
+    if (request.mode === 'replug' && passages.length > 0) {
       // Token ids go out and chosen ids are appended when the server names tokens by id; otherwise text, and the
       // chosen tokens' strings are appended.
       const idMode = caps.tokenize && caps.tokenIds;
-      const prompts = await Promise.all(
-        retrieved.map(async (p) => {
-          const doc = (await builder.doc(p.text)).text;
-          return idMode ? builder.prompt([doc], context) : { text: builder.text([doc], context) };
-        }),
-      );
+      const prompts = await Promise.all(docs.map((doc) => (idMode ? builder.prompt([doc], context) : { text: builder.text([doc], context) })));
+      const logWeights = passages.map((p) => Math.log(p.weight));
       const result = await this.ensemble(prompts, logWeights, base, caps, request, stream, emit, tally, signal);
-      return done(result.text, result.tokens, result.finishReason, passages);
+      return done(result.text, result.tokens, result.finishReason);
     }
 
-    const { prompt, passages } = request.mode === 'concat' ? await this.concatPrompt(retrieved, context, builder, caps, request) : { prompt: base, passages: [] };
+    const prompt = docs.length ? await builder.prompt(docs, context) : base;
     const room = caps.maxModelLen === undefined ? request.maxTokens : caps.maxModelLen - promptLength(prompt, this.charsPerToken);
     if (room < 1) throw this.tooLong(promptLength(prompt, this.charsPerToken), caps.maxModelLen!);
     const answer = await this.upstream.generate(
@@ -173,7 +173,37 @@ export class Generator {
     emit(stream.update(answer.text));
     emit(stream.finish(answer.text));
     const tokens = answer.completionTokens ?? Math.ceil(stream.text.length / this.charsPerToken);
-    return done(stream.text, tokens, stream.stopped || answer.finishReason === 'stop' ? 'stop' : 'length', passages);
+    return done(stream.text, tokens, stream.stopped || answer.finishReason === 'stop' ? 'stop' : 'length');
+  }
+
+  /**
+   * What a completion would send, without generating: the budgeted context, the passages the mode uses with their
+   * weights, and the passage part of each prompt (replug: one per passage; concat: the passages joined, best last;
+   * none: nothing). Each prompt is that part ⊕ separator ⊕ context, or the context alone. For evaluation.
+   */
+  async plan(request: CompletionRequest): Promise<CompletionPlan> {
+    validate(request);
+    const { context, docs, passages } = await this.prepare(request, { requests: 0 });
+    return { context, docs: request.mode === 'concat' && docs.length ? [docs.join(this.separator)] : docs, passages };
+  }
+
+  get promptSeparator(): string {
+    return this.separator;
+  }
+
+  /** Budgets the context, retrieves, weights the passages and cuts them to the doc budget (concat: as many as fit). */
+  private async prepare(request: CompletionRequest, tally: Tally) {
+    const caps = await this.upstream.capabilities(tally);
+    const builder = new PromptBuilder(this.upstream, caps, this.separator, this.budgets, this.charsPerToken, tally);
+    const context = await builder.context(request.prompt);
+    const retrieved = request.mode === 'none' ? [] : await this.retrieve(context, request);
+    if (request.mode === 'replug') {
+      const logWeights = logSoftmax(retrieved.map((p) => p.similarity / this.gamma));
+      const docs = await Promise.all(retrieved.map(async (p) => (await builder.doc(p.text)).text));
+      return { caps, builder, context, docs, passages: retrieved.map((p, i) => ({ ...p, weight: Math.exp(logWeights[i]) })) };
+    }
+    if (request.mode === 'concat') return { caps, builder, context, ...(await this.concatDocs(retrieved, context, builder, caps, request)) };
+    return { caps, builder, context, docs: [] as string[], passages: [] as UsedPassage[] };
   }
 
   /** The top-k passages for the (budgeted) context, never from the prompt's own span. */
@@ -186,19 +216,18 @@ export class Generator {
   }
 
   /**
-   * concat: the passages in one prompt, best last (nearest the context), each cut to the doc budget; when the
+   * concat: the passages for one prompt, best last (nearest the context), each cut to the doc budget; when the
    * model's context length is known, the lowest-ranked passages that do not fit beside the context and
    * max_tokens are left out.
    */
-  private async concatPrompt(retrieved: RetrievedPassage[], context: string, builder: PromptBuilder, caps: UpstreamCapabilities, request: CompletionRequest) {
+  private async concatDocs(retrieved: RetrievedPassage[], context: string, builder: PromptBuilder, caps: UpstreamCapabilities, request: CompletionRequest) {
     const docs = await Promise.all(retrieved.map((p) => builder.doc(p.text)));
     const contextTokens = promptLength(await builder.prompt([], context), this.charsPerToken);
     let room = caps.maxModelLen === undefined ? Infinity : caps.maxModelLen - contextTokens - request.maxTokens;
     let used = 0;
     while (used < docs.length && docs[used].tokens + 1 <= room) room -= docs[used++].tokens + 1;
     const kept = retrieved.slice(0, used);
-    const prompt = await builder.prompt(docs.slice(0, used).map((d) => d.text).reverse(), context);
-    return { prompt, passages: kept.map((p) => ({ ...p, weight: 1 / kept.length })) };
+    return { docs: docs.slice(0, used).map((d) => d.text).reverse(), passages: kept.map((p) => ({ ...p, weight: 1 / kept.length })) };
   }
 
   /**
