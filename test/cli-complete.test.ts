@@ -104,6 +104,31 @@ describe('CLI: complete and serve against the copy-LM', () => {
       await served.stop();
     }
   });
+
+  test('serve takes its API key from $REPLUG_SERVE_API_KEY, and --help never prints it', async () => {
+    const env = { ...process.env, REPLUG_SERVE_API_KEY: 'k3y-from-env' };
+    const help = await run(process.execPath, [...CLI, 'serve', '--help'], { env });
+    assert.ok(!help.stdout.includes('k3y-from-env'));
+    const child = spawn(process.execPath, [...CLI, 'serve', '--port', '0', ...lmArgs()], { env });
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        child.stdout.on('data', (d) => {
+          out += d;
+          const m = / at (http:\/\/\S+\/v1) \(Ctrl-C/.exec(out);
+          if (m) resolve(m[1]);
+        });
+        child.on('exit', (code) => reject(new Error(`serve exited (${code}) before listening: ${out}`)));
+      });
+      assert.equal((await fetch(`${url}/models`)).status, 401);
+      const openai = new OpenAI({ baseURL: url, apiKey: 'k3y-from-env', maxRetries: 0 });
+      assert.deepEqual((await openai.models.list()).data.map((m) => m.id), ['copy-lm']);
+    } finally {
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
 });
 
 describe('CLI: complete against stories260K served by serve-lm', needsStories, () => {

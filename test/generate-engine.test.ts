@@ -204,3 +204,55 @@ test('the index retriever never returns passages overlapping the prompt’s own 
     tree.cleanup();
   }
 });
+
+test('sampling is reproducible from a seed and follows the temperature; greedy ignores the seed', async () => {
+  await withServer(async (url) => {
+    const gen = generator(url, [PLUS, MINUS]);
+    const sample = (seed: number, temperature = 1.5) => gen.complete({ prompt: 'function mul(a, b) {\n', mode: 'replug', k: 2, maxTokens: 12, temperature, seed });
+    const [a, b] = [await sample(1), await sample(1)];
+    assert.equal(a.text, b.text);
+    const texts = new Set<string>();
+    for (let seed = 2; seed < 8; seed++) texts.add((await sample(seed)).text);
+    assert.ok(texts.size > 1, 'different seeds draw different completions');
+    assert.equal((await sample(1, 0)).text, (await sample(2, 0)).text);
+  });
+});
+
+test('generation stops with finish_reason length where the model’s context is full', async () => {
+  await withServer(async (url) => {
+    const proxy = await startInterposer(url, async (req, res) => {
+      if (req.path !== '/v1/models') return false;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ object: 'list', data: [{ id: 'copy-lm', object: 'model', max_model_len: 40 }] }));
+      return true;
+    });
+    try {
+      const result = await generator(proxy.url, [PLUS, MINUS]).complete({ prompt: PROMPT, mode: 'replug', k: 2, maxTokens: 100 });
+      assert.equal(result.finishReason, 'length');
+      assert.ok(result.completionTokens > 0 && result.completionTokens < 40, `${result.completionTokens} tokens`);
+    } finally {
+      await proxy.close();
+    }
+  });
+});
+
+test('a server with /tokenize that names tokens by text still ensembles, appending the chosen strings', async () => {
+  await withServer(async (url) => {
+    // Forwards completions without return_tokens_as_token_ids, as a server that does not know the field would answer.
+    const proxy = await startInterposer(url, async (req, res) => {
+      if (req.path !== '/v1/completions') return false;
+      const { return_tokens_as_token_ids: _ignored, ...body } = req.body ?? {};
+      const upstream = await fetch(`${url}/completions`, { method: 'POST', body: JSON.stringify(body) });
+      res.writeHead(upstream.status, { 'content-type': 'application/json' });
+      res.end(await upstream.text());
+      return true;
+    });
+    try {
+      const gen = generator(proxy.url, [PLUS, MINUS]);
+      assert.equal((await gen.complete({ prompt: PROMPT, mode: 'replug', k: 2, maxTokens: 2 })).text, ' + b');
+      assert.deepEqual(await gen.upstream.capabilities(), { tokenize: true, tokenIds: false, maxModelLen: 8192 });
+    } finally {
+      await proxy.close();
+    }
+  });
+});

@@ -25,11 +25,13 @@ export function registerServeCommand(program: Command): void {
     .description('serve REPLUG completions over this index as an OpenAI-compatible API (/v1/completions, /v1/models) in front of the LM server')
     .option('--port <n>', 'port to listen on (0 picks a free one)', port, 8100)
     .option('--host <host>', 'address to listen on (anything but loopback exposes the index to the network)', '127.0.0.1')
-    .option('--api-key <key>', 'clients must send it as "Authorization: Bearer <key>" (default: $REPLUG_SERVE_API_KEY)', process.env.REPLUG_SERVE_API_KEY)
+    .option('--api-key <key>', 'clients must send it as "Authorization: Bearer <key>" (default: $REPLUG_SERVE_API_KEY)')
     .option('--name <model>', 'model id clients ask for (default: the LM model name)');
   addGenerateOptions(cmd, 4096);
   cmd.options.find((o) => o.long === '--max-tokens')!.description = 'largest max_tokens a request may ask for';
   cmd.action(async (opts: ServeCliOptions) => {
+    // Read here rather than as the option's default, which --help would print.
+    const apiKey = opts.apiKey ?? process.env.REPLUG_SERVE_API_KEY;
     const { generator, index } = await generatorFromOptions(opts);
     // Fails early, with the upstream's own words, when the LM server is down or does not serve the model.
     await generator.upstream.capabilities();
@@ -38,12 +40,12 @@ export function registerServeCommand(program: Command): void {
       modelName: opts.name ?? opts.lmModel,
       mode: opts.mode,
       k: opts.k,
-      apiKey: opts.apiKey,
+      apiKey,
       maxTokensLimit: opts.maxTokens,
     });
     const stopReloading = index ? reloadOnChange(opts.indexDir, index) : () => undefined;
     const url = await server.listen(opts.port, opts.host);
-    if (!/^(127\.|\[::1\]|localhost)/.test(new URL(url).hostname) && !opts.apiKey) {
+    if (!/^(127\.|\[::1\]|localhost)/.test(new URL(url).hostname) && !apiKey) {
       process.stderr.write(`serve: listening on ${opts.host} without --api-key: anyone who can reach it can read this index through completions\n`);
     }
     console.log(`serve: ${opts.mode} completions (k ${opts.k}) of "${opts.lmModel}" at ${opts.lmUrl} over ${index ? opts.indexDir : 'no index'}, as model "${opts.name ?? opts.lmModel}" at ${url} (Ctrl-C to stop)`);
