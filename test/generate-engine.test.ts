@@ -23,6 +23,16 @@ async function withServer(run: (url: string) => Promise<void>): Promise<void> {
   }
 }
 
+/** The server behind a proxy whose /v1/models says the model's context is `tokens` long. */
+function withContextLength(url: string, tokens: number) {
+  return startInterposer(url, async (req, res) => {
+    if (req.path !== '/v1/models') return false;
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify({ object: 'list', data: [{ id: 'copy-lm', object: 'model', max_model_len: tokens }] }));
+    return true;
+  });
+}
+
 function generator(url: string, passages: RetrievedPassage[], extra: Partial<GeneratorOptions> = {}): Generator {
   return new Generator({ baseUrl: url, model: 'copy-lm', retries: 0, retriever: { retrieve: async (_q, k) => passages.slice(0, k) }, ...extra });
 }
@@ -163,12 +173,7 @@ test('a server that is down gives an error naming it; a model it does not serve 
 
 test('concat leaves out the lowest-ranked passages that do not fit the model’s context', async () => {
   await withServer(async (url) => {
-    const proxy = await startInterposer(url, async (req, res) => {
-      if (req.path !== '/v1/models') return false;
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ object: 'list', data: [{ id: 'copy-lm', object: 'model', max_model_len: 40 }] }));
-      return true;
-    });
+    const proxy = await withContextLength(url, 40);
     try {
       const result = await generator(proxy.url, [PLUS, MINUS]).complete({ prompt: PROMPT, mode: 'concat', k: 2, maxTokens: 4 });
       assert.deepEqual(result.passages.map((p) => p.id), ['plus']);
@@ -220,12 +225,7 @@ test('sampling is reproducible from a seed and follows the temperature; greedy i
 
 test('generation stops with finish_reason length where the model’s context is full', async () => {
   await withServer(async (url) => {
-    const proxy = await startInterposer(url, async (req, res) => {
-      if (req.path !== '/v1/models') return false;
-      res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ object: 'list', data: [{ id: 'copy-lm', object: 'model', max_model_len: 40 }] }));
-      return true;
-    });
+    const proxy = await withContextLength(url, 40);
     try {
       const result = await generator(proxy.url, [PLUS, MINUS]).complete({ prompt: PROMPT, mode: 'replug', k: 2, maxTokens: 100 });
       assert.equal(result.finishReason, 'length');
