@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { loadEncoder } from '../sidecar/encoder/ort-encoder';
 import { bitsPerByte, logSoftmax, logSumExp, tokenEnsembleLogProb } from '../sidecar/eval/ensemble';
 import { editSimilarity, exactMatch } from '../sidecar/eval/line-completion';
+import { pairedDifference } from '../sidecar/eval/ranking-metrics';
 import { Generator, type CompletionMode, type CompletionPlan } from '../sidecar/generate/generator';
 import { chooseToken, mixCandidates, mixtureLogProb, type PassageTop, type TailPolicy } from '../sidecar/generate/mixture';
 import { indexRetriever } from '../sidecar/generate/retrieval';
@@ -91,7 +92,8 @@ async function main(): Promise<void> {
       { name: 'replug base', mode: 'replug', generator: generators.base },
       { name: 'replug tuned', mode: 'replug', generator: generators.tuned },
     ];
-    const totals = configs.map(() => ({ logProb: 0, sequenceLogProb: 0, em: 0, es: 0, seconds: 0 }));
+    // Per point, so that differences between configurations come with paired standard errors.
+    const totals = configs.map(() => ({ logProb: 0, sequenceLogProb: 0, em: [] as number[], es: [] as number[], bits: [] as number[], seconds: 0 }));
     const topN = new Map<string, number>(); // `${N} ${tail}` -> summed log-prob, over the first topn-points points
     let exactTopNLogProb = 0;
     let bytes = 0;
@@ -110,7 +112,9 @@ async function main(): Promise<void> {
       bytes += Buffer.byteLength(q.continuation, 'utf8');
       plans.forEach((plan, c) => {
         const sims = plan.passages.length ? plan.passages.map((p) => p.similarity) : [0];
-        totals[c].logProb += tokenEnsembleLogProb(scores[c].map((s) => s.perToken!), configs[c].mode === 'replug' ? sims : [0], GAMMA);
+        const logProb = tokenEnsembleLogProb(scores[c].map((s) => s.perToken!), configs[c].mode === 'replug' ? sims : [0], GAMMA);
+        totals[c].logProb += logProb;
+        totals[c].bits.push(bitsPerByte(logProb, Buffer.byteLength(q.continuation, 'utf8')));
         totals[c].sequenceLogProb += configs[c].mode === 'replug' ? logSumExp(scores[c].map((s, d) => s.logProb + Math.log(plan.passages[d].weight))) : scores[c][0].logProb;
       });
       const target = q.continuation.split('\n').find((l) => l.trim() !== '') ?? '';
@@ -118,8 +122,8 @@ async function main(): Promise<void> {
         const t0 = performance.now();
         const line = await nextLine(configs[c].generator, configs[c].mode, q);
         totals[c].seconds += (performance.now() - t0) / 1000;
-        totals[c].em += exactMatch(target, line);
-        totals[c].es += editSimilarity(target, line);
+        totals[c].em.push(exactMatch(target, line));
+        totals[c].es.push(editSimilarity(target, line));
       }
       if (i < topNPoints) {
         const replugBase = plans[3];
@@ -143,12 +147,22 @@ async function main(): Promise<void> {
     const n = points.length - skipped;
     console.log(`\n${n} held-out points (eval-points of ${CORPUS.map((c) => path.relative(root, c)).join(' + ')}; ${skipped} skipped), k = ${K}, γ = ${GAMMA}, copy-LM (V = ${COPY_VOCAB})`);
     console.log('config          bits/byte  (sequence-level)   EM      ES     s/line');
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     configs.forEach((c, i) => {
       const t = totals[i];
-      console.log(`${c.name.padEnd(15)} ${bitsPerByte(t.logProb, bytes).toFixed(4).padStart(9)}  ${`(${bitsPerByte(t.sequenceLogProb, bytes).toFixed(4)})`.padStart(16)}   ${(t.em / n).toFixed(3)}  ${(t.es / n).toFixed(3)}  ${(t.seconds / n).toFixed(2).padStart(6)}`);
+      console.log(`${c.name.padEnd(15)} ${bitsPerByte(t.logProb, bytes).toFixed(4).padStart(9)}  ${`(${bitsPerByte(t.sequenceLogProb, bytes).toFixed(4)})`.padStart(16)}   ${mean(t.em).toFixed(3)}  ${mean(t.es).toFixed(3)}  ${(t.seconds / n).toFixed(2).padStart(6)}`);
     });
+    console.log('paired differences over the same points (mean ± standard error): per-point bits/byte, EM, ES');
+    const pairs: [number, number][] = [[3, 0], [3, 1], [4, 2], [4, 3]];
+    for (const [a, b] of pairs) {
+      const cells = (['bits', 'em', 'es'] as const).map((m) => {
+        const d = pairedDifference(totals[a][m], totals[b][m]);
+        return `${m === 'bits' ? 'bits/byte' : m.toUpperCase()} ${d.mean >= 0 ? '+' : '−'}${Math.abs(d.mean).toFixed(3)} ± ${d.stdErr.toFixed(3)}`;
+      });
+      console.log(`  ${`${configs[a].name} − ${configs[b].name}`.padEnd(28)} ${cells.join('   ')}`);
+    }
     console.log(`\ntop-N log-probs, replug base, first ${topNPoints} points: bits/byte of y rebuilt from each passage's top-N (exact ${bitsPerByte(exactTopNLogProb, topNBytes).toFixed(4)})`);
-    for (const nn of TOP_NS) console.log(`  N = ${String(nn).padStart(2)}: ${TAILS.map((tail) => `${tail} ${bitsPerByte(topN.get(`${nn} ${tail}`)!, topNBytes).toFixed(4)}`).join('   ')}`);
+    for (const nn of TOP_NS) console.log(`  N = ${String(nn).padStart(2)}: ${TAILS.map((tail) => `${tail} ${bpb(topN.get(`${nn} ${tail}`)!, topNBytes)}`).join('   ')}`);
 
     if (!needsStories.skip) {
       stories = await launchStoriesServer();
@@ -263,7 +277,7 @@ async function measureStories(baseUrl: string, index: WorkspaceIndex, points: Tr
   for (const n of TOP_NS) {
     const cells = TAILS.map((tail) => {
       const e = approx.get(`${n} ${tail}`)!;
-      return `${tail}: bits/byte ${bitsPerByte(e.logProb, exact.bytes).toFixed(4)}, greedy choice as exact ${((100 * e.agree) / exact.positions).toFixed(1)}%`;
+      return `${tail}: greedy choice as exact ${((100 * e.agree) / exact.positions).toFixed(1)}%, bits/byte ${bpb(e.logProb, exact.bytes)}`;
     });
     console.log(`  N = ${String(n).padStart(2)}  ${cells.join('   ')}`);
   }
@@ -278,6 +292,12 @@ async function makeTinyBertOnce(dir: string): Promise<string> {
 function sample(points: TrainingQuery[], count: number): TrainingQuery[] {
   const random = seededRandom('measure-completions');
   return points.map((p) => ({ p, r: random() })).sort((a, b) => a.r - b.r).slice(0, count).map((e) => e.p);
+}
+
+/** Bits per byte for printing; ∞ where a policy left the true token no probability at all. */
+function bpb(logProb: number, bytes: number): string {
+  const bits = bitsPerByte(logProb, bytes);
+  return Number.isFinite(bits) ? bits.toFixed(4) : '∞ (no mass left for the true token)';
 }
 
 function log(line: string): void {

@@ -29,7 +29,7 @@ export function addGenerateOptions(cmd: Command, maxTokens: number): Command {
     .option('-k, --k <n>', 'passages retrieved (replug: prompts per generated token)', nonNegativeInt, DEFAULT_COMPLETION_K)
     .option('--max-tokens <n>', 'most tokens to generate', positiveInt, maxTokens)
     .option('--top-logprobs <n>', 'top log-probs asked per passage and token (vLLM allows 20 unless started with --max-logprobs)', positiveInt, DEFAULT_TOP_LOGPROBS)
-    .addOption(new Option('--tail <policy>', "credit of a token outside a passage's top-N: zero, or floor (the passage's leftover mass, capped at its N-th probability)").choices(['zero', 'floor']).default('zero'))
+    .addOption(new Option('--tail <policy>', "credit of a token outside a passage's top-N: floor (the passage's leftover mass, capped at its N-th probability) or zero").choices(['floor', 'zero']).default('floor'))
     .option('--gamma <t>', 'temperature of the passage weights softmax(similarity/γ)', positiveNumber, DEFAULT_LSR_SETTINGS.gamma);
   addIndexDirOption(cmd);
   addModelOptions(cmd);

@@ -80,7 +80,7 @@ export interface GeneratorOptions {
   contextTokens?: number;
   /** Top log-probs asked per passage and step (N); default 20, vLLM's default --max-logprobs. */
   topLogprobs?: number;
-  /** How a token outside a passage's top-N is credited; default `zero` (measured: no worse than `floor`, see README). */
+  /** How a token outside a passage's top-N is credited; default `floor` (measured against the exact mixture: README). */
   tail?: TailPolicy;
   /** Temperature γ of the weights softmax(similarity/γ); default 0.1 (as in training). */
   gamma?: number;
@@ -120,7 +120,7 @@ export class Generator {
     }
     this.topN = options.topLogprobs ?? DEFAULT_TOP_LOGPROBS;
     if (!Number.isInteger(this.topN) || this.topN < 1) throw new Error(`top log-probs must be a positive integer (got ${this.topN})`);
-    this.tail = options.tail ?? 'zero';
+    this.tail = options.tail ?? 'floor';
     this.gamma = options.gamma ?? 0.1;
     if (!(this.gamma > 0)) throw new Error(`gamma must be positive (got ${this.gamma})`);
     this.charsPerToken = options.charsPerToken ?? 4;
