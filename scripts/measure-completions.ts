@@ -127,7 +127,7 @@ async function main(): Promise<void> {
       }
       if (i < topNPoints) {
         const replugBase = plans[3];
-        const { tops, exact } = await teacherForcedTops(copy.baseUrl, 'copy-lm', replugBase, q.continuation, Math.max(...TOP_NS));
+        const { tops, exact } = await teacherForcedTops(generators.base, replugBase, q.continuation, Math.max(...TOP_NS));
         const logWeights = replugBase.passages.map((p) => Math.log(p.weight));
         exactTopNLogProb += tokenEnsembleLogProb(exact.values, replugBase.passages.map((p) => p.similarity), GAMMA);
         topNBytes += Buffer.byteLength(q.continuation, 'utf8');
@@ -211,7 +211,9 @@ async function nextLine(generator: Generator, mode: CompletionMode, q: TrainingQ
  * Teacher-forced top-N of each replug prompt at every token of y (one echo request per passage), and y's token keys
  * with each passage's exact log-probs of them.
  */
-async function teacherForcedTops(baseUrl: string, model: string, plan: CompletionPlan, y: string, n: number, separator = '\n') {
+async function teacherForcedTops(generator: Generator, plan: CompletionPlan, y: string, n: number) {
+  const { baseUrl, model } = generator.upstream;
+  const separator = generator.promptSeparator;
   const root = baseUrl.replace(/\/v1$/, '');
   const post = async (url: string, body: Json) => {
     const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
@@ -253,7 +255,7 @@ async function measureStories(baseUrl: string, index: WorkspaceIndex, points: Tr
     const line = q.continuation.split('\n')[0].slice(0, 60);
     if (line.trim() === '') continue;
     const plan = await generator.plan({ prompt: q.context, mode: 'replug', k: K, maxTokens: 1, source: { path: q.path } });
-    const { tops, exact: ys } = await teacherForcedTops(baseUrl, 'stories260K', plan, line, STORIES_VOCAB);
+    const { tops, exact: ys } = await teacherForcedTops(generator, plan, line, STORIES_VOCAB);
     const logWeights = logSoftmax(plan.passages.map((p) => p.similarity / GAMMA));
     exact.bytes += Buffer.byteLength(line, 'utf8');
     ys.keys.forEach((key, t) => {
