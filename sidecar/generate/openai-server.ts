@@ -34,17 +34,12 @@ type Body = Record<string, unknown>;
 
 const MAX_BODY_BYTES = 4 * 1024 * 1024;
 
-/** How an upstream failure is reported to the client: a gateway error unless the client's request caused it. */
-const UPSTREAM_STATUS: Record<LmErrorKind, number> = {
-  connection: 502,
+/** How an upstream failure is reported to the client: a gateway error (502) unless these say otherwise. */
+const UPSTREAM_STATUS: Partial<Record<LmErrorKind, number>> = {
   timeout: 504,
   'rate-limit': 429,
-  server: 502,
-  'model-not-found': 502,
+  // The client's prompt or max_tokens did not fit.
   'context-length': 400,
-  'bad-request': 502,
-  malformed: 502,
-  unsupported: 502,
   'over-budget': 400,
 };
 
@@ -226,7 +221,10 @@ function parseSource(value: unknown): SourceSpan | undefined {
 
 function toHttpError(err: unknown): HttpError {
   if (err instanceof HttpError) return err;
-  if (err instanceof LmError) return new HttpError(UPSTREAM_STATUS[err.kind], err.message, err.kind === 'context-length' || err.kind === 'over-budget' ? 'invalid_request_error' : 'upstream_error');
+  if (err instanceof LmError) {
+    const status = UPSTREAM_STATUS[err.kind] ?? 502;
+    return new HttpError(status, err.message, status === 400 ? 'invalid_request_error' : 'upstream_error');
+  }
   return new HttpError(500, err instanceof Error ? err.message : String(err), 'server_error');
 }
 
