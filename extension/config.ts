@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type {
+  CompletionMode,
   InitializationOptions,
   LmEndpoint,
   QuerySelection,
@@ -36,6 +37,15 @@ export class Config {
 
   get hoverEnabled(): boolean {
     return this.raw.get<boolean>('hover.enabled', true);
+  }
+
+  inlineCompletion(): { enabled: boolean; mode: CompletionMode; k: number; maxTokens: number } {
+    return {
+      enabled: this.raw.get<boolean>('inlineCompletion.enabled', false),
+      mode: this.raw.get<CompletionMode>('inlineCompletion.mode', 'replug'),
+      k: this.raw.get<number>('inlineCompletion.k', 4),
+      maxTokens: this.raw.get<number>('inlineCompletion.maxTokens', 32),
+    };
   }
 
   /** The LM teacher's endpoint; the API key comes from SecretStorage, never from settings. */

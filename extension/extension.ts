@@ -4,6 +4,7 @@ import { indexWorkspace, registerCommands } from './commands';
 import { Config } from './config';
 import { IndexFileWatcher } from './file-watcher';
 import { RetrievalHoverProvider } from './hover';
+import { InlineCompletionController } from './inline-completion';
 import { LmAccess } from './lm-access';
 import { registerLmTools } from './lm-tools';
 import { describeError, errorMessage, log } from './log';
@@ -71,6 +72,7 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
     vscode.languages.registerHoverProvider({ scheme: 'file' }, new RetrievalHoverProvider(client, config)),
     new IndexFileWatcher(client),
     ...registerLmTools(client),
+    new InlineCompletionController(client, config, lm, searchView),
     ...registerCommands({ sidecar: client, config, searchView, training, models, lm }),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
       if (!Config.affectsSidecar(e)) return;

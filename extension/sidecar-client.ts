@@ -14,6 +14,7 @@ import {
 import {
   CancelTrainingRequest,
   CompareRequest,
+  CompleteRequest,
   EvaluateRequest,
   IndexRequest,
   IndexStatusRequest,
@@ -30,6 +31,8 @@ import {
   UseModelRequest,
   WorkspaceTrustedNotification,
   type CompareParams,
+  type CompleteParams,
+  type CompleteResult,
   type CompareResult,
   type EvalReport,
   type EvaluateParams,
@@ -163,6 +166,11 @@ export class SidecarClient implements vscode.Disposable {
 
   compare(params: CompareParams): Promise<CompareResult> {
     return this.ready().sendRequest(CompareRequest.type, params);
+  }
+
+  /** Cancelling `token` stops the generation at the next token. */
+  complete(params: CompleteParams, token: vscode.CancellationToken): Promise<CompleteResult> {
+    return this.ready().sendRequest(CompleteRequest.type, params, token);
   }
 
   listModels(): Promise<ModelsResult> {

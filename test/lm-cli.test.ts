@@ -5,10 +5,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { launchLm, type LaunchedLm } from '../sidecar/lm/launcher';
+import type { LaunchedLm } from '../sidecar/lm/launcher';
 import { Llama2cModel } from '../sidecar/lm/llama2c/model';
 import { isRunning } from './fixtures/lm/process';
-import { needsStories, repoRoot, storiesModel, storiesTokenizer } from './fixtures/lm/stories';
+import { launchStoriesServer, needsStories, repoRoot, storiesModel, storiesTokenizer } from './fixtures/lm/stories';
 
 const run = promisify(execFile);
 const CLI = ['--import', 'tsx', path.join(repoRoot, 'sidecar', 'cli', 'main.ts')];
@@ -25,10 +25,7 @@ describe('CLI: serve-lm (child process) + score over real HTTP', needsStories, (
       files[key] = path.join(dir, `${key}.txt`);
       writeFileSync(files[key], texts[key]);
     }
-    lm = await launchLm({
-      command: [process.execPath, ...CLI, 'serve-lm', '--model', storiesModel, '--tokenizer', storiesTokenizer, '--port', '{port}'],
-      readyTimeoutMs: 60_000,
-    });
+    lm = await launchStoriesServer();
   });
   after(async () => {
     await lm?.stop();

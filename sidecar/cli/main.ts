@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerCompleteCommand } from './complete-command';
 import { registerCompareCommand, registerEvalCommand } from './eval-command';
 import { registerIndexCommand } from './index-command';
 import { Interrupted, INTERRUPTED_EXIT_CODE } from './interrupted';
@@ -6,6 +7,7 @@ import { registerMcpCommand } from './mcp-command';
 import { register as registerScoreCommand } from './score';
 import { registerSearchCommand } from './search-command';
 import { registerStarterEncoderCommand } from './starter-encoder';
+import { registerServeCommand } from './serve-command';
 import { register as registerServeLmCommand } from './serve-lm';
 import { registerTrainCommand } from './train-command';
 import { version } from '../../package.json';
@@ -25,6 +27,8 @@ registerTrainCommand(program);
 registerEvalCommand(program);
 registerCompareCommand(program);
 registerMcpCommand(program);
+registerCompleteCommand(program);
+registerServeCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`replug-code: ${err instanceof Error ? err.message : String(err)}\n`);

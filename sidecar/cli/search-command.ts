@@ -1,9 +1,9 @@
 import { Option, type Command } from 'commander';
-import { WorkspaceIndex, type SearchHit, type SearchMode } from '../index/workspace-index';
-import { addIndexDirOption, displayPath, requireManifest } from './index-dir';
-import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
+import type { SearchHit, SearchMode } from '../index/workspace-index';
+import { addIndexDirOption, displayPath } from './index-dir';
+import { addModelOptions, type ModelCliOptions } from './model-options';
 import { positiveInt } from './option-parsers';
-import { searchModels } from './search-models';
+import { openQueryIndex } from './query-index';
 
 interface SearchCliOptions extends ModelCliOptions {
   indexDir: string;
@@ -25,18 +25,12 @@ export function registerSearchCommand(program: Command): void {
   addIndexDirOption(cmd);
   addModelOptions(cmd);
   cmd.action(async (query: string, opts: SearchCliOptions) => {
-    const manifest = await requireManifest(opts.indexDir);
-    const { model, queryModel } = opts.mode === 'lexical' ? {} : searchModels(manifest, opts.model);
-    const encoder = await encoderFromOptions({ ...opts, model });
-    const queryEncoder = await encoderFromOptions({ ...opts, model: queryModel });
-    const index = await WorkspaceIndex.open(opts.indexDir, { encoder, queryEncoder, encoderSpec: model, readOnly: true });
+    const { index, close } = await openQueryIndex(opts.indexDir, opts, opts.mode === 'lexical');
     try {
       const hits = await index.search(query, { k: opts.k, mode: opts.mode });
       process.stdout.write(opts.json ? `${JSON.stringify(hits.map(toJson), null, 2)}\n` : formatHits(hits));
     } finally {
-      await index.close();
-      await encoder?.dispose();
-      await queryEncoder?.dispose();
+      await close();
     }
   });
 }

@@ -1,14 +1,9 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import { Llama2cModel } from '../lm/llama2c/model';
 import { LmServer } from '../lm/serve';
-
-function port(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new InvalidArgumentError('must be a port number 0-65535 (0 picks a free one)');
-  return n;
-}
+import { port } from './option-parsers';
 
 /** `serve-lm`: an OpenAI-compatible server (vLLM's shapes) over a llama2.c checkpoint, for dry runs without a GPU. */
 export function register(program: Command): void {

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOpenAi } from './http-listen';
 import type { LanguageModel, TokenScores } from './language-model';
 
 /** A request the client got wrong: answered with an OpenAI-shaped error body and this status. */
@@ -85,19 +85,12 @@ export class LmServer {
   }
 
   /** Listens (port 0 picks a free port) and resolves to the OpenAI base URL, e.g. http://127.0.0.1:PORT/v1. */
-  async listen(port = 0, host = '127.0.0.1'): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => resolve());
-    });
-    const address = this.server.address() as AddressInfo;
-    const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    return `http://${shownHost}:${address.port}/v1`;
+  listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    return listenOpenAi(this.server, port, host);
   }
 
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  close(): Promise<void> {
+    return closeServer(this.server);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -178,7 +171,10 @@ export class LmServer {
       const base = fullOffsets[first] ?? fullText.length;
       const text = fullText.slice(base);
       const offsets = fullOffsets.slice(first).map((o) => o - base);
-      const tokenText = (i: number) => fullText.slice(fullOffsets[i], fullOffsets[i + 1] ?? fullText.length);
+      // vLLM's return_tokens_as_token_ids names tokens `token_id:N`, so tokens with the same text stay apart.
+      const asIds = body.return_tokens_as_token_ids === true;
+      const tokenText = (i: number) => (asIds ? `token_id:${ids[i]}` : fullText.slice(fullOffsets[i], fullOffsets[i + 1] ?? fullText.length));
+      const altText = (i: number, id: number) => (asIds ? `token_id:${id}` : this.tokenString(ids[i - 1], id));
       const positions = Array.from({ length: ids.length - first }, (_, k) => first + k);
       return {
         index,
@@ -189,13 +185,14 @@ export class LmServer {
           top_logprobs: positions.map((i) => {
             if (i === 0) return null;
             const entries: Record<string, number> = {};
-            for (const id of scores.top(i - 1, logprobs)) entries[this.tokenString(ids[i - 1], id)] = scores.at(i - 1, id);
+            for (const id of scores.top(i - 1, logprobs)) entries[altText(i, id)] = scores.at(i - 1, id);
             entries[tokenText(i)] = scores.at(i - 1, ids[i]);
             return entries;
           }),
           text_offset: offsets,
         },
-        finish_reason: 'length',
+        // As vLLM: 'stop' when generation ended at the model's end token.
+        finish_reason: ids.length > promptIds.length && ids[ids.length - 1] === this.model.eos ? 'stop' : 'length',
         stop_reason: null,
         prompt_logprobs: promptLogprobs === null ? null : promptIds.map((id, i) => {
           if (i === 0) return null;

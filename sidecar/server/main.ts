@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { createConnection, ResponseError, ErrorCodes, LSPErrorCodes } from 'vscode-languageserver/node';
 import { loadEncoder } from '../encoder/ort-encoder';
 import type { IndexOptions } from '../index/workspace-index';
+import { CompletionService } from './complete-service';
 import { EvalService } from './eval-service';
 import { IndexService, errorMessage } from './index-service';
 import { ManagedLm } from './lm-service';
@@ -14,6 +15,7 @@ import { assertQueryTowerFor, listModels } from './model-catalog';
 import {
   CancelTrainingRequest,
   CompareRequest,
+  CompleteRequest,
   EvaluateRequest,
   IndexRequest,
   IndexStatusRequest,
@@ -46,6 +48,7 @@ interface LmServices {
   training: TrainingService;
   evaluation: EvalService;
   lm: ManagedLm;
+  completions: CompletionService;
 }
 let lmServices: LmServices | undefined;
 /** Restricted Mode: no request may reach a language model (the extension says when the user grants trust). */
@@ -92,6 +95,7 @@ connection.onInitialize((params) => {
     }),
     evaluation: new EvalService({ indexDir: init.indexDir, baseModel: init.encoderModel, device: init.encoderDevice, baseEncoder: () => indexService.baseEncoder() }),
     lm: new ManagedLm((line) => connection.console.log(`[lm] ${line}`)),
+    completions: new CompletionService(indexService),
   };
   if (init.queryModel) void useModel(init.queryModel).catch((err) => connection.console.warn(`Searching with the base encoder: ${errorMessage(err)}`));
   connection.console.info(`Index directory: ${init.indexDir}; trained models: ${modelsDir}`);
@@ -189,6 +193,19 @@ connection.onRequest(CompareRequest.type, (params) =>
       throw new ResponseError(ErrorCodes.InvalidParams, 'replug/compare needs a `query` and the `tuned` model folder.');
     }
     return lm().evaluation.compare(params);
+  }),
+);
+
+connection.onRequest(CompleteRequest.type, (params, token) =>
+  failAsRequest(async () => {
+    needsTrust('Completion calls the language model');
+    const abort = new AbortController();
+    const listener = token.onCancellationRequested(() => abort.abort(new ResponseError(LSPErrorCodes.RequestCancelled, 'completion cancelled')));
+    try {
+      return await lm().completions.complete(params, abort.signal);
+    } finally {
+      listener.dispose();
+    }
   }),
 );
 

@@ -10,11 +10,12 @@ import {
   type WorkDoneProgressParams,
 } from 'vscode-languageserver-protocol';
 import type { EvalReport } from '../eval/evaluate';
+import type { CompletionMode } from '../generate/generator';
 import type { IndexReport as EngineIndexReport, IndexStatus } from '../index/workspace-index';
 import type { LsrSettings } from '../lsr/lsr-trainer';
 
 // Type-only: the extension bundle imports this file and must not pull in the engine.
-export type { EvalReport };
+export type { CompletionMode, EvalReport };
 
 export type SearchMode = 'hybrid' | 'dense' | 'lexical';
 
@@ -327,4 +328,45 @@ export namespace StopLmRequest {
 export namespace WorkspaceTrustedNotification {
   export const method = 'replug/workspaceTrusted' as const;
   export const type = new NotificationType<void>(method);
+}
+
+// ---- Completions (REPLUG decoding) ----
+
+export interface CompleteParams {
+  lm: LmEndpoint;
+  /** The text to continue: the code before the cursor. */
+  prompt: string;
+  /** The file the prompt comes from and its 1-based inclusive line span: passages overlapping it are never retrieved. */
+  path?: string;
+  promptLines?: [number, number];
+  /** Default replug. */
+  mode?: CompletionMode;
+  /** Passages retrieved; default 4. */
+  k?: number;
+  /** Default 32. */
+  maxTokens?: number;
+  stop?: string[];
+}
+
+/** A passage behind a completion, with its weight in the ensemble (replug) or its share of the prompt (concat). */
+export interface CompletionHit extends WireHit {
+  weight: number;
+}
+
+export interface CompleteResult {
+  text: string;
+  finishReason: 'stop' | 'length';
+  passages: CompletionHit[];
+  /** LM requests the completion sent. */
+  requests: number;
+}
+
+/**
+ * Sent from the client to the sidecar for a greedy completion of `prompt`, REPLUG-ensembled over passages retrieved
+ * from the index (with the tuned query model when one is in use). Cancelling the request stops generation at the
+ * next token. Refused in an untrusted workspace (it calls the LM).
+ */
+export namespace CompleteRequest {
+  export const method = 'replug/complete' as const;
+  export const type = new RequestType<CompleteParams, CompleteResult, void>(method);
 }

@@ -8,7 +8,8 @@ import Mocha from 'mocha';
 
 export function run(): Promise<void> {
   // Generous timeouts: the first index, the sidecar start and hovers are slow on a loaded 2-core machine.
-  const mocha = new Mocha({ ui: 'tdd', color: false, timeout: 120_000, reporter: 'spec' });
+  // REPLUG_VSCODE_GREP=<text> runs only the tests whose titles contain it (the environment reaches the host).
+  const mocha = new Mocha({ ui: 'tdd', color: false, timeout: 120_000, reporter: 'spec', grep: process.env.REPLUG_VSCODE_GREP });
   for (const file of readdirSync(__dirname).filter((f) => f.endsWith('.test.js')).sort()) {
     mocha.addFile(join(__dirname, file));
   }

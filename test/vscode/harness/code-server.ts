@@ -27,6 +27,9 @@ const CLEAN_USER_SETTINGS = {
   'extensions.autoCheckUpdates': false,
   'workbench.enableExperiments': false,
   'chat.disableAIFeatures': true,
+  // Headless Chromium gives the editor no DOM focus, and VS Code drops the inline suggestions of an unfocused
+  // editor unless told to keep them (an internal setting, read from settings.json only).
+  'editor.inlineSuggest.keepOnBlur': true,
 };
 
 export function codeServerInstalled(): boolean {
