@@ -82,7 +82,7 @@ describe('CLI: complete and serve against the copy-LM', () => {
     assert.match(noIndex.stderr, /no index at .*nowhere.*--mode none needs no index/);
     const down = await cliWithStdin('x', 'complete', '--mode', 'none', '--lm-url', 'http://127.0.0.1:9/v1', '--lm-model', 'copy-lm');
     assert.equal(down.code, 1);
-    assert.match(down.stderr, /cannot reach LM server at http:\/\/127\.0\.0\.1:9\/v1/);
+    assert.match(down.stderr, /cannot reach the LM server \(GET http:\/\/127\.0\.0\.1:9\/v1\/models/);
     const badSource = await cliWithStdin('x', 'complete', '--source', 'a.js:9-2', ...lmArgs());
     assert.notEqual(badSource.code, 0);
     assert.match(badSource.stderr, /expected path\[:start-end\]/);

@@ -144,7 +144,7 @@ test('a dead upstream is a 502 that names it; the client sees the reason, not a 
       await assert.rejects(client(url).completions.create({ model: 'replug-copy', prompt: 'x', max_tokens: 1, stream }), (err: unknown) => {
         assert.ok(err instanceof APIError);
         assert.equal(err.status, 502);
-        assert.match(err.message, /cannot reach LM server at http:\/\/127\.0\.0\.1:9\/v1/);
+        assert.match(err.message, /cannot reach the LM server \(GET http:\/\/127\.0\.0\.1:9\/v1\/models/);
         return true;
       });
     }

@@ -168,6 +168,7 @@ export class Generator {
       'ids' in prompt ? prompt.ids : prompt.text,
       { maxTokens: Math.min(request.maxTokens, room), temperature: request.temperature, topP: request.topP, seed: request.seed, stop: request.stop },
       tally,
+      signal,
     );
     signal?.throwIfAborted();
     emit(stream.update(answer.text));
@@ -261,7 +262,7 @@ export class Generator {
       signal?.throwIfAborted();
       const fits = caps.maxModelLen === undefined || longest + tokens + 1 <= caps.maxModelLen;
       const step = tokens < request.maxTokens && fits && finishReason !== 'stop'
-        ? this.upstream.nextTokenTops(prompts.map((p) => ('ids' in p ? [...p.ids, ...chosenIds] : p.text + chosenText)), this.topN, caps, tally)
+        ? this.upstream.nextTokenTops(prompts.map((p) => ('ids' in p ? [...p.ids, ...chosenIds] : p.text + chosenText)), this.topN, caps, tally, signal)
         : undefined;
       step?.catch(() => undefined); // a step discarded after a stop must not surface as an unhandled rejection
       if (pendingText) {

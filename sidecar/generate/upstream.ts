@@ -1,6 +1,7 @@
 import { LmClient, type LmClientOptions } from '../lm/lm-client';
 import { LmError } from '../lm/lm-error';
-import { Lru } from '../lm/lru';
+import { probeTokenizer, servedModel } from '../lm/server-probe';
+import { TokenizerEndpoint } from '../lm/tokenizer-endpoint';
 
 type Json = Record<string, unknown>;
 
@@ -45,7 +46,7 @@ export function tokenIdOf(key: string): number | undefined {
 export class Upstream {
   readonly client: LmClient;
   private capabilitiesPromise?: Promise<UpstreamCapabilities>;
-  private readonly tokenCache = new Lru<string, Promise<number[]>>(4096);
+  private readonly tokens: TokenizerEndpoint;
 
   constructor(
     readonly model: string,
@@ -53,6 +54,7 @@ export class Upstream {
   ) {
     if (!model) throw new Error('LM model name is required (as listed by GET /v1/models on the server)');
     this.client = new LmClient(clientOptions);
+    this.tokens = new TokenizerEndpoint(this.client, model, 4096);
   }
 
   get baseUrl(): string {
@@ -67,30 +69,12 @@ export class Upstream {
     return this.capabilitiesPromise;
   }
 
-  async tokenize(text: string, special: boolean, tally: Tally): Promise<number[]> {
-    if (text === '' && !special) return [];
-    const key = `${special ? 1 : 0}${text}`;
-    let ids = this.tokenCache.get(key);
-    if (!ids) {
-      tally.requests++;
-      ids = this.client.post('~/tokenize', { model: this.model, prompt: text, add_special_tokens: special }).then((body) => {
-        if (!isObject(body) || !Array.isArray(body.tokens) || !body.tokens.every(Number.isInteger)) {
-          throw new LmError('malformed', `${this.baseUrl}/../tokenize answered without a token list`);
-        }
-        return body.tokens as number[];
-      });
-      this.tokenCache.set(key, ids);
-      ids.catch(() => this.tokenCache.delete(key));
-    }
-    return ids;
+  tokenize(text: string, special: boolean, tally: Tally): Promise<number[]> {
+    return this.tokens.tokenize(text, special, () => tally.requests++);
   }
 
-  async detokenize(ids: readonly number[], tally: Tally): Promise<string> {
-    if (ids.length === 0) return '';
-    tally.requests++;
-    const body = await this.client.post('~/detokenize', { model: this.model, tokens: ids });
-    if (!isObject(body) || typeof body.prompt !== 'string') throw new LmError('malformed', `${this.baseUrl}/../detokenize answered without a prompt string`);
-    return body.prompt;
+  detokenize(ids: readonly number[], tally: Tally): Promise<string> {
+    return this.tokens.detokenize(ids, () => tally.requests++);
   }
 
   /**
@@ -104,26 +88,26 @@ export class Upstream {
   }
 
   /** The next-token top-N of each prompt, all requests in flight at once (vLLM batches them and caches their prefixes). */
-  async nextTokenTops(prompts: readonly (string | number[])[], n: number, caps: UpstreamCapabilities, tally: Tally): Promise<NextTokenTop[]> {
+  async nextTokenTops(prompts: readonly (string | number[])[], n: number, caps: UpstreamCapabilities, tally: Tally, signal?: AbortSignal): Promise<NextTokenTop[]> {
     return Promise.all(
       prompts.map(async (prompt) => {
         tally.requests++;
         const body: Json = { model: this.model, prompt, max_tokens: 1, temperature: 0, logprobs: n };
         if (caps.tokenIds) body.return_tokens_as_token_ids = true;
-        const response = await this.client.post('/completions', body).catch((err) => Promise.reject(this.explain(err, n)));
+        const response = await this.client.post('/completions', body, { signal }).catch((err) => Promise.reject(this.explain(err, n)));
         return this.parseTop(response, caps);
       }),
     );
   }
 
   /** One ordinary generation request (concat and none modes); the server applies `stop` where it can. */
-  async generate(prompt: string | number[], params: GenerationParams, tally: Tally): Promise<{ text: string; finishReason: string; completionTokens?: number }> {
+  async generate(prompt: string | number[], params: GenerationParams, tally: Tally, signal?: AbortSignal): Promise<{ text: string; finishReason: string; completionTokens?: number }> {
     tally.requests++;
     const body: Json = { model: this.model, prompt, max_tokens: params.maxTokens, temperature: params.temperature ?? 0 };
     if (params.topP !== undefined) body.top_p = params.topP;
     if (params.seed !== undefined) body.seed = params.seed;
     if (params.stop?.length) body.stop = params.stop;
-    const response = await this.client.post('/completions', body).catch((err) => Promise.reject(this.explain(err)));
+    const response = await this.client.post('/completions', body, { signal }).catch((err) => Promise.reject(this.explain(err)));
     const choice = isObject(response) && Array.isArray(response.choices) ? response.choices[0] : undefined;
     if (!isObject(choice) || typeof choice.text !== 'string') throw new LmError('malformed', `${this.baseUrl}/completions answered without a choice with text`);
     const usage = isObject(response) && isObject(response.usage) ? response.usage.completion_tokens : undefined;
@@ -158,25 +142,11 @@ export class Upstream {
 
   private async probe(tally?: Tally): Promise<UpstreamCapabilities> {
     const count = tally ?? { requests: 0 };
-    count.requests++;
-    const models = await this.client.get('/models');
-    if (!isObject(models) || !Array.isArray(models.data)) {
-      throw new LmError('malformed', `GET ${this.baseUrl}/models did not return a model list; is this an OpenAI-compatible server (base URL ending in /v1)?`);
-    }
-    const entry = models.data.find((m) => isObject(m) && m.id === this.model) as Json | undefined;
-    if (!entry) {
-      const served = models.data.map((m) => (isObject(m) ? String(m.id) : '')).filter(Boolean);
-      throw new LmError('model-not-found', `model "${this.model}" not served by ${this.baseUrl}; served models: ${served.join(', ') || '(none)'}`, 404);
-    }
-    const maxModelLen = Number.isInteger(entry.max_model_len) ? (entry.max_model_len as number) : undefined;
-    // A feature is missing when asking for it fails with a 4xx or an unusable body; a connection failure, timeout,
-    // 429 or 5xx is a real failure to report.
-    const missing = (err: unknown) => err instanceof LmError && (err.kind === 'malformed' || (err.status !== undefined && err.status >= 400 && err.status < 500 && err.status !== 429));
-    count.requests++;
-    const ids = await this.client.postOnce('~/tokenize', { model: this.model, prompt: 'a', add_special_tokens: true }).then(
-      (body) => (isObject(body) && Array.isArray(body.tokens) && body.tokens.length > 0 && body.tokens.every(Number.isInteger) ? (body.tokens as number[]) : undefined),
-      (err) => (missing(err) ? undefined : Promise.reject(err)),
-    );
+    count.requests += 3; // models, tokenize, detokenize
+    const served = await servedModel(this.client, this.model);
+    const tokenizer = await probeTokenizer(this.client, this.model, 'a');
+    const maxModelLen = served.contextLength ?? tokenizer.contextLength;
+    const ids = tokenizer.ids;
     if (!ids) return { tokenize: false, tokenIds: false, maxModelLen };
     count.requests++;
     const answer = await this.client

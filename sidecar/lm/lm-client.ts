@@ -138,11 +138,13 @@ export class LmClient {
       try {
         return await this.limited(request);
       } catch (err) {
+        // A caller that aborted gets its own reason back, as from any API that takes an AbortSignal.
+        if (call.signal?.aborted) throw call.signal.reason;
         const error = this.classify(err, method, path, call.timeoutMs ?? this.options.timeoutMs);
         if (error.kind === 'timeout') timeouts++;
-        if (!error.retryable || call.signal?.aborted || timeouts > TIMEOUT_RETRIES) throw error;
+        if (!error.retryable || timeouts > TIMEOUT_RETRIES) throw error;
         if (attempt >= this.options.retries) {
-          throw new LmError(error.kind, `${error.message} (gave up after ${attempt + 1} attempts)`, error.status);
+          throw new LmError(error.kind, `${error.message} (gave up after ${attempt + 1} attempt${attempt === 0 ? '' : 's'})`, error.status);
         }
         this.counters.retries++;
         const backoff = Math.random() * Math.min(MAX_BACKOFF_MS, this.options.retryBaseMs * 2 ** attempt);
