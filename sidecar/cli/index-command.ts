@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
+import { IndexDamagedError } from '../index/index-files';
 import { WorkspaceIndex, type IndexReport } from '../index/workspace-index';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
@@ -43,7 +44,12 @@ export function registerIndexCommand(program: Command): void {
       if (!existsSync(file)) throw new Error(`${file} does not exist`);
     }
     // Keep the dense side of an existing index when --model is not repeated.
-    const stored = await WorkspaceIndex.readManifest(opts.indexDir).catch(() => undefined);
+    const stored = await WorkspaceIndex.readManifest(opts.indexDir).catch((err: Error) => {
+      if (!(err instanceof IndexDamagedError)) throw err;
+      // Damaged beyond fallback: `update` rebuilds it and says why; only the encoder it was built with is unknown.
+      if (!opts.model) process.stderr.write(`warning: the index cannot be used (${err.problem}); pass --model to rebuild it with vectors\n`);
+      return undefined;
+    });
     const model = opts.model ?? stored?.encoder?.model;
     const encoder = await encoderFromOptions({ ...opts, model });
     const progress = new ProgressReporter();
@@ -56,6 +62,8 @@ export function registerIndexCommand(program: Command): void {
       checkpointSeconds: opts.checkpointSeconds,
       chunking: definedOnly({ windowLines: opts.windowLines, strideLines: opts.strideLines, maxTokens: opts.maxTokens }),
     });
+    const { damage } = index.status();
+    if (damage) process.stderr.write(`warning: ${damage}\n`);
     const abort = new AbortController();
     const onSigint = () => abort.abort(new Error('interrupted: progress so far was saved; run index again to finish'));
     process.once('SIGINT', onSigint);

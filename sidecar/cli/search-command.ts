@@ -25,9 +25,8 @@ export function registerSearchCommand(program: Command): void {
   addIndexDirOption(cmd);
   addModelOptions(cmd);
   cmd.action(async (query: string, opts: SearchCliOptions) => {
-    const manifest = await WorkspaceIndex.readManifest(opts.indexDir).catch((err: Error) => {
-      throw new Error(`the index at ${opts.indexDir} could not be read (${err.message}); run index again`);
-    });
+    // A damaged index throws here with what to do; one with an intact older generation warns below.
+    const manifest = await WorkspaceIndex.readManifest(opts.indexDir);
     if (!manifest) throw new Error(`no index at ${opts.indexDir}: run \`replug-code index <folder> --index-dir ${opts.indexDir}\` first`);
     // Dense queries must be embedded by the encoder the index was built with — or by a query tower trained
     // against its vectors (`train --mode query-tower`), which embeds queries while the stored vectors stay.
@@ -38,6 +37,8 @@ export function registerSearchCommand(program: Command): void {
     const queryEncoder = queryTower ? await encoderFromOptions({ ...opts, model: wanted }) : undefined;
     const index = await WorkspaceIndex.open(opts.indexDir, { encoder, queryEncoder, encoderSpec: model, readOnly: true });
     try {
+      const { damage } = index.status();
+      if (damage) process.stderr.write(`warning: ${damage}\n`);
       const hits = await index.search(query, { k: opts.k, mode: opts.mode });
       process.stdout.write(opts.json ? `${JSON.stringify(hits.map(toJson), null, 2)}\n` : formatHits(hits));
     } finally {

@@ -2,10 +2,20 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fsyncFile, writeFileDurable } from './atomic-file';
 import { DenseIndex } from './dense-index';
-import { commitGeneration, readCurrentGeneration, type Generation } from './generations';
+import {
+  checksum,
+  fileChecksum,
+  openManifest,
+  readVerified,
+  sealManifest,
+  UnusableGeneration,
+  verifyFile,
+  type PartChecksums,
+} from './generation-integrity';
+import { commitGeneration, olderGenerations, readCurrentPointer, type Generation } from './generations';
 import { PassageTable, type StoredState } from './index-state';
 import { LexicalIndex } from './lexical-index';
-import { INDEX_FORMAT_VERSION, type IndexManifest } from './manifest';
+import type { IndexManifest } from './manifest';
 
 /** The files of one generation of an index directory. */
 const MANIFEST = 'manifest.json';
@@ -20,26 +30,35 @@ export interface IndexContents {
   dense?: DenseIndex;
 }
 
-/** Writes all parts as a new generation and makes it current (see generations.ts for the atomicity argument). */
-export async function saveGeneration(indexDir: string, contents: IndexContents): Promise<void> {
-  const state = JSON.stringify(contents.table.toStored());
+/**
+ * Writes all parts as a new generation and makes it current (see generations.ts for the atomicity argument).
+ * `keep` names the generation the contents were loaded from: it stays as the fallback should the new one be damaged.
+ */
+export async function saveGeneration(indexDir: string, contents: IndexContents, keep?: number): Promise<Generation> {
+  const state = Buffer.from(JSON.stringify(contents.table.toStored()));
   const lexical = contents.lexical.serialize();
-  await commitGeneration(indexDir, async (dir) => {
-    await writeFileDurable(path.join(dir, PASSAGES), state);
-    await writeFileDurable(path.join(dir, LEXICAL), lexical);
-    if (contents.dense) {
-      await contents.dense.save(path.join(dir, DENSE));
-      await fsyncFile(path.join(dir, DENSE));
-    }
-    // The manifest is written last: a generation folder without one is incomplete by construction.
-    await writeFileDurable(path.join(dir, MANIFEST), JSON.stringify(contents.manifest, null, 2));
-  });
+  return commitGeneration(
+    indexDir,
+    async (dir) => {
+      const parts: PartChecksums = { [PASSAGES]: checksum(state), [LEXICAL]: checksum(lexical) };
+      await writeFileDurable(path.join(dir, PASSAGES), state);
+      await writeFileDurable(path.join(dir, LEXICAL), lexical);
+      if (contents.dense) {
+        await contents.dense.save(path.join(dir, DENSE));
+        await fsyncFile(path.join(dir, DENSE));
+        parts[DENSE] = await fileChecksum(path.join(dir, DENSE));
+      }
+      // The manifest is written last: a generation folder without one is incomplete by construction.
+      await writeFileDurable(path.join(dir, MANIFEST), sealManifest(contents.manifest, parts));
+    },
+    { keep },
+  );
 }
 
-export async function readStoredManifest(indexDir: string): Promise<IndexManifest | undefined> {
-  const generation = await readCurrentGeneration(indexDir);
-  if (!generation) return undefined;
-  return JSON.parse(await fs.readFile(path.join(generation.dir, MANIFEST), 'utf8')) as IndexManifest;
+/** A generation that was passed over, and why. */
+export interface SkippedGeneration {
+  name: string;
+  why: string;
 }
 
 export interface LoadedGeneration {
@@ -47,36 +66,132 @@ export interface LoadedGeneration {
   lexical: LexicalIndex;
   dense?: DenseIndex;
   manifest?: IndexManifest;
+  /** The generation the contents come from; undefined for an empty index. */
+  generation?: Generation;
+  /** Newer generations passed over because they are damaged, newest first (empty when the live one was read). */
+  damaged: SkippedGeneration[];
+  /** Why nothing stored could be used although an index exists (all of it damaged, or an outdated format). */
   problem?: string;
 }
 
-/** The current generation, or an empty index with the reason when there is none or it cannot be read. */
+/** The manifest of the generation `loadGeneration` would read; throws `IndexDamagedError` when there is none intact. */
+export async function readStoredManifest(indexDir: string): Promise<IndexManifest | undefined> {
+  const found = await findUsable(indexDir, async (generation) => (await verifyGeneration(generation)).manifest);
+  if (found.problem) throw new IndexDamagedError(indexDir, found.problem);
+  return found.value;
+}
+
+/**
+ * The newest intact generation: the live one, or when that is damaged the newest intact older one (with the damage
+ * listed), or an empty index with the reason when nothing stored can be used.
+ */
 export async function loadGeneration(dir: string): Promise<LoadedGeneration> {
-  for (let attempt = 0; ; attempt++) {
-    const generation = await readCurrentGeneration(dir);
-    const loaded = await loadGenerationOnce(generation);
-    // A writer may have replaced (and removed) the generation while it was being read: read the new one.
-    const after = await readCurrentGeneration(dir);
-    if (!loaded.problem || after?.number === generation?.number || attempt === 2) return loaded;
+  const found = await findUsable(dir, readGeneration);
+  const empty = { table: new PassageTable(), lexical: LexicalIndex.create() };
+  return { ...empty, ...found.value, generation: found.generation, damaged: found.damaged, problem: found.problem };
+}
+
+/** Stored index that cannot be used; the message says what is wrong and how to recover. */
+export class IndexDamagedError extends Error {
+  override readonly name = 'IndexDamagedError';
+  constructor(
+    indexDir: string,
+    readonly problem: string,
+  ) {
+    super(`the index at ${indexDir} cannot be used: ${problem}. Rebuild it: run \`replug-code index <folders> --index-dir ${indexDir}\` (in VS Code: REPLUG: Rebuild Index).`);
   }
 }
 
-async function loadGenerationOnce(generation: Generation | undefined): Promise<LoadedGeneration> {
-  const empty = (problem?: string): LoadedGeneration => ({ table: new PassageTable(), lexical: LexicalIndex.create(), problem });
-  if (!generation) return empty();
+/** One line for the user: which generations were damaged and which one is used instead. */
+export function describeFallback(loaded: Pick<LoadedGeneration, 'damaged' | 'generation' | 'manifest'>): string | undefined {
+  if (loaded.damaged.length === 0 || !loaded.generation) return undefined;
+  const used = path.basename(loaded.generation.dir);
+  return `${describeSkipped(loaded.damaged)}; using the previous generation ${used} (saved ${loaded.manifest?.updatedAt ?? 'earlier'}): run index again to bring it up to date`;
+}
+
+function describeSkipped(skipped: SkippedGeneration[]): string {
+  return skipped.map((s) => `index generation ${s.name} is damaged (${s.why})`).join('; ');
+}
+
+interface Found<T> {
+  value?: T;
+  generation?: Generation;
+  damaged: SkippedGeneration[];
+  problem?: string;
+}
+
+/** Tries the live generation, then older ones newest first, with `read`; `UnusableGeneration` moves to the next. */
+async function findUsable<T>(dir: string, read: (generation: Generation) => Promise<T>): Promise<Found<T>> {
+  for (let attempt = 0; ; attempt++) {
+    const pointer = await readCurrentPointer(dir);
+    if (pointer === undefined) return { damaged: [] };
+    const damaged: SkippedGeneration[] = [];
+    let candidates: Generation[];
+    if (pointer === 'damaged') {
+      damaged.push({ name: 'CURRENT', why: 'it names no generation' });
+      candidates = await olderGenerations(dir);
+    } else {
+      candidates = [pointer, ...(await olderGenerations(dir, pointer.number))];
+    }
+    let outdated: string | undefined;
+    for (const generation of candidates) {
+      try {
+        return { value: await read(generation), generation, damaged };
+      } catch (err) {
+        const why = err instanceof UnusableGeneration ? err.message : `${(err as Error).message}`;
+        if (err instanceof UnusableGeneration && err.outdated) {
+          // An outdated generation is not damage, and nothing older can be newer in format: stop here.
+          outdated = why;
+          break;
+        }
+        damaged.push({ name: path.basename(generation.dir), why });
+      }
+    }
+    // A writer may have replaced (and removed) the generations while they were read: read the new ones.
+    if (pointerKey(await readCurrentPointer(dir)) !== pointerKey(pointer) && attempt < 2) continue;
+    const problems = [...(damaged.length ? [describeSkipped(damaged)] : []), ...(outdated ? [outdated] : [])];
+    const intactLeft = outdated ? '' : ' and no intact earlier generation is left';
+    return { damaged, problem: `${problems.join('; ')}${intactLeft}` };
+  }
+}
+
+function pointerKey(pointer: Generation | 'damaged' | undefined): string {
+  return typeof pointer === 'object' ? pointer.dir : String(pointer);
+}
+
+interface VerifiedGeneration {
+  manifest: IndexManifest;
+  passages: Buffer;
+  lexical: Buffer;
+}
+
+/** Checks every part of a generation against its manifest; the vector file is verified in place. */
+async function verifyGeneration(generation: Generation): Promise<VerifiedGeneration> {
+  const text = await fs.readFile(path.join(generation.dir, MANIFEST), 'utf8').catch((err: NodeJS.ErrnoException) => {
+    throw new UnusableGeneration(`${MANIFEST} cannot be read (${err.code ?? err.message})`);
+  });
+  const { manifest, parts } = openManifest(text);
+  const passages = await readVerified(generation.dir, PASSAGES, parts);
+  const lexical = await readVerified(generation.dir, LEXICAL, parts);
+  if (manifest.encoder) await verifyFile(generation.dir, DENSE, parts);
+  return { manifest, passages, lexical };
+}
+
+async function readGeneration(generation: Generation): Promise<Omit<LoadedGeneration, 'damaged'>> {
+  const verified = await verifyGeneration(generation);
+  const { manifest } = verified;
   try {
-    const manifest = JSON.parse(await fs.readFile(path.join(generation.dir, MANIFEST), 'utf8')) as IndexManifest;
-    if (manifest.formatVersion !== INDEX_FORMAT_VERSION) return { ...empty(`index format ${manifest.formatVersion} is outdated`) };
-    const state = JSON.parse(await fs.readFile(path.join(generation.dir, PASSAGES), 'utf8')) as StoredState;
-    const table = PassageTable.fromStored(state);
-    const lexical = LexicalIndex.load(await fs.readFile(path.join(generation.dir, LEXICAL)));
+    const table = PassageTable.fromStored(JSON.parse(verified.passages.toString('utf8')) as StoredState);
+    const lexical = LexicalIndex.load(verified.lexical);
+    if (lexical.size !== table.byId.size) {
+      throw new Error(`${LEXICAL} holds ${lexical.size} passages, ${PASSAGES} ${table.byId.size}`);
+    }
     const dense = manifest.encoder
       ? await DenseIndex.load(path.join(generation.dir, DENSE), manifest.encoder.dim, table.byLabel.size)
       : undefined;
     return { table, lexical, dense, manifest };
   } catch (err) {
-    // Generations are written atomically, so this means outside damage: rebuild rather than crash.
-    return empty(`the stored index could not be read (${(err as Error).message})`);
+    // The checksums matched, so the writer itself produced something unreadable: still never searched as is.
+    throw new UnusableGeneration((err as Error).message);
   }
 }
-

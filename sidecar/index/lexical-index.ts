@@ -140,22 +140,24 @@ export class LexicalIndex {
     ]);
   }
 
+  /**
+   * Reads a snapshot written by `serialize`, checking every count, offset and document number first: garbled
+   * postings would otherwise index past the arrays (a search then took minutes) or score the wrong passages.
+   */
   static load(data: Buffer): LexicalIndex {
     const fail = (why: string) => new Error(`lexical index is damaged (${why}); run index again to rebuild it`);
     if (data.length < 16) throw fail('too short');
     const bytes = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
     const [headerLength, docCount, termCount, postingCount] = new Int32Array(bytes.buffer, 0, 4);
+    if (Math.min(headerLength, docCount, termCount, postingCount) < 0 || headerLength > bytes.length - 16) {
+      throw fail('negative or oversized counts');
+    }
     let at = 16;
-    const header = JSON.parse(Buffer.from(bytes.buffer, at, headerLength).toString('utf8')) as {
-      format: string;
-      terms: string[];
-      docIds: string[];
-    };
-    if (header.format !== FORMAT) throw fail(`format ${header.format}`);
-    if (header.terms.length !== termCount || header.docIds.length !== docCount) throw fail('header counts disagree');
-    at += headerLength + ((4 - (headerLength % 4)) % 4);
-    const expected = at + (termCount + 1) * 4 + postingCount * 4 + (postingCount + (postingCount % 2)) * 2 + docCount * 4;
+    const headerEnd = at + headerLength + ((4 - (headerLength % 4)) % 4);
+    const expected = headerEnd + (termCount + 1) * 4 + postingCount * 4 + (postingCount + (postingCount % 2)) * 2 + docCount * 4;
     if (bytes.length !== expected) throw fail(`${bytes.length} bytes, expected ${expected}`);
+    const header = parseHeader(Buffer.from(bytes.buffer, at, headerLength), termCount, docCount, fail);
+    at = headerEnd;
     const offsets = new Int32Array(bytes.buffer, at, termCount + 1);
     at += (termCount + 1) * 4;
     const docs = new Int32Array(bytes.buffer, at, postingCount);
@@ -163,6 +165,7 @@ export class LexicalIndex {
     const tfs = new Uint16Array(bytes.buffer, at, postingCount);
     at += (postingCount + (postingCount % 2)) * 2;
     const lengths = new Int32Array(bytes.buffer, at, docCount);
+    checkPostings(offsets, docs, tfs, lengths, fail);
 
     const index = new LexicalIndex();
     index.ensureDocCapacity(docCount);
@@ -257,6 +260,50 @@ export class LexicalIndex {
     this.docLengths = lengths;
     this.dead = new Uint8Array(lengths.length);
     this.deadCount = 0;
+  }
+}
+
+/** The snapshot's JSON header, with its term and document lists checked against the counts and for repeats. */
+function parseHeader(raw: Buffer, termCount: number, docCount: number, fail: (why: string) => Error): { terms: string[]; docIds: string[] } {
+  let header: { format?: unknown; terms?: unknown; docIds?: unknown };
+  try {
+    header = JSON.parse(raw.toString('utf8')) as typeof header;
+  } catch {
+    throw fail('unreadable header');
+  }
+  if (header?.format !== FORMAT) throw fail(`format ${String(header?.format)}`);
+  const { terms, docIds } = header;
+  const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  if (!strings(terms) || !strings(docIds)) throw fail('header lists are not strings');
+  if (terms.length !== termCount || docIds.length !== docCount) throw fail('header counts disagree');
+  if (new Set(terms).size !== terms.length) throw fail('a term is listed twice');
+  const live = docIds.filter((id) => id !== '');
+  if (new Set(live).size !== live.length) throw fail('a passage is listed twice');
+  return { terms, docIds };
+}
+
+/**
+ * Offsets start at 0, never decrease and end at the posting count; each term's documents are strictly increasing
+ * (they are appended in document order) and below the document count; term frequencies are at least 1, and no
+ * document is shorter than the frequencies recorded for it.
+ */
+function checkPostings(offsets: Int32Array, docs: Int32Array, tfs: Uint16Array, lengths: Int32Array, fail: (why: string) => Error): void {
+  const termCount = offsets.length - 1;
+  if (offsets[0] !== 0 || offsets[termCount] !== docs.length) throw fail('posting offsets do not span the postings');
+  const counted = new Float64Array(lengths.length);
+  for (let term = 0; term < termCount; term++) {
+    const from = offsets[term];
+    const to = offsets[term + 1];
+    if (to < from) throw fail(`posting offsets of term ${term} decrease`);
+    for (let i = from, previous = -1; i < to; previous = docs[i], i++) {
+      const doc = docs[i];
+      if (doc <= previous || doc >= lengths.length) throw fail(`term ${term} lists document ${doc} out of order or range`);
+      if (tfs[i] === 0) throw fail(`term ${term} has a zero frequency`);
+      counted[doc] += tfs[i];
+    }
+  }
+  for (let doc = 0; doc < lengths.length; doc++) {
+    if (lengths[doc] < counted[doc]) throw fail(`document ${doc} is shorter than its terms`);
   }
 }
 

@@ -8,7 +8,7 @@ import { DEFAULT_EXCLUDES, walkRoots, type WalkOptions } from '../corpus/walk';
 import type { Encoder } from '../encoder/encoder';
 import { hybridSearch, type SearchMode } from '../retrieve/hybrid-search';
 import { DenseIndex } from './dense-index';
-import { loadGeneration, readStoredManifest, saveGeneration } from './index-files';
+import { describeFallback, IndexDamagedError, loadGeneration, readStoredManifest, saveGeneration } from './index-files';
 import { IndexLock } from './index-lock';
 import { PassageTable, type StoredPassage } from './index-state';
 import { LexicalIndex } from './lexical-index';
@@ -90,6 +90,8 @@ export interface IndexStatus {
   dense: boolean;
   encoder?: string;
   updatedAt?: string;
+  /** Set when the live generation was damaged and an older one is used: which, and what to do. */
+  damage?: string;
 }
 
 /** Passages embedded per encoder call while indexing; large enough to batch well, small enough to yield often. */
@@ -124,6 +126,9 @@ export class WorkspaceIndex {
     private manifest: IndexManifest | undefined,
     /** Set when the stored generation could not be read; the next update starts from scratch. */
     private loadProblem: string | undefined,
+    /** The generation loaded or last saved: kept beside the next save as the fallback should that one be damaged. */
+    private generation: number | undefined,
+    private damage: string | undefined,
   ) {}
 
   /** Opens (or creates) the index in `dir`. Nothing is rebuilt here: `update` decides what must change. */
@@ -132,15 +137,20 @@ export class WorkspaceIndex {
     const lock = options.readOnly ? undefined : await IndexLock.acquire(absDir);
     try {
       const loaded = await loadGeneration(absDir);
+      // A reader never searches an unusable index as if it were empty; a writer rebuilds it (see prepareForSettings).
+      if (options.readOnly && loaded.problem) throw new IndexDamagedError(absDir, loaded.problem);
       const dense = loaded.dense ?? (options.encoder ? DenseIndex.create(options.encoder.dim) : undefined);
-      return new WorkspaceIndex(absDir, options, lock, loaded.table, loaded.lexical, dense, loaded.manifest, loaded.problem);
+      return new WorkspaceIndex(
+        absDir, options, lock, loaded.table, loaded.lexical, dense, loaded.manifest, loaded.problem,
+        loaded.generation?.number, describeFallback(loaded),
+      );
     } catch (err) {
       await lock?.release();
       throw err;
     }
   }
 
-  /** The manifest of the live generation in `dir`, without opening the index. */
+  /** The manifest of the generation `open` would load, without opening the index; throws when none is intact. */
   static readManifest(dir: string): Promise<IndexManifest | undefined> {
     return readStoredManifest(path.resolve(dir));
   }
@@ -153,6 +163,7 @@ export class WorkspaceIndex {
       dense: this.denseUsable(),
       encoder: this.manifest?.encoder ? (this.manifest.encoder.model ?? this.manifest.encoder.fingerprint) : undefined,
       updatedAt: this.manifest?.updatedAt,
+      damage: this.damage,
     };
   }
 
@@ -520,7 +531,9 @@ export class WorkspaceIndex {
       files: this.table.files.size,
       passages: this.table.byId.size,
     };
-    await saveGeneration(this.dir, { manifest, table: this.table, lexical: this.lexical, dense: this.dense });
+    const saved = await saveGeneration(this.dir, { manifest, table: this.table, lexical: this.lexical, dense: this.dense }, this.generation);
+    this.generation = saved.number;
+    this.damage = undefined;
     this.manifest = manifest;
     this.dirty = false;
     this.lastSave = Date.now();

@@ -1,0 +1,115 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, promises as fs } from 'node:fs';
+import * as path from 'node:path';
+import { INDEX_FORMAT_VERSION, type IndexManifest } from './manifest';
+
+/**
+ * Checksums that make a damaged generation detectable before any of its bytes reach a parser. Generations are
+ * written atomically, so a mismatch means outside damage (disk, a careless edit, a copy cut short): hnswlib's
+ * native reader trusts its input and the BM25 loader would search garbage, so nothing is parsed unverified.
+ */
+
+/** Length and sha256 of one file of a generation, as recorded in its manifest. */
+export interface PartChecksum {
+  bytes: number;
+  sha256: string;
+}
+
+export type PartChecksums = Record<string, PartChecksum>;
+
+/** A generation that cannot be used: damaged bytes, or a layout this version does not read. */
+export class UnusableGeneration extends Error {
+  override readonly name = 'UnusableGeneration';
+  constructor(
+    message: string,
+    readonly outdated = false,
+  ) {
+    super(message);
+  }
+}
+
+export function checksum(data: Uint8Array): PartChecksum {
+  return { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+/** Checksum of a file written by a native writer, streamed so a large vector file is never held whole. */
+export async function fileChecksum(file: string): Promise<PartChecksum> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of createReadStream(file)) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { bytes, sha256: hash.digest('hex') };
+}
+
+/** The manifest with the parts' checksums, sealed by a checksum of its own JSON so a garbled manifest is caught too. */
+export function sealManifest(manifest: IndexManifest, parts: PartChecksums): string {
+  const body = { ...manifest, parts };
+  return JSON.stringify({ ...body, sha256: sha256Text(JSON.stringify(body)) }, null, 2);
+}
+
+/** Parses and checks a sealed manifest; throws `UnusableGeneration` when it is damaged or of another format. */
+export function openManifest(text: string): { manifest: IndexManifest; parts: PartChecksums } {
+  let sealed: Record<string, unknown>;
+  try {
+    sealed = JSON.parse(text) as Record<string, unknown>;
+  } catch (err) {
+    throw new UnusableGeneration(`manifest.json is not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof sealed !== 'object' || sealed === null) throw new UnusableGeneration('manifest.json is not an object');
+  const { sha256, ...body } = sealed;
+  const version = body.formatVersion;
+  if (typeof sha256 !== 'string') {
+    // Format 1 had no seal: an older index is rebuilt, never misread.
+    if (typeof version === 'number' && version < INDEX_FORMAT_VERSION) {
+      throw new UnusableGeneration(`index format ${version} is outdated`, true);
+    }
+    throw new UnusableGeneration('manifest.json has no checksum');
+  }
+  if (sha256Text(JSON.stringify(body)) !== sha256) throw new UnusableGeneration('manifest.json does not match its checksum');
+  if (version !== INDEX_FORMAT_VERSION) throw new UnusableGeneration(`index format ${String(version)} is not the current ${INDEX_FORMAT_VERSION}`, true);
+  const { parts, ...manifest } = body;
+  return { manifest: manifest as unknown as IndexManifest, parts: parts as PartChecksums };
+}
+
+/** Reads one part of a generation and returns its bytes once they match the manifest's length and checksum. */
+export async function readVerified(dir: string, name: string, parts: PartChecksums): Promise<Buffer> {
+  const expected = expectedPart(name, parts);
+  const data = await fs.readFile(path.join(dir, name)).catch((err: NodeJS.ErrnoException) => {
+    throw new UnusableGeneration(`${name} cannot be read (${err.code ?? err.message})`);
+  });
+  assertMatches(name, checksum(data), expected);
+  return data;
+}
+
+/** Verifies a part that a native reader will open by path (the vector file). */
+export async function verifyFile(dir: string, name: string, parts: PartChecksums): Promise<void> {
+  const expected = expectedPart(name, parts);
+  const file = path.join(dir, name);
+  // The length first: a truncated file is told without hashing it.
+  const size = await fs.stat(file).then((s) => s.size, (err: NodeJS.ErrnoException) => {
+    throw new UnusableGeneration(`${name} cannot be read (${err.code ?? err.message})`);
+  });
+  if (size !== expected.bytes) assertMatches(name, { bytes: size, sha256: '' }, expected);
+  assertMatches(name, await fileChecksum(file), expected);
+}
+
+function expectedPart(name: string, parts: PartChecksums): PartChecksum {
+  const expected = parts?.[name];
+  if (!expected || !Number.isInteger(expected.bytes) || typeof expected.sha256 !== 'string') {
+    throw new UnusableGeneration(`manifest.json records no checksum for ${name}`);
+  }
+  return expected;
+}
+
+function assertMatches(name: string, actual: PartChecksum, expected: PartChecksum): void {
+  if (actual.bytes !== expected.bytes) {
+    throw new UnusableGeneration(`${name} has ${actual.bytes} bytes, the manifest says ${expected.bytes}`);
+  }
+  if (actual.sha256 !== expected.sha256) throw new UnusableGeneration(`${name} does not match its sha256 checksum`);
+}
+
+function sha256Text(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}
