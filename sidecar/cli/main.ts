@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { disableOrtTelemetry } from '../encoder/ort-environment';
 import { registerCompareCommand, registerEvalCommand } from './eval-command';
 import { registerIndexCommand } from './index-command';
 import { register as registerScoreCommand } from './score';
@@ -21,6 +22,8 @@ registerTrainCommand(program);
 registerEvalCommand(program);
 registerCompareCommand(program);
 
+// Before any command creates an ONNX Runtime session (encoders, and the training step on this thread).
+disableOrtTelemetry();
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`replug-code: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exitCode = 1;

@@ -1,4 +1,5 @@
 import { Option, type Command } from 'commander';
+import { readFile } from 'node:fs/promises';
 import { WorkspaceIndex, type SearchHit, type SearchMode } from '../index/workspace-index';
 import { isQueryTowerFor } from '../lsr/lsr-trainer';
 import { addIndexDirOption, displayPath } from './index-dir';
@@ -7,6 +8,7 @@ import { positiveInt } from './option-parsers';
 
 interface SearchCliOptions extends ModelCliOptions {
   indexDir: string;
+  queryFile?: string;
   k: number;
   mode?: SearchMode;
   json?: boolean;
@@ -18,13 +20,15 @@ export function registerSearchCommand(program: Command): void {
   const cmd = program
     .command('search')
     .description('Search an index; prints ranked passages as path:startLine-endLine with score and snippet.')
-    .argument('<query>', 'identifier, code fragment or natural-language question')
+    .argument('[query]', 'identifier, code fragment or natural-language question; - reads it from stdin')
+    .option('--query-file <file>', 'read the query from a file (for long ones)')
     .option('-k, --k <n>', 'number of results', positiveInt, 10)
     .addOption(new Option('--mode <mode>', 'hybrid needs vectors; default: hybrid if the index has them, else lexical').choices(['hybrid', 'dense', 'lexical']))
     .option('--json', 'machine-readable results');
   addIndexDirOption(cmd);
   addModelOptions(cmd);
-  cmd.action(async (query: string, opts: SearchCliOptions) => {
+  cmd.action(async (argument: string | undefined, opts: SearchCliOptions) => {
+    const query = await readQuery(argument, opts.queryFile);
     // A damaged index throws here with what to do; one with an intact older generation warns below.
     const manifest = await WorkspaceIndex.readManifest(opts.indexDir);
     if (!manifest) throw new Error(`no index at ${opts.indexDir}: run \`replug-code index <folder> --index-dir ${opts.indexDir}\` first`);
@@ -39,6 +43,13 @@ export function registerSearchCommand(program: Command): void {
     try {
       const { damage } = index.status();
       if (damage) process.stderr.write(`warning: ${damage}\n`);
+      const embedder = queryEncoder ?? encoder;
+      if (embedder && (opts.mode ?? (index.status().dense ? 'hybrid' : 'lexical')) !== 'lexical') {
+        const tokens = embedder.countTokens(query);
+        if (tokens > embedder.maxTokens) {
+          process.stderr.write(`note: the query has ${tokens} tokens; the encoder reads the first ${embedder.maxTokens} (BM25 reads all of it)\n`);
+        }
+      }
       const hits = await index.search(query, { k: opts.k, mode: opts.mode });
       process.stdout.write(opts.json ? `${JSON.stringify(hits.map(toJson), null, 2)}\n` : formatHits(hits));
     } finally {
@@ -47,6 +58,25 @@ export function registerSearchCommand(program: Command): void {
       await queryEncoder?.dispose();
     }
   });
+}
+
+const GIVE_A_QUERY = 'give a query: search "QUERY", search --query-file FILE, or search - to read it from stdin';
+
+/** The query from exactly one of: the argument, `-` (stdin), or --query-file; blank is an error, not arbitrary hits. */
+async function readQuery(argument: string | undefined, file: string | undefined): Promise<string> {
+  if (argument !== undefined && file !== undefined) throw new Error(`give the query once, not both as an argument and with --query-file`);
+  let query: string;
+  if (file !== undefined) query = await readFile(file, 'utf8');
+  else if (argument === '-') query = await readStdin();
+  else query = argument ?? '';
+  if (query.trim() === '') throw new Error(`${file !== undefined ? `${file} holds no query` : argument === '-' ? 'stdin held no query' : 'the query is empty'}; ${GIVE_A_QUERY}`);
+  return query;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function toJson(hit: SearchHit, i: number) {

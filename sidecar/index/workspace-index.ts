@@ -314,6 +314,8 @@ export class WorkspaceIndex {
   }
 
   async search(query: string, opts: SearchOptions = {}): Promise<SearchHit[]> {
+    // A blank query embeds to an arbitrary direction: its "nearest" passages would be noise presented as hits.
+    if (query.trim() === '') throw new Error('give a query: the query is empty');
     const k = opts.k ?? 10;
     const mode = opts.mode ?? (this.denseUsable() ? 'hybrid' : 'lexical');
     if (mode !== 'lexical' && !this.denseUsable()) {

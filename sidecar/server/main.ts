@@ -5,6 +5,7 @@
  */
 import { dirname, join } from 'node:path';
 import { createConnection, ResponseError, ErrorCodes, LSPErrorCodes } from 'vscode-languageserver/node';
+import { disableOrtTelemetry } from '../encoder/ort-environment';
 import { loadEncoder } from '../encoder/ort-encoder';
 import type { IndexOptions } from '../index/workspace-index';
 import { EvalService } from './eval-service';
@@ -35,6 +36,8 @@ import {
 import { TrainingProgress } from './training-progress';
 import { TrainingService } from './training-service';
 
+// Before any ONNX Runtime session is created (encoders, and training in its worker thread: the variable is per process).
+disableOrtTelemetry();
 const connection = createConnection();
 let service: IndexService | undefined;
 
