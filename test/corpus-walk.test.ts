@@ -268,3 +268,24 @@ describe('skip summary', () => {
     assert.deepEqual(streamed.byReason(), summary.byReason());
   });
 });
+
+describe('read-ahead', () => {
+  test('a large file is read only when the consumer reaches it, not ahead with the small ones', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'corpus-ahead-'));
+    try {
+      const big = (fill: string) => `${`// ${fill.repeat(70)}\n`.repeat(20_000)}`;
+      await put('a.txt', 'first small file\n', dir);
+      await put('b.txt', 'second small file\n', dir);
+      await put('c.txt', big('x'), dir);
+      const walk = walkRoots([dir], { maxFileBytes: 10_000_000 });
+      assert.equal(((await walk.next()).value as WalkEntry).relPath, 'a.txt');
+      // c.txt was stat'ed and scheduled with a.txt; rewritten now, it shows whether its bytes were read ahead.
+      await writeFile(join(dir, 'c.txt'), big('y'));
+      assert.equal(((await walk.next()).value as WalkEntry).relPath, 'b.txt');
+      const c = (await walk.next()).value as WalkEntry;
+      assert.ok(c.kind === 'file' && c.text.startsWith('// yyy'), 'the large file was read at its turn');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LexicalIndex } from '../sidecar/index/lexical-index';
+import { PostingPool } from '../sidecar/index/posting-pool';
 import { makePassage } from '../sidecar/corpus/chunk';
 
 const doc = (id: string, text: string) => ({ ...makePassage(`/w/${id}.txt`, 1, 1, text), id });
@@ -121,4 +122,41 @@ test('top-k selection over many matches equals a full sort, with a filter', () =
   const expected = all.filter((h) => accept(h.id)).slice(0, 25);
   assert.deepEqual(index.search('alpha delta', 25, accept), expected);
   for (let i = 1; i < all.length; i++) assert.ok(all[i - 1].score >= all[i].score);
+});
+
+test('the posting pool keeps every term\'s postings in order through growth, moves, repacking and a reload', () => {
+  const pool = new PostingPool();
+  const expected: [number, number][][] = [];
+  let x = 11;
+  const next = () => ((x = (x * 1103515245 + 12345) >>> 0), x >>> 8);
+  // Zipf-like: a few terms get most postings (they move and grow often), most get one or two.
+  for (let doc = 0; doc < 20_000; doc++) {
+    for (let k = 0; k < 6; k++) {
+      const term = k < 2 ? next() % 8 : next() % (doc + 10);
+      while (expected.length <= term) {
+        assert.equal(pool.addTerm(), expected.length);
+        expected.push([]);
+      }
+      const list = expected[term];
+      if (list.length && list[list.length - 1][0] === doc) continue;
+      const tf = 1 + (next() % 5);
+      list.push([doc, tf]);
+      pool.append(term, doc, tf);
+    }
+  }
+  const check = (p: PostingPool) => {
+    assert.equal(p.termCount, expected.length);
+    expected.forEach((list, term) => {
+      assert.deepEqual([...p.docsOf(term)], list.map(([doc]) => doc), `docs of term ${term}`);
+      assert.deepEqual([...p.tfsOf(term)], list.map(([, tf]) => tf), `tfs of term ${term}`);
+    });
+  };
+  check(pool);
+  const flat = pool.flatten();
+  assert.equal(flat.docs.length, pool.postingCount);
+  const reloaded = PostingPool.fromFlat(flat.offsets, flat.docs, flat.tfs);
+  check(reloaded);
+  reloaded.append(0, 20_000, 9);
+  expected[0].push([20_000, 9]);
+  check(reloaded);
 });

@@ -104,6 +104,11 @@ export const DEFAULT_MAX_FILE_BYTES = 1_000_000;
 
 /** File reads kept in flight per folder. */
 const READ_AHEAD = 16;
+/**
+ * Files larger than this are read only when the consumer reaches them: read-ahead hides disk latency for small
+ * files, while sixteen large ones (allowed by --max-file-bytes) read ahead would hold sixteen copies' worth of memory.
+ */
+const READ_AHEAD_MAX_BYTES = 1_000_000;
 
 type Matcher = (relPath: string) => boolean;
 
@@ -208,27 +213,33 @@ async function* walkDir(ctx: RootContext, relDir: string, rules: GitignoreStack 
     if (child.isDir || !ctx.include || ctx.include(rel)) kept.push({ rel, child });
   }
 
-  // Files are read a few ahead of the consumer (results still come out in order), so disk latency overlaps.
-  const ahead = new Map<number, Promise<WalkEntry>>();
+  // Files are read a few ahead of the consumer (results still come out in order), so disk latency overlaps; a
+  // large file waits for its turn (the consumer reaching it) before it is read.
+  const ahead = new Map<number, { entry: Promise<WalkEntry>; startTurn: () => void }>();
   let scheduled = 0;
   for (let i = 0; i < kept.length; i++) {
     for (; scheduled < kept.length && ahead.size < READ_AHEAD; scheduled++) {
       const { rel, child } = kept[scheduled];
-      if (!child.isDir) ahead.set(scheduled, fileEntry(ctx, rel, child.dirent));
+      if (child.isDir) continue;
+      let startTurn = () => {};
+      const turn = new Promise<void>((resolve) => (startTurn = resolve));
+      ahead.set(scheduled, { entry: fileEntry(ctx, rel, child.dirent, turn), startTurn });
     }
     const { rel, child } = kept[i];
     if (child.isDir) {
       yield* walkDir(ctx, rel, await rules?.enter(join(ctx.absRoot, rel), rel));
     } else {
-      yield await ahead.get(i)!;
+      const next = ahead.get(i)!;
       ahead.delete(i);
+      next.startTurn();
+      yield await next.entry;
     }
   }
 }
 
-function fileEntry(ctx: RootContext, rel: string, dirent: Dirent): Promise<WalkEntry> {
+function fileEntry(ctx: RootContext, rel: string, dirent: Dirent, turn: Promise<void>): Promise<WalkEntry> {
   if (dirent.isSymbolicLink()) return symlinkSkip(ctx, rel);
-  if (dirent.isFile()) return readEntry(ctx, rel, dirent.name);
+  if (dirent.isFile()) return readEntry(ctx, rel, dirent.name, turn);
   return Promise.resolve(skip(ctx, rel, 'unreadable', 'not a regular file (socket, pipe or device)'));
 }
 
@@ -252,7 +263,7 @@ async function symlinkSkip(ctx: RootContext, rel: string): Promise<WalkSkip> {
   return skip(ctx, rel, 'duplicate', `symlink to ${relative(ctx.realRoot, target)}, which is walked under its own path`);
 }
 
-async function readEntry(ctx: RootContext, rel: string, name: string): Promise<WalkEntry> {
+async function readEntry(ctx: RootContext, rel: string, name: string, turn: Promise<void>): Promise<WalkEntry> {
   if (isLockFile(name)) return skip(ctx, rel, 'lock-file');
   const real = join(ctx.realRoot, rel);
   if (ctx.seen.has(real)) return skip(ctx, rel, 'duplicate', 'already read from an earlier, overlapping root');
@@ -265,6 +276,7 @@ async function readEntry(ctx: RootContext, rel: string, name: string): Promise<W
     if (info.size > ctx.maxFileBytes) {
       return skip(ctx, rel, 'too-large', `${info.size} bytes (limit ${ctx.maxFileBytes})`);
     }
+    if (info.size > READ_AHEAD_MAX_BYTES) await turn;
     bytes = await readFile(absPath);
   } catch (err) {
     return skip(ctx, rel, 'unreadable', errorDetail(err));

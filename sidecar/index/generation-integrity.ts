@@ -28,8 +28,27 @@ export class UnusableGeneration extends Error {
   }
 }
 
-export function checksum(data: Uint8Array): PartChecksum {
+function checksum(data: Uint8Array): PartChecksum {
   return { bytes: data.length, sha256: createHash('sha256').update(data).digest('hex') };
+}
+
+/** Writes `chunks` to `file` one after another, flushes it to disk, and returns its length and sha256. */
+export async function writeChecksummed(file: string, chunks: Iterable<string | Uint8Array>): Promise<PartChecksum> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  const handle = await fs.open(file, 'w');
+  try {
+    for (const chunk of chunks) {
+      const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      hash.update(data);
+      bytes += data.length;
+      await handle.write(data);
+    }
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  return { bytes, sha256: hash.digest('hex') };
 }
 
 /** Checksum of a file written by a native writer, streamed so a large vector file is never held whole. */

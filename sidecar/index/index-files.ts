@@ -3,13 +3,13 @@ import * as path from 'node:path';
 import { fsyncFile, writeFileDurable } from './atomic-file';
 import { DenseIndex } from './dense-index';
 import {
-  checksum,
   fileChecksum,
   openManifest,
   readVerified,
   sealManifest,
   UnusableGeneration,
   verifyFile,
+  writeChecksummed,
   type PartChecksums,
 } from './generation-integrity';
 import { commitGeneration, olderGenerations, readCurrentPointer, type Generation } from './generations';
@@ -35,14 +35,13 @@ export interface IndexContents {
  * `keep` names the generation the contents were loaded from: it stays as the fallback should the new one be damaged.
  */
 export async function saveGeneration(indexDir: string, contents: IndexContents, keep?: number): Promise<Generation> {
-  const state = Buffer.from(JSON.stringify(contents.table.toStored()));
-  const lexical = contents.lexical.serialize();
   return commitGeneration(
     indexDir,
     async (dir) => {
-      const parts: PartChecksums = { [PASSAGES]: checksum(state), [LEXICAL]: checksum(lexical) };
-      await writeFileDurable(path.join(dir, PASSAGES), state);
-      await writeFileDurable(path.join(dir, LEXICAL), lexical);
+      const parts: PartChecksums = {
+        [PASSAGES]: await writeChecksummed(path.join(dir, PASSAGES), contents.table.toJsonChunks()),
+        [LEXICAL]: await writeChecksummed(path.join(dir, LEXICAL), contents.lexical.serializeParts()),
+      };
       if (contents.dense) {
         await contents.dense.save(path.join(dir, DENSE));
         await fsyncFile(path.join(dir, DENSE));
