@@ -5,6 +5,7 @@ import { WorkspaceIndex, type IndexReport } from '../index/workspace-index';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
 import { nonNegativeInt, positiveInt } from './option-parsers';
+import { escapeControls } from './printable';
 import { ProgressReporter } from './progress-reporter';
 
 interface IndexCliOptions extends ModelCliOptions {
@@ -91,7 +92,7 @@ function printReport(report: IndexReport, index: WorkspaceIndex, model: string |
   const skippedTotal = reasons.reduce((sum, [, n]) => sum + n, 0);
   if (skippedTotal > 0) out.write(`skipped ${skippedTotal} files: ${reasons.map(([r, n]) => `${n} ${r}`).join(', ')}\n`);
   if (verbose) {
-    for (const s of report.skippedFiles) out.write(`  skipped ${displayPath(s.path)}: ${s.reason}${s.detail ? ` (${s.detail})` : ''}\n`);
+    for (const s of report.skippedFiles) out.write(`  skipped ${displayPath(s.path)}: ${s.reason}${s.detail ? ` (${escapeControls(s.detail)})` : ''}\n`);
   }
   const status = index.status();
   out.write(`index: ${displayPath(status.dir)} (${status.dense ? `lexical + dense, model ${model}` : 'lexical only'})\n`);

@@ -5,6 +5,7 @@ import { isQueryTowerFor } from '../lsr/lsr-trainer';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
 import { positiveInt } from './option-parsers';
+import { escapeControls } from './printable';
 
 interface SearchCliOptions extends ModelCliOptions {
   indexDir: string;
@@ -108,7 +109,7 @@ function formatHits(hits: SearchHit[]): string {
         .split('\n')
         .filter((line) => line.trim() !== '')
         .slice(0, SNIPPET_LINES)
-        .map((line) => `    ${line.slice(0, 160)}`)
+        .map((line) => `    ${escapeControls(line.slice(0, 160))}`)
         .join('\n');
       return `${i + 1}. ${where}  score ${hit.score.toFixed(4)}${parts.length ? ` (${parts.join(', ')})` : ''}\n${snippet}\n`;
     })

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { Dirent, Stats } from 'node:fs';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
@@ -15,6 +16,7 @@ import { GitignoreStack } from './gitignore';
 export type SkipReason =
   | 'binary'
   | 'not-utf8'
+  | 'name-not-utf8'
   | 'too-large'
   | 'minified'
   | 'generated'
@@ -126,7 +128,10 @@ interface RootContext {
 }
 
 interface Child {
-  dirent: Dirent;
+  /** Names as the OS gives them: bytes, which need not be UTF-8. */
+  dirent: Dirent<Buffer>;
+  /** The name decoded (invalid bytes as U+FFFD), for ordering, globs and messages. */
+  name: string;
   /** Sort key: the name, plus '/' for folders, so the walk visits relPaths in plain string order. */
   key: string;
   isDir: boolean;
@@ -190,22 +195,23 @@ async function resolveRoot(root: string, absRoot: string): Promise<string> {
 
 async function* walkDir(ctx: RootContext, relDir: string, rules: GitignoreStack | undefined): AsyncGenerator<WalkEntry> {
   const absDir = join(ctx.absRoot, relDir);
-  let dirents: Dirent[];
+  let dirents: Dirent<Buffer>[];
   try {
-    dirents = await readdir(absDir, { withFileTypes: true });
+    dirents = await readdir(absDir, { withFileTypes: true, encoding: 'buffer' });
   } catch (err) {
     yield skip(ctx, relDir, 'unreadable', errorDetail(err));
     return;
   }
   const children: Child[] = dirents.map((dirent) => {
     const isDir = dirent.isDirectory();
-    return { dirent, isDir, key: isDir ? `${dirent.name}/` : dirent.name };
+    const name = dirent.name.toString('utf8');
+    return { dirent, name, isDir, key: isDir ? `${name}/` : name };
   });
   children.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 
   const kept: { rel: string; child: Child }[] = [];
   for (const child of children) {
-    const { name } = child.dirent;
+    const { name } = child;
     if (name === '.git') continue;
     const rel = relDir === '' ? name : posix.join(relDir, name);
     if (ctx.only && !(child.isDir ? ctx.only.dirs : ctx.only.files).has(rel)) continue;
@@ -220,13 +226,17 @@ async function* walkDir(ctx: RootContext, relDir: string, rules: GitignoreStack 
   for (let i = 0; i < kept.length; i++) {
     for (; scheduled < kept.length && ahead.size < READ_AHEAD; scheduled++) {
       const { rel, child } = kept[scheduled];
-      if (child.isDir) continue;
+      if (child.isDir || !isUtf8(child.dirent.name)) continue;
       let startTurn = () => {};
       const turn = new Promise<void>((resolve) => (startTurn = resolve));
-      ahead.set(scheduled, { entry: fileEntry(ctx, rel, child.dirent, turn), startTurn });
+      ahead.set(scheduled, { entry: fileEntry(ctx, rel, child, turn), startTurn });
     }
     const { rel, child } = kept[i];
-    if (child.isDir) {
+    if (!isUtf8(child.dirent.name)) {
+      // A JS string cannot name it (the decoded name opens another file, or none): say so rather than fail later.
+      const what = child.isDir ? 'folder name is not valid UTF-8, so nothing in it is indexed' : 'file name is not valid UTF-8';
+      yield skip(ctx, rel, 'name-not-utf8', `the ${what}; rename it to index it`);
+    } else if (child.isDir) {
       yield* walkDir(ctx, rel, await rules?.enter(join(ctx.absRoot, rel), rel));
     } else {
       const next = ahead.get(i)!;
@@ -237,9 +247,9 @@ async function* walkDir(ctx: RootContext, relDir: string, rules: GitignoreStack 
   }
 }
 
-function fileEntry(ctx: RootContext, rel: string, dirent: Dirent, turn: Promise<void>): Promise<WalkEntry> {
+function fileEntry(ctx: RootContext, rel: string, { dirent, name }: Child, turn: Promise<void>): Promise<WalkEntry> {
   if (dirent.isSymbolicLink()) return symlinkSkip(ctx, rel);
-  if (dirent.isFile()) return readEntry(ctx, rel, dirent.name, turn);
+  if (dirent.isFile()) return readEntry(ctx, rel, name, turn);
   return Promise.resolve(skip(ctx, rel, 'unreadable', 'not a regular file (socket, pipe or device)'));
 }
 

@@ -6,6 +6,7 @@ import { readCsvPassages } from '../corpus/csv';
 import type { Passage, TokenCounter } from '../corpus/passage';
 import { DEFAULT_EXCLUDES, walkRoots, type WalkOptions } from '../corpus/walk';
 import type { Encoder } from '../encoder/encoder';
+import { modelSpec } from '../encoder/model-source';
 import { hybridSearch, type SearchMode } from '../retrieve/hybrid-search';
 import { DenseIndex } from './dense-index';
 import { describeFallback, IndexDamagedError, loadGeneration, readStoredManifest, saveGeneration } from './index-files';
@@ -19,7 +20,7 @@ export type { SearchMode } from '../retrieve/hybrid-search';
 export interface IndexOptions {
   /** Without an encoder the index is lexical only. */
   encoder?: Encoder;
-  /** How the encoder was specified (path or model id); recorded so `search` can load the same one. */
+  /** How the encoder was specified (path or model id); recorded (a path made absolute) so `search` can load the same one. */
   encoderSpec?: string;
   /**
    * Embeds queries instead of `encoder` (a query tower fine-tuned with LSR against this index's document vectors).
@@ -132,8 +133,9 @@ export class WorkspaceIndex {
   ) {}
 
   /** Opens (or creates) the index in `dir`. Nothing is rebuilt here: `update` decides what must change. */
-  static async open(dir: string, options: IndexOptions = {}): Promise<WorkspaceIndex> {
+  static async open(dir: string, opts: IndexOptions = {}): Promise<WorkspaceIndex> {
     const absDir = path.resolve(dir);
+    const options = opts.encoderSpec ? { ...opts, encoderSpec: modelSpec(opts.encoderSpec) } : opts;
     const lock = options.readOnly ? undefined : await IndexLock.acquire(absDir);
     try {
       const loaded = await loadGeneration(absDir);
