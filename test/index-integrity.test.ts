@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import type { IndexDamagedError } from '../sidecar/index/index-files';
 import { WorkspaceIndex } from '../sidecar/index/workspace-index';
 import { HashingEncoder } from './helpers/hashing-encoder';
 import { makeTree, writeFiles } from './helpers/temp-tree';
@@ -108,7 +109,12 @@ test('every kind of damage to every file of the live generation falls back to th
 
           // Without an intact older generation a reader refuses, and a writer rebuilds saying why.
           rmSync(path.join(dir, 'gen-000001'), { recursive: true });
-          await assert.rejects(WorkspaceIndex.readManifest(dir), /cannot be used: index generation gen-000002 is damaged.*Rebuild it: run `replug-code index/, what);
+          await assert.rejects(WorkspaceIndex.readManifest(dir), (err: IndexDamagedError) => {
+            assert.match(err.message, /cannot be used: index generation gen-000002 is damaged.*Rebuild it: run `replug-code index/, what);
+            // The encoder it was built with, for the rebuild, when the manifest itself is intact.
+            assert.equal(err.model, part === 'manifest.json' ? undefined : 'hashing', what);
+            return true;
+          });
           await assert.rejects(WorkspaceIndex.open(dir, { readOnly: true }), /no intact earlier generation is left/, what);
           const writer = await WorkspaceIndex.open(dir, { encoder: new HashingEncoder(), encoderSpec: 'hashing' });
           const roots = JSON.parse(readFileSync(path.join(fixture.dir, 'gen-000002', 'manifest.json'), 'utf8')).roots;
@@ -140,6 +146,7 @@ test('a garbled CURRENT falls back to the newest intact generation; an outdated 
     const { sha256: _seal, parts: _parts, ...old } = JSON.parse(readFileSync(manifestFile, 'utf8'));
     writeFileSync(manifestFile, JSON.stringify({ ...old, formatVersion: 1 }));
     await assert.rejects(WorkspaceIndex.open(fixture.dir, { readOnly: true }), /index format 1 is outdated/);
+    await assert.rejects(WorkspaceIndex.readManifest(fixture.dir), (err: IndexDamagedError) => err.model === 'hashing');
     const writer = await WorkspaceIndex.open(fixture.dir);
     const report = await writer.update(old.roots);
     await writer.close();

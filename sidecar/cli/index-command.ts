@@ -44,14 +44,18 @@ export function registerIndexCommand(program: Command): void {
     for (const file of [...roots, ...(opts.passages ?? [])]) {
       if (!existsSync(file)) throw new Error(`${file} does not exist`);
     }
-    // Keep the dense side of an existing index when --model is not repeated.
+    // Keep the dense side of an existing index when --model is not repeated, also when it must be rebuilt
+    // (`update` does that and says why).
+    let unusable: IndexDamagedError | undefined;
     const stored = await WorkspaceIndex.readManifest(opts.indexDir).catch((err: Error) => {
       if (!(err instanceof IndexDamagedError)) throw err;
-      // Damaged beyond fallback: `update` rebuilds it and says why; only the encoder it was built with is unknown.
-      if (!opts.model) process.stderr.write(`warning: the index cannot be used (${err.problem}); pass --model to rebuild it with vectors\n`);
+      unusable = err;
       return undefined;
     });
-    const model = opts.model ?? stored?.encoder?.model;
+    const model = opts.model ?? stored?.encoder?.model ?? unusable?.model;
+    if (unusable && !model) {
+      process.stderr.write(`warning: the index cannot be used (${unusable.problem}) and does not say which encoder built it: pass --model to rebuild it with vectors\n`);
+    }
     const encoder = await encoderFromOptions({ ...opts, model });
     const progress = new ProgressReporter();
     const index = await WorkspaceIndex.open(opts.indexDir, {

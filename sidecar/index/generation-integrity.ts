@@ -23,6 +23,8 @@ export class UnusableGeneration extends Error {
   constructor(
     message: string,
     readonly outdated = false,
+    /** The encoder its manifest records, when the manifest itself is intact: a rebuild can keep using it. */
+    readonly encoderModel?: string,
   ) {
     super(message);
   }
@@ -82,14 +84,21 @@ export function openManifest(text: string): { manifest: IndexManifest; parts: Pa
   if (typeof sha256 !== 'string') {
     // Format 1 had no seal: an older index is rebuilt, never misread.
     if (typeof version === 'number' && version < INDEX_FORMAT_VERSION) {
-      throw new UnusableGeneration(`index format ${version} is outdated`, true);
+      throw new UnusableGeneration(`index format ${version} is outdated`, true, recordedModel(body));
     }
     throw new UnusableGeneration('manifest.json has no checksum');
   }
   if (sha256Text(JSON.stringify(body)) !== sha256) throw new UnusableGeneration('manifest.json does not match its checksum');
-  if (version !== INDEX_FORMAT_VERSION) throw new UnusableGeneration(`index format ${String(version)} is not the current ${INDEX_FORMAT_VERSION}`, true);
+  if (version !== INDEX_FORMAT_VERSION) {
+    throw new UnusableGeneration(`index format ${String(version)} is not the current ${INDEX_FORMAT_VERSION}`, true, recordedModel(body));
+  }
   const { parts, ...manifest } = body;
   return { manifest: manifest as unknown as IndexManifest, parts: parts as PartChecksums };
+}
+
+function recordedModel(manifest: Record<string, unknown>): string | undefined {
+  const model = (manifest.encoder as { model?: unknown } | undefined)?.model;
+  return typeof model === 'string' ? model : undefined;
 }
 
 /** Reads one part of a generation and returns its bytes once they match the manifest's length and checksum. */

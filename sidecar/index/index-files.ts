@@ -76,7 +76,7 @@ export interface LoadedGeneration {
 /** The manifest of the generation `loadGeneration` would read; throws `IndexDamagedError` when there is none intact. */
 export async function readStoredManifest(indexDir: string): Promise<IndexManifest | undefined> {
   const found = await findUsable(indexDir, async (generation) => (await verifyGeneration(generation)).manifest);
-  if (found.problem) throw new IndexDamagedError(indexDir, found.problem);
+  if (found.problem) throw new IndexDamagedError(indexDir, found.problem, found.model);
   return found.value;
 }
 
@@ -96,6 +96,8 @@ export class IndexDamagedError extends Error {
   constructor(
     indexDir: string,
     readonly problem: string,
+    /** The encoder the unusable index was built with, when its manifest says: a rebuild can use it again. */
+    readonly model?: string,
   ) {
     super(`the index at ${indexDir} cannot be used: ${problem}. Rebuild it: run \`replug-code index <folders> --index-dir ${indexDir}\` (in VS Code: REPLUG: Rebuild Index).`);
   }
@@ -117,6 +119,8 @@ interface Found<T> {
   generation?: Generation;
   damaged: SkippedGeneration[];
   problem?: string;
+  /** With a problem: the encoder the newest readable manifest records. */
+  model?: string;
 }
 
 /** Tries the live generation, then older ones newest first, with `read`; `UnusableGeneration` moves to the next. */
@@ -133,11 +137,13 @@ async function findUsable<T>(dir: string, read: (generation: Generation) => Prom
       candidates = [pointer, ...(await olderGenerations(dir, pointer.number))];
     }
     let outdated: string | undefined;
+    let model: string | undefined;
     for (const generation of candidates) {
       try {
         return { value: await read(generation), generation, damaged };
       } catch (err) {
         const why = err instanceof UnusableGeneration ? err.message : `${(err as Error).message}`;
+        if (err instanceof UnusableGeneration) model ??= err.encoderModel;
         if (err instanceof UnusableGeneration && err.outdated) {
           // An outdated generation is not damage, and nothing older can be newer in format: stop here.
           outdated = why;
@@ -150,7 +156,7 @@ async function findUsable<T>(dir: string, read: (generation: Generation) => Prom
     if (pointerKey(await readCurrentPointer(dir)) !== pointerKey(pointer) && attempt < 2) continue;
     const problems = [...(damaged.length ? [describeSkipped(damaged)] : []), ...(outdated ? [outdated] : [])];
     const intactLeft = outdated ? '' : ' and no intact earlier generation is left';
-    return { damaged, problem: `${problems.join('; ')}${intactLeft}` };
+    return { damaged, problem: `${problems.join('; ')}${intactLeft}`, model };
   }
 }
 
@@ -170,10 +176,14 @@ async function verifyGeneration(generation: Generation): Promise<VerifiedGenerat
     throw new UnusableGeneration(`${MANIFEST} cannot be read (${err.code ?? err.message})`);
   });
   const { manifest, parts } = openManifest(text);
-  const passages = await readVerified(generation.dir, PASSAGES, parts);
-  const lexical = await readVerified(generation.dir, LEXICAL, parts);
-  if (manifest.encoder) await verifyFile(generation.dir, DENSE, parts);
-  return { manifest, passages, lexical };
+  try {
+    const passages = await readVerified(generation.dir, PASSAGES, parts);
+    const lexical = await readVerified(generation.dir, LEXICAL, parts);
+    if (manifest.encoder) await verifyFile(generation.dir, DENSE, parts);
+    return { manifest, passages, lexical };
+  } catch (err) {
+    throw new UnusableGeneration((err as Error).message, false, manifest.encoder?.model);
+  }
 }
 
 async function readGeneration(generation: Generation): Promise<Omit<LoadedGeneration, 'damaged'>> {
@@ -191,6 +201,6 @@ async function readGeneration(generation: Generation): Promise<Omit<LoadedGenera
     return { table, lexical, dense, manifest };
   } catch (err) {
     // The checksums matched, so the writer itself produced something unreadable: still never searched as is.
-    throw new UnusableGeneration((err as Error).message);
+    throw new UnusableGeneration((err as Error).message, false, manifest.encoder?.model);
   }
 }
