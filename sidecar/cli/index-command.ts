@@ -13,6 +13,7 @@ interface IndexCliOptions extends ModelCliOptions {
   passages?: string[];
   include?: string[];
   exclude?: string[];
+  keep?: string[];
   maxFileBytes?: number;
   windowLines?: number;
   strideLines?: number;
@@ -29,6 +30,7 @@ export function registerIndexCommand(program: Command): void {
     .option('--passages <csv...>', 'CSV corpus files with at least the columns id and text')
     .option('--include <glob...>', 'only index files matching these globs (relative to each root)')
     .option('--exclude <glob...>', 'also skip files matching these globs')
+    .option('--keep <glob...>', 'index files matching these globs even when they look minified or generated, are lock files or match an exclude glob')
     .option('--max-file-bytes <n>', 'skip files larger than this', positiveInt)
     .option('--window-lines <n>', 'lines per passage window', positiveInt)
     .option('--stride-lines <n>', 'lines between window starts', positiveInt)
@@ -63,6 +65,7 @@ export function registerIndexCommand(program: Command): void {
       encoderSpec: model,
       include: opts.include,
       exclude: opts.exclude,
+      keep: opts.keep,
       maxFileBytes: opts.maxFileBytes,
       checkpointSeconds: opts.checkpointSeconds,
       chunking: definedOnly({ windowLines: opts.windowLines, strideLines: opts.strideLines, maxTokens: opts.maxTokens }),

@@ -54,6 +54,12 @@ export interface WalkOptions {
   include?: readonly string[];
   /** Globs for files and folders to leave out; absent: `DEFAULT_EXCLUDES`. Pass [] to exclude nothing. */
   exclude?: readonly string[];
+  /**
+   * Globs (matched against relPath) of files to index even when an exclude glob, the lock-file list or the minified
+   * and generated checks would skip them. Folders left out by a glob are still not entered (pass such a folder as a
+   * root instead); .gitignore, binary or non-UTF-8 content and the size cap still apply.
+   */
+  keep?: readonly string[];
   /** Files larger than this many bytes are skipped as `too-large` without being read. */
   maxFileBytes?: number;
   /** Honour `.gitignore` files and `.git/info/exclude` (default true). */
@@ -120,6 +126,7 @@ interface RootContext {
   realRoot: string;
   include: Matcher | undefined;
   exclude: Matcher;
+  keep: Matcher;
   maxFileBytes: number;
   /** Real paths of files already produced in this walk, across roots. */
   seen: Set<string>;
@@ -146,6 +153,7 @@ export async function* walkRoots(roots: readonly string[], opts: WalkOptions = {
   const seen = new Set<string>();
   const exclude = picomatch([...(opts.exclude ?? DEFAULT_EXCLUDES)], { dot: true });
   const include = opts.include?.length ? picomatch([...opts.include], { dot: true }) : undefined;
+  const keep = opts.keep?.length ? picomatch([...opts.keep], { dot: true }) : () => false;
   for (const root of roots) {
     const absRoot = resolve(root);
     const realRoot = await resolveRoot(root, absRoot);
@@ -155,6 +163,7 @@ export async function* walkRoots(roots: readonly string[], opts: WalkOptions = {
       realRoot,
       include,
       exclude,
+      keep,
       maxFileBytes: opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
       seen,
       only: opts.only && onlyUnder(absRoot, opts.only),
@@ -215,7 +224,8 @@ async function* walkDir(ctx: RootContext, relDir: string, rules: GitignoreStack 
     if (name === '.git') continue;
     const rel = relDir === '' ? name : posix.join(relDir, name);
     if (ctx.only && !(child.isDir ? ctx.only.dirs : ctx.only.files).has(rel)) continue;
-    if (rules?.ignores(rel, child.isDir) || ctx.exclude(rel)) continue;
+    if (rules?.ignores(rel, child.isDir)) continue;
+    if (ctx.exclude(rel) && (child.isDir || !ctx.keep(rel))) continue;
     if (child.isDir || !ctx.include || ctx.include(rel)) kept.push({ rel, child });
   }
 
@@ -274,7 +284,8 @@ async function symlinkSkip(ctx: RootContext, rel: string): Promise<WalkSkip> {
 }
 
 async function readEntry(ctx: RootContext, rel: string, name: string, turn: Promise<void>): Promise<WalkEntry> {
-  if (isLockFile(name)) return skip(ctx, rel, 'lock-file');
+  const keep = ctx.keep(rel);
+  if (isLockFile(name) && !keep) return skip(ctx, rel, 'lock-file');
   const real = join(ctx.realRoot, rel);
   if (ctx.seen.has(real)) return skip(ctx, rel, 'duplicate', 'already read from an earlier, overlapping root');
   ctx.seen.add(real);
@@ -291,7 +302,7 @@ async function readEntry(ctx: RootContext, rel: string, name: string, turn: Prom
   } catch (err) {
     return skip(ctx, rel, 'unreadable', errorDetail(err));
   }
-  const verdict = classifyContent(bytes, name);
+  const verdict = classifyContent(bytes, name, { keep });
   if (verdict.reason) return skip(ctx, rel, verdict.reason, verdict.detail);
   const { size, mtimeMs } = info;
   return { kind: 'file', root: ctx.root, absPath, relPath: rel, text: verdict.text, size, mtimeMs };

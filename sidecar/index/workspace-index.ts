@@ -30,6 +30,8 @@ export interface IndexOptions {
   chunking?: Partial<ChunkOptions>;
   include?: string[];
   exclude?: string[];
+  /** Globs of files to index even when a built-in rule (excludes, lock files, minified or generated) would skip them. */
+  keep?: string[];
   maxFileBytes?: number;
   /** Seconds between checkpoints during a long update (a crash loses at most this much work). */
   checkpointSeconds?: number;
@@ -413,6 +415,7 @@ export class WorkspaceIndex {
       include: this.options.include,
       // User globs add to the defaults (dependencies, build output…) rather than replace them.
       exclude: extra.length ? [...DEFAULT_EXCLUDES, ...extra] : undefined,
+      keep: this.options.keep,
       maxFileBytes: this.options.maxFileBytes,
     };
   }

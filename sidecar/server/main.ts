@@ -265,6 +265,7 @@ function indexOptions(init: Partial<InitializationOptions>): Omit<IndexOptions, 
   if (init.chunking) options.chunking = init.chunking;
   if (init.include?.length) options.include = init.include;
   if (init.exclude?.length) options.exclude = init.exclude;
+  if (init.keep?.length) options.keep = init.keep;
   if (init.encoderModel) options.encoderSpec = init.encoderModel;
   return options;
 }
