@@ -132,6 +132,20 @@ test('every kind of damage to every file of the live generation falls back to th
   }
 });
 
+test('damage after this process verified a generation is still caught (a rewritten file is hashed again)', async () => {
+  const fixture = await twoGenerations();
+  try {
+    assert.equal((await WorkspaceIndex.readManifest(fixture.dir))?.files, 2);
+    DAMAGES['one byte flipped'](path.join(fixture.dir, 'gen-000002', 'lexical.bin'), 0);
+    assert.equal((await WorkspaceIndex.readManifest(fixture.dir))?.files, 1, 'fell back to gen-000001');
+    const index = await WorkspaceIndex.open(fixture.dir, { readOnly: true });
+    assert.match(index.status().damage ?? '', /gen-000002 is damaged \(lexical\.bin does not match its sha256 checksum\)/);
+    await index.close();
+  } finally {
+    fixture.cleanup();
+  }
+});
+
 test('a garbled CURRENT falls back to the newest intact generation; an outdated format is rebuilt, never misread', async () => {
   const fixture = await twoGenerations();
   try {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, promises as fs } from 'node:fs';
+import { createReadStream, promises as fs, type Stats } from 'node:fs';
 import * as path from 'node:path';
 import { INDEX_FORMAT_VERSION, type IndexManifest } from './manifest';
 
@@ -101,13 +101,26 @@ function recordedModel(manifest: Record<string, unknown>): string | undefined {
   return typeof model === 'string' ? model : undefined;
 }
 
+/**
+ * Parts this process has verified, by path, with the inode, size and mtime they had then. `search` reads the
+ * manifest (verifying every part) and then opens the index (reading them again): a committed generation never
+ * changes, and a part rewritten or replaced since has another inode, size or mtime, so it is hashed again.
+ */
+const verified = new Map<string, string>();
+
+function stamp(stat: Stats, expected: PartChecksum): string {
+  return `${stat.ino}:${stat.size}:${stat.mtimeMs}:${expected.sha256}`;
+}
+
 /** Reads one part of a generation and returns its bytes once they match the manifest's length and checksum. */
 export async function readVerified(dir: string, name: string, parts: PartChecksums): Promise<Buffer> {
   const expected = expectedPart(name, parts);
-  const data = await fs.readFile(path.join(dir, name)).catch((err: NodeJS.ErrnoException) => {
-    throw new UnusableGeneration(`${name} cannot be read (${err.code ?? err.message})`);
-  });
-  assertMatches(name, checksum(data), expected);
+  const file = path.join(dir, name);
+  const { stat, data } = await partHandle(file, name, async (handle) => ({ stat: await handle.stat(), data: await handle.readFile() }));
+  if (verified.get(file) !== stamp(stat, expected)) {
+    assertMatches(name, checksum(data), expected);
+    verified.set(file, stamp(stat, expected));
+  }
   return data;
 }
 
@@ -115,12 +128,23 @@ export async function readVerified(dir: string, name: string, parts: PartChecksu
 export async function verifyFile(dir: string, name: string, parts: PartChecksums): Promise<void> {
   const expected = expectedPart(name, parts);
   const file = path.join(dir, name);
+  const stat = await partHandle(file, name, (handle) => handle.stat());
+  if (verified.get(file) === stamp(stat, expected)) return;
   // The length first: a truncated file is told without hashing it.
-  const size = await fs.stat(file).then((s) => s.size, (err: NodeJS.ErrnoException) => {
+  if (stat.size !== expected.bytes) assertMatches(name, { bytes: stat.size, sha256: '' }, expected);
+  assertMatches(name, await fileChecksum(file), expected);
+  verified.set(file, stamp(stat, expected));
+}
+
+async function partHandle<T>(file: string, name: string, use: (handle: fs.FileHandle) => Promise<T>): Promise<T> {
+  const handle = await fs.open(file, 'r').catch((err: NodeJS.ErrnoException) => {
     throw new UnusableGeneration(`${name} cannot be read (${err.code ?? err.message})`);
   });
-  if (size !== expected.bytes) assertMatches(name, { bytes: size, sha256: '' }, expected);
-  assertMatches(name, await fileChecksum(file), expected);
+  try {
+    return await use(handle);
+  } finally {
+    await handle.close();
+  }
 }
 
 function expectedPart(name: string, parts: PartChecksums): PartChecksum {

@@ -75,7 +75,7 @@ export interface LoadedGeneration {
 
 /** The manifest of the generation `loadGeneration` would read; throws `IndexDamagedError` when there is none intact. */
 export async function readStoredManifest(indexDir: string): Promise<IndexManifest | undefined> {
-  const found = await findUsable(indexDir, async (generation) => (await verifyGeneration(generation)).manifest);
+  const found = await findUsable(indexDir, verifyGeneration);
   if (found.problem) throw new IndexDamagedError(indexDir, found.problem, found.model);
   return found.value;
 }
@@ -164,43 +164,43 @@ function pointerKey(pointer: Generation | 'damaged' | undefined): string {
   return typeof pointer === 'object' ? pointer.dir : String(pointer);
 }
 
-interface VerifiedGeneration {
-  manifest: IndexManifest;
-  passages: Buffer;
-  lexical: Buffer;
-}
-
-/** Checks every part of a generation against its manifest; the vector file is verified in place. */
-async function verifyGeneration(generation: Generation): Promise<VerifiedGeneration> {
+async function openGenerationManifest(generation: Generation): Promise<{ manifest: IndexManifest; parts: PartChecksums }> {
   const text = await fs.readFile(path.join(generation.dir, MANIFEST), 'utf8').catch((err: NodeJS.ErrnoException) => {
     throw new UnusableGeneration(`${MANIFEST} cannot be read (${err.code ?? err.message})`);
   });
-  const { manifest, parts } = openManifest(text);
+  return openManifest(text);
+}
+
+/** Runs `work` on the parts of a generation whose manifest records `model`; a failure keeps that record. */
+async function withParts<T>(model: string | undefined, work: () => Promise<T>): Promise<T> {
   try {
-    const passages = await readVerified(generation.dir, PASSAGES, parts);
-    const lexical = await readVerified(generation.dir, LEXICAL, parts);
-    if (manifest.encoder) await verifyFile(generation.dir, DENSE, parts);
-    return { manifest, passages, lexical };
+    return await work();
   } catch (err) {
-    throw new UnusableGeneration((err as Error).message, false, manifest.encoder?.model);
+    throw new UnusableGeneration((err as Error).message, false, model);
   }
 }
 
+/** Checks every part of a generation against its manifest, streaming them, and returns the manifest. */
+async function verifyGeneration(generation: Generation): Promise<IndexManifest> {
+  const { manifest, parts } = await openGenerationManifest(generation);
+  return withParts(manifest.encoder?.model, async () => {
+    for (const part of manifest.encoder ? [PASSAGES, LEXICAL, DENSE] : [PASSAGES, LEXICAL]) await verifyFile(generation.dir, part, parts);
+    return manifest;
+  });
+}
+
 async function readGeneration(generation: Generation): Promise<Omit<LoadedGeneration, 'damaged'>> {
-  const verified = await verifyGeneration(generation);
-  const { manifest } = verified;
-  try {
-    const table = PassageTable.fromStored(JSON.parse(verified.passages.toString('utf8')) as StoredState);
-    const lexical = LexicalIndex.load(verified.lexical);
+  const { manifest, parts } = await openGenerationManifest(generation);
+  // Each part is verified before a byte of it is parsed: hnswlib's reader trusts its input.
+  return withParts(manifest.encoder?.model, async () => {
+    const table = PassageTable.fromStored(JSON.parse((await readVerified(generation.dir, PASSAGES, parts)).toString('utf8')) as StoredState);
+    const lexical = LexicalIndex.load(await readVerified(generation.dir, LEXICAL, parts));
     if (lexical.size !== table.byId.size) {
       throw new Error(`${LEXICAL} holds ${lexical.size} passages, ${PASSAGES} ${table.byId.size}`);
     }
-    const dense = manifest.encoder
-      ? await DenseIndex.load(path.join(generation.dir, DENSE), manifest.encoder.dim, table.byLabel.size)
-      : undefined;
+    if (!manifest.encoder) return { table, lexical, manifest };
+    await verifyFile(generation.dir, DENSE, parts);
+    const dense = await DenseIndex.load(path.join(generation.dir, DENSE), manifest.encoder.dim, table.byLabel.size);
     return { table, lexical, dense, manifest };
-  } catch (err) {
-    // The checksums matched, so the writer itself produced something unreadable: still never searched as is.
-    throw new UnusableGeneration((err as Error).message, false, manifest.encoder?.model);
-  }
+  });
 }
