@@ -17,6 +17,7 @@ const SIDECAR_SETTINGS = [
   `${SECTION}.chunking`,
   `${SECTION}.include`,
   `${SECTION}.exclude`,
+  `${SECTION}.keep`,
   'files.exclude',
 ];
 
@@ -101,6 +102,7 @@ export class Config {
       chunking,
       include: include.length ? include : undefined,
       exclude: [...this.raw.get<string[]>('exclude', []), ...filesExcludeGlobs()],
+      keep: this.raw.get<string[]>('keep', []),
       queryModel,
       workspaceTrusted: vscode.workspace.isTrusted,
     };

@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 
 export type { Provider } from './cuda-provider';
 import type { Provider } from './cuda-provider';
+import { disableOrtTelemetry } from './ort-environment';
 
 export interface WorkerInit {
   ortPath: string;
@@ -81,6 +82,7 @@ export class OrtWorker {
 
   /** Starts a worker and waits for its session; rejects with every provider's failure when none works. */
   static async start(init: WorkerInit): Promise<OrtWorker> {
+    disableOrtTelemetry();
     const worker = new Worker(workerSource(), { eval: true, workerData: init, transferList: [init.model.buffer as ArrayBuffer] });
     const reply = await new Promise<WorkerReply>((resolve, reject) => {
       worker.once('message', resolve);

@@ -6,9 +6,10 @@ import { readCsvPassages } from '../corpus/csv';
 import type { Passage, TokenCounter } from '../corpus/passage';
 import { DEFAULT_EXCLUDES, walkRoots, type WalkOptions } from '../corpus/walk';
 import type { Encoder } from '../encoder/encoder';
+import { modelSpec } from '../encoder/model-source';
 import { hybridSearch, type SearchMode } from '../retrieve/hybrid-search';
 import { DenseIndex } from './dense-index';
-import { loadGeneration, readStoredManifest, saveGeneration } from './index-files';
+import { describeFallback, IndexDamagedError, loadGeneration, readStoredManifest, saveGeneration } from './index-files';
 import { IndexLock } from './index-lock';
 import { PassageTable, type StoredPassage } from './index-state';
 import { LexicalIndex } from './lexical-index';
@@ -19,7 +20,7 @@ export type { SearchMode } from '../retrieve/hybrid-search';
 export interface IndexOptions {
   /** Without an encoder the index is lexical only. */
   encoder?: Encoder;
-  /** How the encoder was specified (path or model id); recorded so `search` can load the same one. */
+  /** How the encoder was specified (path or model id); recorded (a path made absolute) so `search` can load the same one. */
   encoderSpec?: string;
   /**
    * Embeds queries instead of `encoder` (a query tower fine-tuned with LSR against this index's document vectors).
@@ -29,6 +30,8 @@ export interface IndexOptions {
   chunking?: Partial<ChunkOptions>;
   include?: string[];
   exclude?: string[];
+  /** Globs of files to index even when a built-in rule (excludes, lock files, minified or generated) would skip them. */
+  keep?: string[];
   maxFileBytes?: number;
   /** Seconds between checkpoints during a long update (a crash loses at most this much work). */
   checkpointSeconds?: number;
@@ -90,6 +93,8 @@ export interface IndexStatus {
   dense: boolean;
   encoder?: string;
   updatedAt?: string;
+  /** Set when the live generation was damaged and an older one is used: which, and what to do. */
+  damage?: string;
 }
 
 /** Passages embedded per encoder call while indexing; large enough to batch well, small enough to yield often. */
@@ -124,23 +129,32 @@ export class WorkspaceIndex {
     private manifest: IndexManifest | undefined,
     /** Set when the stored generation could not be read; the next update starts from scratch. */
     private loadProblem: string | undefined,
+    /** The generation loaded or last saved: kept beside the next save as the fallback should that one be damaged. */
+    private generation: number | undefined,
+    private damage: string | undefined,
   ) {}
 
   /** Opens (or creates) the index in `dir`. Nothing is rebuilt here: `update` decides what must change. */
-  static async open(dir: string, options: IndexOptions = {}): Promise<WorkspaceIndex> {
+  static async open(dir: string, opts: IndexOptions = {}): Promise<WorkspaceIndex> {
     const absDir = path.resolve(dir);
+    const options = opts.encoderSpec ? { ...opts, encoderSpec: modelSpec(opts.encoderSpec) } : opts;
     const lock = options.readOnly ? undefined : await IndexLock.acquire(absDir);
     try {
       const loaded = await loadGeneration(absDir);
+      // A reader never searches an unusable index as if it were empty; a writer rebuilds it (see prepareForSettings).
+      if (options.readOnly && loaded.problem) throw new IndexDamagedError(absDir, loaded.problem);
       const dense = loaded.dense ?? (options.encoder ? DenseIndex.create(options.encoder.dim) : undefined);
-      return new WorkspaceIndex(absDir, options, lock, loaded.table, loaded.lexical, dense, loaded.manifest, loaded.problem);
+      return new WorkspaceIndex(
+        absDir, options, lock, loaded.table, loaded.lexical, dense, loaded.manifest, loaded.problem,
+        loaded.generation?.number, describeFallback(loaded),
+      );
     } catch (err) {
       await lock?.release();
       throw err;
     }
   }
 
-  /** The manifest of the live generation in `dir`, without opening the index. */
+  /** The manifest of the generation `open` would load, without opening the index; throws when none is intact. */
   static readManifest(dir: string): Promise<IndexManifest | undefined> {
     return readStoredManifest(path.resolve(dir));
   }
@@ -153,6 +167,7 @@ export class WorkspaceIndex {
       dense: this.denseUsable(),
       encoder: this.manifest?.encoder ? (this.manifest.encoder.model ?? this.manifest.encoder.fingerprint) : undefined,
       updatedAt: this.manifest?.updatedAt,
+      damage: this.damage,
     };
   }
 
@@ -303,6 +318,8 @@ export class WorkspaceIndex {
   }
 
   async search(query: string, opts: SearchOptions = {}): Promise<SearchHit[]> {
+    // A blank query embeds to an arbitrary direction: its "nearest" passages would be noise presented as hits.
+    if (query.trim() === '') throw new Error('give a query: the query is empty');
     const k = opts.k ?? 10;
     const mode = opts.mode ?? (this.denseUsable() ? 'hybrid' : 'lexical');
     if (mode !== 'lexical' && !this.denseUsable()) {
@@ -398,6 +415,7 @@ export class WorkspaceIndex {
       include: this.options.include,
       // User globs add to the defaults (dependencies, build output…) rather than replace them.
       exclude: extra.length ? [...DEFAULT_EXCLUDES, ...extra] : undefined,
+      keep: this.options.keep,
       maxFileBytes: this.options.maxFileBytes,
     };
   }
@@ -520,7 +538,9 @@ export class WorkspaceIndex {
       files: this.table.files.size,
       passages: this.table.byId.size,
     };
-    await saveGeneration(this.dir, { manifest, table: this.table, lexical: this.lexical, dense: this.dense });
+    const saved = await saveGeneration(this.dir, { manifest, table: this.table, lexical: this.lexical, dense: this.dense }, this.generation);
+    this.generation = saved.number;
+    this.damage = undefined;
     this.manifest = manifest;
     this.dirty = false;
     this.lastSave = Date.now();

@@ -5,6 +5,7 @@
  */
 import { dirname, join } from 'node:path';
 import { createConnection, ResponseError, ErrorCodes, LSPErrorCodes } from 'vscode-languageserver/node';
+import { disableOrtTelemetry } from '../encoder/ort-environment';
 import { loadEncoder } from '../encoder/ort-encoder';
 import type { IndexOptions } from '../index/workspace-index';
 import { CompletionService } from './complete-service';
@@ -37,6 +38,8 @@ import {
 import { TrainingProgress } from './training-progress';
 import { TrainingService } from './training-service';
 
+// Before any ONNX Runtime session is created (encoders, and training in its worker thread: the variable is per process).
+disableOrtTelemetry();
 const connection = createConnection();
 let service: IndexService | undefined;
 
@@ -281,6 +284,7 @@ function indexOptions(init: Partial<InitializationOptions>): Omit<IndexOptions, 
   if (init.chunking) options.chunking = init.chunking;
   if (init.include?.length) options.include = init.include;
   if (init.exclude?.length) options.exclude = init.exclude;
+  if (init.keep?.length) options.keep = init.keep;
   if (init.encoderModel) options.encoderSpec = init.encoderModel;
   return options;
 }

@@ -31,6 +31,8 @@ export interface InitializationOptions {
   /** Glob patterns relative to each root. */
   include?: string[];
   exclude?: string[];
+  /** Globs of files indexed even when they look minified or generated, are lock files or match an exclude glob. */
+  keep?: string[];
   /** Where trained models go; default: `models` beside `indexDir`. */
   modelsDir?: string;
   /** Trained query tower that embeds search queries (see UseModelRequest). */
