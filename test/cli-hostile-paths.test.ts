@@ -75,7 +75,7 @@ describe('file names and paths a careless user or an attacker brings', () => {
       const indexDir = path.join(dir, '.index');
       const index = run(['index', dir, '--index-dir', indexDir, '-v']);
       assert.equal(index.status, 0, index.stderr);
-      assert.match(index.stdout, /indexed 1 files/);
+      assert.match(index.stdout, /indexed 1 file /);
       assert.match(index.stdout, /skipped .*bad\ufffd\.ts: name-not-utf8 \(the file name is not valid UTF-8; rename it to index it\)/);
       assert.match(index.stdout, /skipped .*\ufffd\(dir: name-not-utf8 \(the folder name is not valid UTF-8, so nothing in it is indexed; rename it to index it\)/);
       assert.doesNotMatch(index.stdout, /ENOENT/);

@@ -19,9 +19,8 @@ export function displayPath(file: string): string {
 
 /** The manifest of the index in `indexDir`; throws, saying what to run, when there is none or it cannot be read. */
 export async function requireManifest(indexDir: string): Promise<IndexManifest> {
-  const manifest = await WorkspaceIndex.readManifest(indexDir).catch((err: Error) => {
-    throw new Error(`the index at ${indexDir} could not be read (${err.message}); run index again`);
-  });
+  // A damaged index throws here, naming the damage and how to rebuild it.
+  const manifest = await WorkspaceIndex.readManifest(indexDir);
   if (!manifest) throw new Error(`no index at ${indexDir}: run \`replug-code index <folder> --index-dir ${indexDir}\` first`);
   return manifest;
 }
