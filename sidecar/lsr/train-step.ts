@@ -30,7 +30,7 @@ const MAX_DEFAULT_THREADS = 8;
 
 interface CommonOptions {
   device?: Device;
-  /** CPU threads for ORT (default: available CPUs, at most 8). */
+  /** CPU threads for ORT and for the optimizer's update (default: available CPUs, at most 8). */
   threads?: number;
   /** Retrieval temperature γ (default 0.1); a batch may override it. */
   gamma?: number;
@@ -86,7 +86,7 @@ export class TrainStep {
       freezeLayers: opts.freezeLayers,
     });
     const { session, provider, fallbackReason } = await openSession(graph.model, opts.device ?? 'auto', threadsOf(opts));
-    const trainer = new GraphTrainer(session, folder.weights, graph.weightNames, graph.trainable, folder.config.hiddenSize, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA);
+    const trainer = new GraphTrainer(session, folder.weights, graph.trainable, folder.config.hiddenSize, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA, threadsOf(opts));
     const stateFile = path.join(folder.dir, OPTIMIZER_FILE);
     if (opts.resumeOptimizer && existsSync(stateFile)) trainer.optimizer.decodeState(await readFile(stateFile), stateFile);
     const prefix = (await safetensorsNames(path.join(folder.dir, 'model.safetensors'))).some((n) => n.startsWith('bert.')) ? 'bert.' : '';
@@ -136,13 +136,7 @@ export class TrainStep {
     this.embedSession ??= (
       await openSession(buildBertEncoder(this.config, this.weights, { pooling: this.pooling, weightsAsInputs: true }), this.provider, threadsOf(this.opts))
     ).session;
-    const session = this.embedSession;
-    const feeds = this.tokenFeeds(inputIds);
-    for (const name of session.inputNames) {
-      const w = this.weights.get(name);
-      if (w) feeds[name] = new ort.Tensor('float32', w.data, w.shape);
-    }
-    const data = (await session.run(feeds)).sentence_embedding.data as Float32Array;
+    const data = (await this.trainer.run(this.embedSession, this.tokenFeeds(inputIds))).sentence_embedding.data as Float32Array;
     const dim = this.config.hiddenSize;
     return inputIds.map((_, b) => data.slice(b * dim, (b + 1) * dim));
   }
@@ -202,7 +196,7 @@ export class AdapterTrainStep {
     const weights = opts.weights ?? identityAdapter(opts.dim);
     const graph = buildAdapterTrainGraph(opts.dim, weights);
     const { session, provider } = await openSession(graph.model, opts.device ?? 'auto', threadsOf(opts));
-    const trainer = new GraphTrainer(session, weights, graph.weightNames, graph.trainable, opts.dim, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA);
+    const trainer = new GraphTrainer(session, weights, graph.trainable, opts.dim, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA, threadsOf(opts));
     if (opts.optimizerState) trainer.optimizer.decodeState(opts.optimizerState.bytes, opts.optimizerState.file);
     return new AdapterTrainStep(trainer, provider, opts);
   }
