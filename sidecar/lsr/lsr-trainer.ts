@@ -264,7 +264,9 @@ async function trainOneStep(run: LsrRun, trainer: QueryTrainer, candidates: Cand
   const { settings } = run;
   const t0 = performance.now();
   const batch = batchFor(run.queries, step, settings.batchSize, settings.seed);
-  const queryVectors = await trainer.embed(batch.map((q) => q.context));
+  // The step's own forward pass: its query embeddings are what retrieval uses, and its finish reuses it.
+  const pending = await trainer.begin(batch.map((q) => q.context));
+  const queryVectors = pending.queryEmb;
   const t1 = performance.now();
 
   const kept: number[] = [];
@@ -284,8 +286,8 @@ async function trainOneStep(run: LsrRun, trainer: QueryTrainer, candidates: Cand
     const logProbs = scores.slice(j * settings.k, (j + 1) * settings.k).map((s) => s.logProb / settings.beta);
     return Float64Array.from(logSoftmax(logProbs), Math.exp);
   });
-  const result = await trainer.step({
-    texts: kept.map((b) => batch[b].context),
+  const result = await pending.finish({
+    rows: kept,
     candidates: kept.map((b) => hits[b].map((h) => h.vector)),
     target,
     gamma: settings.gamma,
