@@ -35,6 +35,11 @@ export interface StepResult extends Omit<Gradients, 'grads'> {
  */
 export class GraphTrainer {
   readonly optimizer: AdamW;
+  /**
+   * Bytes fed to and fetched from ONNX Runtime so far. onnxruntime-node has no device-side tensors for CUDA, so
+   * on a GPU each of these bytes is a host↔device copy.
+   */
+  readonly transferred = { in: 0, out: 0 };
   private readonly weightFeeds = new Map<string, ort.Tensor>();
   private weightsFree: Promise<unknown> = Promise.resolve();
 
@@ -55,13 +60,16 @@ export class GraphTrainer {
   }
 
   /** Runs `session` on `inputs` and the live weights it reads. */
-  run(session: ort.InferenceSession, inputs: Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType> {
+  async run(session: ort.InferenceSession, inputs: Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType> {
     const feeds = { ...inputs };
     for (const name of session.inputNames) {
       const w = this.weightFeeds.get(name);
       if (w) feeds[name] = w;
     }
-    return this.exclusive(() => session.run(feeds));
+    const out = await this.exclusive(() => session.run(feeds));
+    this.transferred.in += bytes(feeds);
+    this.transferred.out += bytes(out);
+    return out;
   }
 
   async gradients(inputs: Record<string, ort.Tensor>, targets: LsrTargets & { gamma?: number }): Promise<Gradients> {
@@ -108,4 +116,8 @@ export class GraphTrainer {
     this.weightsFree = result.catch(() => undefined);
     return result;
   }
+}
+
+function bytes(tensors: Record<string, ort.Tensor>): number {
+  return Object.values(tensors).reduce((sum, t) => sum + (t.data as ArrayBufferView).byteLength, 0);
 }

@@ -15,7 +15,7 @@ import { isAdapterFolder, readAdapterConfig } from '../encoder/query-adapter';
 import type { Scorer } from '../lm/scorer';
 import { RefreshedCandidates, StoredCandidates, type CandidateIndex } from './candidate-index';
 import { seededRandom, type TrainingQuery } from './training-queries';
-import { AdapterQueryTrainer, createQueryTrainer, type QueryTrainer } from './query-trainer';
+import { AdapterQueryTrainer, createQueryTrainer, type QueryTrainer, type StepRunner } from './query-trainer';
 
 export type TrainingMode = 'query-tower' | 'shared';
 
@@ -68,6 +68,8 @@ export interface LsrRun {
   queries: TrainingQuery[];
   settings: LsrSettings;
   device?: Device;
+  /** How steps run (default: the device's plan, every thread); bench:train compares plans. */
+  stepRunner?: StepRunner;
   /** Continue from the last checkpoint in `output` (same settings required). */
   resume?: boolean;
   signal?: AbortSignal;
@@ -154,6 +156,7 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
     trainer = await createQueryTrainer({
       model: source,
       device: run.device,
+      ...run.stepRunner,
       gamma: settings.gamma,
       freezeWordEmbeddings: settings.freezeWordEmbeddings,
       freezeLayers: settings.freezeLayers,

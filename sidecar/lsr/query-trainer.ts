@@ -10,7 +10,7 @@ import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, applyAdapter, readAdapterConfig, type 
 import { parseSafetensors, toFloat32, type Float32Tensor } from '../encoder/safetensors';
 import { writeFileAtomic } from '../index/atomic-file';
 import type { AdamWOptions } from './optimizer';
-import { AdapterTrainStep, OPTIMIZER_FILE, TrainStep, type PendingStep } from './train-step';
+import { AdapterTrainStep, OPTIMIZER_FILE, TrainStep, type PendingStep, type TrainStepOptions } from './train-step';
 
 /** What the LSR loop needs from the part of the retriever that learns. */
 export interface QueryTrainer {
@@ -28,7 +28,10 @@ export interface QueryTrainer {
   dispose(): Promise<void>;
 }
 
-export interface QueryTrainerOptions {
+/** How a step runs (see TrainStepOptions); nothing about what it computes. */
+export type StepRunner = Pick<TrainStepOptions, 'plan' | 'optimizerThreads'>;
+
+export interface QueryTrainerOptions extends StepRunner {
   /** The encoder to start from, or a checkpoint folder written by `saveCheckpoint`. */
   model: string;
   device?: Device;
@@ -57,6 +60,8 @@ export async function createQueryTrainer(opts: QueryTrainerOptions): Promise<Que
       freezeLayers: opts.freezeLayers,
       resumeOptimizer: opts.resume,
       optimizer: opts.optimizer,
+      plan: opts.plan,
+      optimizerThreads: opts.optimizerThreads,
     }),
   );
 }
@@ -112,6 +117,7 @@ export class AdapterQueryTrainer implements QueryTrainer {
       device: opts.device,
       gamma: opts.gamma,
       optimizer: opts.optimizer,
+      optimizerThreads: opts.optimizerThreads,
       optimizerState: opts.resume && existsSync(stateFile) ? { bytes: await readFile(stateFile), file: stateFile } : undefined,
     });
     return new AdapterQueryTrainer(base, trainer, config);

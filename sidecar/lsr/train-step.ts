@@ -34,6 +34,8 @@ interface CommonOptions {
   device?: Device;
   /** CPU threads for ORT and for the optimizer's update (default: available CPUs, at most 8). */
   threads?: number;
+  /** Threads of the optimizer's update (default: `threads`). */
+  optimizerThreads?: number;
   /** Retrieval temperature γ (default 0.1); a batch may override it. */
   gamma?: number;
   optimizer: AdamWOptions;
@@ -131,7 +133,9 @@ export class TrainStep {
       await forward?.release();
       throw err;
     }
-    const trainer = new GraphTrainer(loss, folder.weights, graph.trainable, folder.config.hiddenSize, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA, threads);
+    const trainer = new GraphTrainer(
+      loss, folder.weights, graph.trainable, folder.config.hiddenSize, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA, opts.optimizerThreads ?? threads,
+    );
     const stateFile = path.join(folder.dir, OPTIMIZER_FILE);
     if (opts.resumeOptimizer && existsSync(stateFile)) trainer.optimizer.decodeState(await readFile(stateFile), stateFile);
     const prefix = (await safetensorsNames(path.join(folder.dir, 'model.safetensors'))).some((n) => n.startsWith('bert.')) ? 'bert.' : '';
@@ -163,6 +167,11 @@ export class TrainStep {
 
   get optimizerStep(): number {
     return this.trainer.optimizer.step;
+  }
+
+  /** Bytes fed to and fetched from ONNX Runtime so far (host↔device copies on a GPU). */
+  get transferred(): Readonly<{ in: number; out: number }> {
+    return this.trainer.transferred;
   }
 
   /** Token ids as the inference encoder makes them (special tokens, truncated to the model's max length). */
@@ -281,7 +290,7 @@ export class AdapterTrainStep {
     const weights = opts.weights ?? identityAdapter(opts.dim);
     const graph = buildAdapterTrainGraph(opts.dim, weights);
     const { session, provider } = await openSession(graph.model, opts.device ?? 'auto', threadsOf(opts));
-    const trainer = new GraphTrainer(session, weights, graph.trainable, opts.dim, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA, threadsOf(opts));
+    const trainer = new GraphTrainer(session, weights, graph.trainable, opts.dim, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA, opts.optimizerThreads ?? threadsOf(opts));
     if (opts.optimizerState) trainer.optimizer.decodeState(opts.optimizerState.bytes, opts.optimizerState.file);
     return new AdapterTrainStep(trainer, provider, opts);
   }
