@@ -11,6 +11,7 @@ import { parseSafetensors } from '../sidecar/encoder/safetensors';
 import { loadModelFolder } from '../sidecar/encoder/model-folder';
 import { onnx } from 'onnx-proto';
 import { buildBertTrainGraph } from '../sidecar/lsr/train-graph/bert-train-graph';
+import { withConstantWeights } from '../sidecar/lsr/train-graph/constant-weights';
 import { splitTrainGraph } from '../sidecar/lsr/train-graph/split-train-graph';
 import { OPTIMIZER_FILE, TrainStep, type LsrBatch, type StepResult } from '../sidecar/lsr/train-step';
 import { cudaProviderInstalled } from '../sidecar/encoder/cuda-provider';
@@ -190,5 +191,29 @@ describe('TrainStep', () => {
     assert.ok(!forwardInputs.some((n) => ['cand_emb', 'target_q', 'gamma'].includes(n)), forwardInputs.join());
     assert.deepEqual(graph(forward).output!.map((o) => o.name), ['query_emb', ...saved]);
     assert.deepEqual(graph(backward).output!.map((o) => o.name), graph(whole.model).output!.map((o) => o.name));
+  });
+
+  test('frozen weights become constants of the graph: not fed, same embeddings', async () => {
+    const graph = buildBertEncoder(step.config, step.weights, { pooling: step.pooling, weightsAsInputs: true });
+    const frozen = new Set(['embeddings.word_embeddings.weight', 'encoder.layer.0.attention.self.query.weight']);
+    const [fed, baked] = await Promise.all([graph, withConstantWeights(graph, step.weights, frozen)].map((m) => ort.InferenceSession.create(m)));
+    try {
+      assert.deepEqual(baked.inputNames, fed.inputNames.filter((n) => !frozen.has(n)));
+      const ids = step.tokenize(QUERIES.slice(0, 2));
+      const dims = [2, Math.max(...ids.map((r) => r.length))];
+      const tokens = {
+        input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.flatMap((r) => [...r, ...new Array(dims[1] - r.length).fill(0)]), BigInt), dims),
+        attention_mask: new ort.Tensor('int64', BigInt64Array.from(ids.flatMap((r) => [...r.map(() => 1n), ...new Array(dims[1] - r.length).fill(0n)])), dims),
+      };
+      const feeds = (s: ort.InferenceSession) => ({
+        ...tokens,
+        ...Object.fromEntries(s.inputNames.filter((n) => step.weights.has(n)).map((n) => [n, new ort.Tensor('float32', step.weights.get(n)!.data, step.weights.get(n)!.shape)])),
+      });
+      const [a, b] = [await fed.run(feeds(fed)), await baked.run(feeds(baked))];
+      assert.deepEqual(b.sentence_embedding.data, a.sentence_embedding.data);
+    } finally {
+      await fed.release();
+      await baked.release();
+    }
   });
 });

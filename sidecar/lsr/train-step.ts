@@ -17,6 +17,7 @@ import type { AdamWOptions } from './optimizer';
 import { openSession } from './ort-session';
 import { ADAPTER_PREFIX, buildAdapterTrainGraph, identityAdapter } from './train-graph/adapter-train-graph';
 import { buildBertTrainGraph } from './train-graph/bert-train-graph';
+import { withConstantWeights } from './train-graph/constant-weights';
 import { splitTrainGraph } from './train-graph/split-train-graph';
 import { QUERY_EMB } from './train-graph/train-outputs';
 
@@ -103,6 +104,8 @@ export class TrainStep {
     /** 'bert.' when the source checkpoint stored its weights under that prefix. */
     private readonly namePrefix: string,
     readonly tokenizer: EncoderTokenizer,
+    /** Weights that never change: constants of the graphs rather than inputs. */
+    private readonly frozen: ReadonlySet<string>,
   ) {}
 
   static async create(opts: TrainStepOptions): Promise<TrainStep> {
@@ -116,7 +119,10 @@ export class TrainStep {
       freezeWordEmbeddings: opts.freezeWordEmbeddings,
       freezeLayers: opts.freezeLayers,
     });
-    const split = splitTrainGraph(graph.model, graph.weightNames);
+    const trainable = new Set(graph.trainable);
+    const frozen = new Set([...folder.weights.keys()].filter((name) => !trainable.has(name)));
+    const model = withConstantWeights(graph.model, folder.weights, frozen);
+    const split = splitTrainGraph(model, graph.weightNames);
     // The forward half is opened first: where it lands decides the default plan.
     const threads = threadsOf(opts);
     const first = await openSession(split.forward, opts.device ?? 'auto', threads);
@@ -128,7 +134,7 @@ export class TrainStep {
         await first.session.release();
         forward = undefined;
       }
-      loss = (await openSession(plan === 'split' ? split.backward : graph.model, first.provider, threads)).session;
+      loss = (await openSession(plan === 'split' ? split.backward : model, first.provider, threads)).session;
     } catch (err) {
       await forward?.release();
       throw err;
@@ -140,7 +146,7 @@ export class TrainStep {
     if (opts.resumeOptimizer && existsSync(stateFile)) trainer.optimizer.decodeState(await readFile(stateFile), stateFile);
     const prefix = (await safetensorsNames(path.join(folder.dir, 'model.safetensors'))).some((n) => n.startsWith('bert.')) ? 'bert.' : '';
     const tokenizer = new EncoderTokenizer(folder.tokenizer, folder.maxTokens);
-    return new TrainStep(folder, trainer, forward, first.provider, first.fallbackReason, opts, prefix, tokenizer);
+    return new TrainStep(folder, trainer, forward, first.provider, first.fallbackReason, opts, prefix, tokenizer, frozen);
   }
 
   get plan(): StepPlan {
@@ -209,9 +215,10 @@ export class TrainStep {
 
   /** L2-normalised query embeddings at the current weights (the inference graph, fed the live weights). */
   async embed(inputIds: number[][]): Promise<Float32Array[]> {
-    this.embedSession ??= (
-      await openSession(buildBertEncoder(this.config, this.weights, { pooling: this.pooling, weightsAsInputs: true }), this.provider, threadsOf(this.opts))
-    ).session;
+    if (!this.embedSession) {
+      const graph = buildBertEncoder(this.config, this.weights, { pooling: this.pooling, weightsAsInputs: true });
+      this.embedSession = (await openSession(withConstantWeights(graph, this.weights, this.frozen), this.provider, threadsOf(this.opts))).session;
+    }
     const out = await this.trainer.run(this.embedSession, this.tokenFeeds(inputIds));
     return this.rows(out.sentence_embedding, inputIds.length);
   }
