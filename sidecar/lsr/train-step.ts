@@ -58,7 +58,7 @@ export interface TrainStepOptions extends CommonOptions {
 
 /**
  * 'split': the step's forward half runs first and gives the queries' embeddings for retrieval; the backward half
- * reuses its matmul outputs (one forward pass less per step; the saved values go to JS and back, ≈ 47 MB at
+ * reuses its matmul outputs (one forward pass less per step; the saved values go to JS and back, ≈ 42 MB at
  * MiniLM shape, 4 × 128 tokens). 'fused': the queries are embedded by the inference graph, then one graph runs
  * forward and backward; with onnxruntime-node every graph input and output crosses between host and device, so on
  * CUDA this moves fewer bytes per step, while the forward pass it repeats is cheap there.

@@ -11,7 +11,7 @@ import { QUERY_EMB } from './train-outputs';
  * that cost real work to recompute. The backward graph takes them as inputs, recomputes the cheap values between
  * them (bias adds, LayerNorm, GELU, the attention scores and softmax) and has every output of the whole graph.
  * What is saved crosses the JS boundary twice, so keeping it to the matmul outputs matters: about half of what the
- * backward reads (MiniLM shape, 4 × 128 tokens: ≈ 47 of ≈ 94 MB).
+ * backward reads (MiniLM shape, 4 × 128 tokens: ≈ 42 of ≈ 94 MB).
  */
 export interface SplitTrainGraph {
   forward: Uint8Array;
