@@ -169,6 +169,7 @@ describe('TrainStep', () => {
         same(a, b);
         // The step's loss is computed at the weights its queries were embedded with.
         a.queryEmb.forEach((q, i) => assert.ok(maxDiff(q, pick(s.queryEmb)[i]) < 1e-6));
+        await assert.rejects(s.finish(targets), /finishes once/);
       }
     } finally {
       await split.dispose();

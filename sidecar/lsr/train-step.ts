@@ -202,9 +202,13 @@ export class TrainStep {
   async begin(inputIds: number[][]): Promise<PendingStep> {
     const forward = this.forwardSession ? await this.forward(inputIds) : undefined;
     const queryEmb = forward?.queryEmb ?? (await this.embed(inputIds));
+    let finished = false;
     return {
       queryEmb,
       finish: async ({ rows, ...targets }) => {
+        // What the forward half saved belongs to the weights before this step's update.
+        if (finished) throw new Error('a begun step finishes once: begin another step');
+        finished = true;
         if (!rows || (rows.length === inputIds.length && rows.every((r, i) => r === i))) {
           return this.trainer.step(forward?.inputs ?? this.tokenFeeds(inputIds), targets);
         }
