@@ -68,12 +68,12 @@ export interface LsrRun {
   queries: TrainingQuery[];
   settings: LsrSettings;
   device?: Device;
-  /** How steps run (default: the device's plan, every thread); bench:train compares plans. */
-  stepRunner?: StepRunner;
   /** Continue from the last checkpoint in `output` (same settings required). */
   resume?: boolean;
   signal?: AbortSignal;
   onEvent?: (event: LsrEvent) => void;
+  /** How steps run (default: the device's plan, every thread); bench:train compares plans. */
+  stepRunner?: StepRunner;
 }
 
 export interface StepMetrics {
