@@ -6,7 +6,8 @@
  *   after:  the default (on the CPU the split plan: retrieval uses the step's own forward half, the backward half
  *           reuses its matmul outputs), AdamW split across threads.
  * 1. the step alone, word embeddings frozen and all trainable: encode (the queries' embeddings for retrieval),
- *    graph, optimizer, and the bytes a step moves across ORT's boundary (host↔device copies on a GPU);
+ *    graph, optimizer in wall time, the process's CPU time (steadier on a shared machine), and the bytes a step
+ *    moves across ORT's boundary (host↔device copies on a GPU);
  * 2. the whole REPLUG loop (trainLsr) on a real code tree against the deterministic copy-LM teacher over HTTP,
  *    before and after alternating for --rounds rounds: seconds per step by phase.
  *   npm run bench:train -- [--steps 5] [--rounds 2] [--batch 4] [--tokens 128] [--k 20] [--threads N]
@@ -59,6 +60,11 @@ function randomBatch(step: TrainStep, batch: number, tokens: number, k: number, 
   };
 }
 
+/** CPU time of the whole process (every thread: ORT's, the optimizer's), in ms: steadier than wall time on a busy machine. */
+const cpuMs = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1000;
+};
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const medians = (runs: Phases[]): Phases => Object.fromEntries(Object.keys(runs[0]).map((key) => [key, median(runs.map((r) => r[key]))]));
 
@@ -128,18 +134,24 @@ async function benchStep(
         const b = batchFor(step, i);
         const sent = { ...step.transferred };
         const t = performance.now();
+        const c0 = cpuMs();
         const pending = await step.begin(b.inputIds);
         const encode = performance.now() - t;
+        const c1 = cpuMs();
         const r = await pending.finish(b);
+        const c2 = cpuMs();
         if (i === 0) continue;
-        timings[variant].push({ encode, graph: r.graphMs, optimizer: r.optimizerMs, total: performance.now() - t });
+        timings[variant].push({
+          encode, graph: r.graphMs, optimizer: r.optimizerMs, total: performance.now() - t,
+          'cpu encode': c1 - c0, 'cpu graph+opt': c2 - c1, 'cpu total': c2 - c0,
+        });
         bytes[variant] = { in: step.transferred.in - sent.in, out: step.transferred.out - sent.out };
       }
     }
     const rows = { before: medians(timings.before), after: medians(timings.after) };
     const { after } = trainers;
     const params = after.trainable.reduce((a, n) => a + after.weights.get(n)!.data.length, 0);
-    printTable(`\n${label} (${(params / 1e6).toFixed(1)}M trainable, ${after.provider}), median ms per step`, 'ms', rows, 0);
+    printTable(`\n${label} (${(params / 1e6).toFixed(1)}M trainable, ${after.provider}), median ms per step (wall, then process CPU)`, 'ms', rows, 0);
     const mb = (v: Variant) => `${(bytes[v].in / 1e6).toFixed(0)} MB in, ${(bytes[v].out / 1e6).toFixed(0)} MB out`;
     console.log(`fed to / fetched from ONNX Runtime per step (host↔device copies on a GPU): before ${mb('before')}; after ${mb('after')}`);
     return { phases: rows, bytes };
