@@ -117,5 +117,6 @@ describe('AdamW', () => {
       await single.dispose();
       await split.dispose();
     }
+    await assert.rejects(update(split, grads(5)), /the optimizer was disposed/);
   });
 });

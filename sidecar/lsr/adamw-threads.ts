@@ -69,25 +69,27 @@ interface UpdateRequest {
 
 type WorkerReply = { type: 'done' } | { type: 'error'; message: string };
 
+interface WorkerHandle {
+  worker: Worker;
+  tensors: OptimizedTensor[];
+  mirrors: Float32Array[];
+  /** The update the worker is working on. */
+  pending?: { resolve: () => void; reject: (err: Error) => void };
+}
+
 /** Runs AdamW updates over tensors whose moments it allocates in shared memory; `threads` counts the main thread. */
 export class AdamWThreads {
   /** Tensors the main thread updates itself. */
   private readonly local: OptimizedTensor[];
-  private readonly workers: Array<{ worker: Worker; tensors: OptimizedTensor[]; mirrors: Float32Array[] }>;
+  private readonly workers: WorkerHandle[];
+  /** Set once a worker fails or exits: the weights may be half updated, so every later update refuses. */
   private failure: Error | undefined;
 
   constructor(tensors: OptimizedTensor[], threads: number) {
     const total = tensors.reduce((a, t) => a + t.param.length, 0);
-    const groups = partition(tensors, Math.max(1, Math.min(threads, Math.floor(total / MIN_PARAMS_PER_THREAD))));
+    const groups = partition(tensors, Math.max(1, Math.min(threads, tensors.length, Math.floor(total / MIN_PARAMS_PER_THREAD))));
     this.local = groups[0];
-    this.workers = groups.slice(1).map((group) => {
-      const mirrors = group.map((t) => shared(t.param));
-      const init: WorkerTensor[] = group.map((t, i) => ({ param: mirrors[i], m: t.m, v: t.v, decayed: t.decayed }));
-      const worker = new Worker(workerSource(), { eval: true, workerData: init });
-      worker.on('error', (err) => (this.failure ??= new Error(`optimizer worker failed: ${err.message}`)));
-      worker.unref();
-      return { worker, tensors: group, mirrors };
-    });
+    this.workers = groups.slice(1).map((group) => this.startWorker(group));
   }
 
   /** Threads that take part in an update (1: the main thread alone). */
@@ -101,18 +103,13 @@ export class AdamWThreads {
    */
   async update(grads: ReadonlyMap<string, Float32Array>, c: UpdateCoefficients): Promise<void> {
     if (this.failure) throw this.failure;
-    const replies = this.workers.map(({ worker, tensors }) => {
-      const own = tensors.map((t) => transferable(grads.get(t.name)!));
-      worker.ref();
-      const reply = new Promise<void>((resolve, reject) => {
-        worker.once('message', (r: WorkerReply) => (r.type === 'done' ? resolve() : reject(new Error(`optimizer worker failed: ${r.message}`))));
-        worker.once('exit', (code) => reject(this.failure ?? new Error(`optimizer worker exited (code ${code})`)));
-      }).finally(() => {
-        worker.removeAllListeners('exit');
-        worker.unref();
+    const replies = this.workers.map((handle) => {
+      const own = handle.tensors.map((t) => transferable(grads.get(t.name)!));
+      return new Promise<void>((resolve, reject) => {
+        handle.pending = { resolve, reject };
+        handle.worker.ref();
+        handle.worker.postMessage({ coefficients: c, grads: own } satisfies UpdateRequest, own.map((g) => g.buffer as ArrayBuffer));
       });
-      worker.postMessage({ coefficients: c, grads: own } satisfies UpdateRequest, own.map((g) => g.buffer as ArrayBuffer));
-      return reply;
     });
     for (const t of this.local) adamwKernel(t.param, grads.get(t.name)!, t.m, t.v, c, t.decayed);
     await Promise.all(replies);
@@ -122,6 +119,25 @@ export class AdamWThreads {
   async dispose(): Promise<void> {
     this.failure ??= new Error('the optimizer was disposed');
     await Promise.all(this.workers.map(({ worker }) => worker.terminate()));
+  }
+
+  private startWorker(tensors: OptimizedTensor[]): WorkerHandle {
+    const mirrors = tensors.map((t) => shared(t.param));
+    const init: WorkerTensor[] = tensors.map((t, i) => ({ param: mirrors[i], m: t.m, v: t.v, decayed: t.decayed }));
+    const handle: WorkerHandle = { worker: new Worker(workerSource(), { eval: true, workerData: init }), tensors, mirrors };
+    const settle = (err?: Error) => {
+      const pending = handle.pending;
+      handle.pending = undefined;
+      handle.worker.unref();
+      if (!err) return pending?.resolve();
+      this.failure ??= err;
+      pending?.reject(this.failure);
+    };
+    handle.worker.on('message', (r: WorkerReply) => settle(r.type === 'done' ? undefined : new Error(`optimizer worker failed: ${r.message}`)));
+    handle.worker.on('error', (err) => (this.failure ??= new Error(`optimizer worker failed: ${err.message}`)));
+    handle.worker.on('exit', (code) => settle(new Error(`optimizer worker exited (code ${code})`)));
+    handle.worker.unref();
+    return handle;
   }
 }
 
