@@ -1,12 +1,12 @@
 import { Worker } from 'node:worker_threads';
 
 /**
- * The AdamW element loop, split by tensor across the main thread and worker threads. The update is memory- and
- * scalar-bound (≈ 4 ns per parameter in V8), so on a 2-core machine two threads halve it; the cores are free
- * then, because ONNX Runtime has finished the step's graph. Measured on MiniLM with word embeddings frozen
- * (10.8M parameters): ≈ 40 ms of CPU per update. ONNX ops cannot do better on the CPU: without fusion, the same
- * update as ~12 elementwise ops costs more CPU than the scalar loop, and every updated tensor (weights and both
- * moments) would be copied out of the session each step.
+ * The AdamW element loop, split by tensor across the main thread and worker threads. The update is scalar- and
+ * memory-bound (≈ 4 ns per parameter in V8), so threads divide it; the cores are free then, because ONNX Runtime
+ * has finished the step's graph. Measured on MiniLM with word embeddings frozen (10.8M parameters): 40-60 ms of
+ * CPU per update. ONNX ops do not do better on the CPU: ORT does not fuse elementwise ops, and the same update as
+ * a dozen of them took 100-135 ms of CPU, with every updated tensor (weights and both moments) copied out of the
+ * session each step.
  *
  * onnxruntime-node refuses tensors over a SharedArrayBuffer, so a worker updates shared mirrors of its weights
  * and the main thread copies them back into the arrays the session reads. The moments live only in shared
