@@ -71,7 +71,8 @@ const medians = (runs: Phases[]): Phases => Object.fromEntries(Object.keys(runs[
 /** One table: a row per variant, a column per phase, and the after/before ratio. */
 function printTable(title: string, unit: string, rows: Record<Variant, Phases>, digits: number): void {
   const keys = Object.keys(rows.before);
-  const cell = (v: string) => v.padStart(12);
+  const width = Math.max(12, ...keys.map((k) => k.length + 2));
+  const cell = (v: string) => v.padStart(width);
   console.log(`${title}\n${''.padEnd(14)}${keys.map(cell).join('')}`);
   for (const variant of ['before', 'after'] as const) console.log(`${variant.padEnd(14)}${keys.map((k) => cell(rows[variant][k].toFixed(digits))).join('')}  ${unit}`);
   console.log(`${'after/before'.padEnd(14)}${keys.map((k) => cell(rows.before[k] > 0 ? (rows.after[k] / rows.before[k]).toFixed(2) : '-')).join('')}`);
