@@ -10,7 +10,7 @@
  *    moves across ORT's boundary (host↔device copies on a GPU);
  * 2. the whole REPLUG loop (trainLsr) on a real code tree against the deterministic copy-LM teacher over HTTP,
  *    before and after alternating for --rounds rounds: seconds per step by phase.
- *   npm run bench:train -- [--steps 5] [--rounds 2] [--batch 4] [--tokens 128] [--k 20] [--threads N]
+ *   npm run bench:train -- [--steps 5] [--rounds 3] [--batch 4] [--tokens 128] [--k 20] [--threads N]
  *                          [--device cpu|auto|cuda] [--corpus node_modules/execa/lib]
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -82,7 +82,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       steps: { type: 'string', default: '5' },
-      rounds: { type: 'string', default: '2' },
+      rounds: { type: 'string', default: '3' },
       batch: { type: 'string', default: '4' },
       tokens: { type: 'string', default: '128' },
       k: { type: 'string', default: '20' },
