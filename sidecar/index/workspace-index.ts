@@ -162,6 +162,41 @@ export class WorkspaceIndex {
   }
 
   /**
+   * Why the stored generation cannot be updated in place, so that the next update starts from an empty index: it
+   * could not be read, or its format, chunking or encoder differs from the settings now configured.
+   */
+  pendingRebuild(): string | undefined {
+    if (this.loadProblem) return this.loadProblem;
+    if (!this.manifest) return undefined;
+    const reason = rebuildReason(this.manifest, { chunking: this.chunkingStamp() });
+    if (reason) return reason;
+    // Same passages, other vectors: every passage must be embedded again.
+    const vectorsStale = this.options.encoder !== undefined && !denseCompatible(this.manifest, this.encoderStamp());
+    return vectorsStale && this.table.byId.size > 0 ? 'the encoder changed' : undefined;
+  }
+
+  /**
+   * Makes the contents of `source` (an index with the same settings built beside this one: a rebuild) the
+   * contents of this directory, saved as its next generation. Until then searches see the old contents.
+   */
+  async replaceWith(source: WorkspaceIndex): Promise<void> {
+    this.assertWritable();
+    const previous = { table: this.table, lexical: this.lexical, dense: this.dense, manifest: this.manifest, dirty: this.dirty };
+    this.table = source.table;
+    this.lexical = source.lexical;
+    this.dense = source.dense;
+    this.manifest = source.manifest;
+    this.dirty = true;
+    try {
+      await this.save([]);
+    } catch (err) {
+      ({ table: this.table, lexical: this.lexical, dense: this.dense, manifest: this.manifest, dirty: this.dirty } = previous);
+      throw err;
+    }
+    this.loadProblem = undefined;
+  }
+
+  /**
    * Brings the index in line with `roots` (and CSV corpora): chunks new and changed files, embeds only passages
    * whose text is new, drops passages of files that are gone. Checkpoints as it goes; an abort saves first.
    */
@@ -410,32 +445,20 @@ export class WorkspaceIndex {
   }
 
   /**
-   * Reconciles the loaded generation with the settings now configured: a different format or chunking discards
-   * everything; a different encoder keeps passages but drops their vectors so they are all re-embedded.
+   * Reconciles the loaded generation with the settings now configured: when it cannot be updated in place
+   * (see `pendingRebuild`), everything is discarded and every file is chunked and embedded again.
    */
   private prepareForSettings(): string | undefined {
-    const reason =
-      this.loadProblem ??
-      (this.manifest ? rebuildReason(this.manifest, { chunking: this.chunkingStamp() }) : undefined);
-    const encoder = this.options.encoder;
+    const reason = this.pendingRebuild();
     if (reason) {
+      const encoder = this.options.encoder;
       this.loadProblem = undefined;
       this.table = new PassageTable();
       this.lexical = LexicalIndex.create();
       this.dense = encoder ? DenseIndex.create(encoder.dim) : undefined;
       this.dirty = true;
-      return reason;
     }
-    if (this.manifest && encoder && !denseCompatible(this.manifest, this.encoderStamp()) && this.table.byId.size > 0) {
-      // Same passages, other vectors: forget every file's state so the scan re-embeds them all.
-      this.table.files.clear();
-      for (const passage of this.table.byId.values()) this.table.delete(passage.id);
-      this.lexical = LexicalIndex.create();
-      this.dense = DenseIndex.create(encoder.dim);
-      this.dirty = true;
-      return 'the encoder changed';
-    }
-    return undefined;
+    return reason;
   }
 
   /** Applies file changes: embeds new passage texts (reusing vectors of identical texts), then swaps passages. */

@@ -142,7 +142,8 @@ connection.onRequest(IndexRequest.type, async (params, token) => {
         ? `Index job cancelled after ${((Date.now() - started) / 1000).toFixed(1)} s`
         : `Indexed ${result.files} files (${result.filesChanged} changed, ${result.filesRemoved} removed), ` +
             `${result.passages} passages, ${result.passagesEmbedded} embedded, in ${result.seconds.toFixed(1)} s` +
-            (result.rebuilt ? ` (rebuilt from scratch: ${result.rebuilt})` : ''),
+            (result.rebuilt ? ` (rebuilt from scratch: ${result.rebuilt})` : '') +
+            (result.resumedRebuild ? `; continued from the rebuild's checkpoint of ${result.resumedRebuild.files} files` : ''),
     );
     return result;
   } catch (err) {

@@ -51,9 +51,17 @@ export interface WireHit {
   lexicalScore?: number;
 }
 
+/** What an unfinished rebuild had saved when it stopped (a crash, or the editor closing). */
+export interface RebuildCheckpoint {
+  files: number;
+  passages: number;
+}
+
 export interface IndexStatusResult extends IndexStatus {
   /** True while an index job is running. */
   busy: boolean;
+  /** Present while a rebuild waits to be resumed: the next index job continues it. */
+  rebuildCheckpoint?: RebuildCheckpoint;
 }
 
 /** Sent from the client to the sidecar to ask what the index holds. */
@@ -64,19 +72,25 @@ export namespace IndexStatusRequest {
 
 export interface IndexParams extends WorkDoneProgressParams {
   roots: string[];
-  /** Drop the existing index first (Rebuild Index). */
+  /**
+   * Build a whole new index from scratch (Rebuild Index). It is written beside the live index, which keeps
+   * answering searches and is replaced only once the new one is complete.
+   */
   rebuild?: boolean;
 }
 
 /** What one finished index job did: the engine's report without the per-file skip list (counts by reason stay). */
 export type IndexReport = Omit<EngineIndexReport, 'skippedFiles'>;
 
-export type IndexResult = { cancelled: true } | ({ cancelled: false } & IndexReport);
+export type IndexResult =
+  | { cancelled: true }
+  | ({ cancelled: false; /** The job continued an interrupted rebuild from this checkpoint. */ resumedRebuild?: RebuildCheckpoint } & IndexReport);
 
 /**
  * Sent from the client to the sidecar to bring the index up to date with `roots`. It answers when the job ends;
  * the sidecar keeps answering other requests meanwhile. Cancelling the request (or the work-done progress)
- * stops the job at the next batch and answers `cancelled: true`. Jobs run one after another, never overlapped.
+ * stops the job at the next batch and answers `cancelled: true` (a cancelled rebuild is discarded, the live index
+ * kept). Jobs run one after another, never overlapped.
  */
 export namespace IndexRequest {
   export const method = 'replug/index' as const;

@@ -23,6 +23,8 @@ export interface Sidecar {
   progress: { token: ProgressToken; value: WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd }[];
   logs: string[];
   initError?: Error;
+  /** The sidecar's process, for tests that kill it. */
+  process: ChildProcess;
   stop(): Promise<void>;
 }
 
@@ -32,7 +34,7 @@ export async function startSidecar(initializationOptions: unknown): Promise<Side
     stdio: ['pipe', 'pipe', 'inherit'],
   });
   const connection = createProtocolConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
-  const sidecar: Sidecar = { connection, statuses: [], trainingStatuses: [], progress: [], logs: [], stop: async () => undefined };
+  const sidecar: Sidecar = { connection, statuses: [], trainingStatuses: [], progress: [], logs: [], process: child, stop: async () => undefined };
   connection.onNotification(StatusNotification.type, (s) => sidecar.statuses.push(s));
   connection.onNotification(TrainingStatusNotification.type, (s) => sidecar.trainingStatuses.push(s));
   connection.onNotification('window/logMessage', (m: { message: string }) => sidecar.logs.push(m.message));
@@ -43,11 +45,12 @@ export async function startSidecar(initializationOptions: unknown): Promise<Side
     return null;
   });
   connection.listen();
+  const exited = new Promise((r) => child.once('exit', r));
   sidecar.stop = async () => {
-    const exited = new Promise((r) => child.once('exit', r));
     try {
-      await connection.sendRequest('shutdown');
-      connection.sendNotification('exit');
+      // A killed sidecar never answers: its exit ends the wait.
+      const shutdown = connection.sendRequest('shutdown').then(() => connection.sendNotification('exit'));
+      await Promise.race([shutdown, exited]);
     } catch {
       child.kill();
     }

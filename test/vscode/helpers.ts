@@ -1,3 +1,4 @@
+import { readdirSync, readFileSync } from 'node:fs';
 import * as vscode from 'vscode';
 import type { ReplugApi } from '../../extension/extension';
 
@@ -28,4 +29,20 @@ export async function eventually<T>(probe: () => Promise<T | undefined>, what: s
     if (Date.now() > deadline) throw new Error(`Timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * The pid of this extension host's sidecar (a child process running dist/server.js), for tests that kill it.
+ * Linux only, like the harness.
+ */
+export function sidecarPid(): number {
+  for (const entry of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const ppid = Number(readFileSync(`/proc/${entry}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[1]);
+      if (ppid === process.pid && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes('dist/server.js')) return Number(entry);
+    } catch {
+      // the process ended while being read
+    }
+  }
+  throw new Error('no sidecar process found under this extension host');
 }
