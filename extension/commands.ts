@@ -1,7 +1,8 @@
 import * as vscode from 'vscode';
 import type { IndexResult } from '../sidecar/server/protocol';
 import type { Config } from './config';
-import { errorMessage, log } from './log';
+import { log } from './log';
+import { reportFailure, showWithLog } from './notify';
 import { searchQuickPick } from './search-quick-pick';
 import type { LmAccess } from './lm-access';
 import type { ModelCommands } from './model-commands';
@@ -63,10 +64,7 @@ export async function indexWorkspace(
       if (loud) void vscode.window.showInformationMessage(`REPLUG: ${summary}`);
       return result;
     } catch (err) {
-      log.error(`Indexing failed: ${errorMessage(err)}`);
-      void vscode.window.showErrorMessage(`REPLUG: indexing failed: ${errorMessage(err)}`, 'Show Log').then((choice) => {
-        if (choice) log.show();
-      });
+      void reportFailure('indexing', err);
       return undefined;
     }
   });
@@ -74,9 +72,7 @@ export async function indexWorkspace(
 
 async function needsSidecar<T>(sidecar: SidecarClient, run: () => Promise<T>): Promise<T | undefined> {
   if (!sidecar.running) {
-    const choice = await vscode.window.showWarningMessage('REPLUG: the sidecar is not running.', 'Restart', 'Show Log');
-    if (choice === 'Restart') await sidecar.restart();
-    if (choice === 'Show Log') log.show();
+    if ((await showWithLog('warning', 'REPLUG: the sidecar is not running.', 'Restart')) === 'Restart') await sidecar.restart();
     return undefined;
   }
   return run();

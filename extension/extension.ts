@@ -5,13 +5,15 @@ import { Config } from './config';
 import { IndexFileWatcher } from './file-watcher';
 import { RetrievalHoverProvider } from './hover';
 import { LmAccess } from './lm-access';
-import { describeError, errorMessage, log } from './log';
+import { describeError, log } from './log';
 import { ModelCommands, QUERY_MODEL_KEY } from './model-commands';
+import { showWithLog } from './notify';
 import { SearchViewProvider } from './search-view';
 import { SidecarClient } from './sidecar-client';
 import { StatusBar } from './status-bar';
 import { TrainingController } from './training';
 import { TrainingViewProvider } from './training-view';
+import { notice } from './untrusted-text';
 
 /** What `activate` returns: lets other extensions (and the integration tests) use the index. */
 export interface ReplugApi {
@@ -33,7 +35,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Replug
   } catch (err) {
     // VS Code does not tell the user when an extension fails to activate.
     log.error(`Activation failed: ${describeError(err)}`);
-    void vscode.window.showErrorMessage(`Cannot activate REPLUG: ${errorMessage(err)}`, 'Show Log').then((c) => c && log.show());
+    void showWithLog('error', notice`Cannot activate REPLUG: ${err}`);
     throw err;
   }
 }

@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import type { WireHit } from '../sidecar/server/protocol';
 import type { Config } from './config';
 import { hitLabel, openHit } from './locations';
-import { errorMessage } from './log';
+import { quoteUntrusted } from './untrusted-text';
 import type { SidecarClient } from './sidecar-client';
 
 /** Pause after the last keystroke before searching, so typing a query costs one request, not one per key. */
@@ -41,7 +41,7 @@ export async function searchQuickPick(sidecar: SidecarClient, config: Config, in
       }));
     } catch (err) {
       if (!mine.token.isCancellationRequested) pick.items = [];
-      pick.placeholder = `Search failed: ${errorMessage(err)}`;
+      pick.placeholder = `Search failed: ${quoteUntrusted(err)}`;
     } finally {
       if (cts === mine) pick.busy = false;
     }

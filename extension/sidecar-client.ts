@@ -47,6 +47,7 @@ import {
   type WireHit,
 } from '../sidecar/server/protocol';
 import { log } from './log';
+import { showWithLog } from './notify';
 
 /** Crashes tolerated within CRASH_WINDOW_MS before the sidecar is left stopped (a crash loop helps nobody). */
 const MAX_RESTARTS = 3;
@@ -276,9 +277,7 @@ export class SidecarClient implements vscode.Disposable {
 
 /** A toast whose "Show Log" action tells the user what happened; "Restart" where the sidecar stays down. */
 function showFailure(message: string, offerRestart = false): void {
-  const actions = offerRestart ? ['Show Log', 'Restart'] : ['Show Log'];
-  void vscode.window.showWarningMessage(message, ...actions).then((choice) => {
-    if (choice === 'Show Log') log.show();
+  void showWithLog('warning', message, ...(offerRestart ? ['Restart'] : [])).then((choice) => {
     if (choice === 'Restart') void vscode.commands.executeCommand('replugCode.restartSidecar');
   });
 }

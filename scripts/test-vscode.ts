@@ -3,7 +3,7 @@
  * Usage: npm run test:vscode   (REPLUG_REQUIRE_VSCODE=1 turns "code-server not installed" into a failure)
  */
 import { execFileSync } from 'node:child_process';
-import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { format } from 'node:util';
@@ -15,6 +15,7 @@ import {
   startCodeServer,
   workbenchUrl,
 } from '../test/vscode/harness/code-server';
+import { UiBridge } from '../test/vscode/harness/ui-bridge';
 import { makeTinyBert } from './make-tiny-bert';
 
 /** Covers code-server start, workbench load, extension activation, a first index and the suite itself. */
@@ -40,13 +41,16 @@ async function main(): Promise<number> {
   await cp(join(REPO_ROOT, 'test/fixtures/workspace'), workspace, { recursive: true });
   // The training tests switch the index to a tiny random BERT (real ORT sessions, milliseconds per step).
   const tinyBert = await makeTinyBert(join(scratch, 'tiny-bert'), { layers: 2, hidden: 64, heads: 4, ffn: 128, vocab: 'real', maxPos: 256 });
+  const uiAnswers = join(scratch, 'ui-answers');
+  await mkdir(uiAnswers);
   const serverLog: string[] = [];
   const server = await startCodeServer({
     folder: workspace,
-    env: { REPLUG_TEST_WORKSPACE: workspace, REPLUG_TEST_TINY_BERT: tinyBert },
+    env: { REPLUG_TEST_WORKSPACE: workspace, REPLUG_TEST_TINY_BERT: tinyBert, REPLUG_TEST_UI_DIR: uiAnswers },
     log: (line) => serverLog.push(line),
   });
   const { browser, page } = await launchBrowser();
+  const bridge = new UiBridge(page, uiAnswers, join(REPO_ROOT, 'test-artifacts'));
   const output: string[] = [];
   try {
     let exited: (code: number) => void = () => undefined;
@@ -54,6 +58,7 @@ async function main(): Promise<number> {
     await page.exposeFunction('codeAutomationExit', (code: number) => exited(code));
     await page.exposeFunction('codeAutomationLog', (type: string, args: unknown[]) => {
       const line = format(...args);
+      if (bridge.handle(line)) return;
       output.push(line);
       if (WORKBENCH_NOISE.test(line)) return;
       (type === 'error' ? console.error : console.log)(line);

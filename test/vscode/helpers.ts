@@ -46,3 +46,24 @@ export function sidecarPid(): number {
   }
   throw new Error('no sidecar process found under this extension host');
 }
+
+/**
+ * Switches the index to the harness's tiny random BERT (plus `settings`, all under replugCode.* in the user
+ * settings) and waits for the dense re-index that the encoder change starts. Returns the undo.
+ */
+export async function withDenseIndex(api: ReplugApi, settings: Record<string, unknown>): Promise<() => Promise<void>> {
+  const model = process.env.REPLUG_TEST_TINY_BERT;
+  if (!model) throw new Error('REPLUG_TEST_TINY_BERT is not set: run the suite with npm run test:vscode');
+  const config = vscode.workspace.getConfiguration('replugCode');
+  for (const [key, value] of Object.entries(settings)) await config.update(key, value, vscode.ConfigurationTarget.Global);
+  // An encoder setting restarts the sidecar and re-indexes with vectors.
+  await config.update('encoder.model', model, vscode.ConfigurationTarget.Global);
+  await eventually(async () => {
+    // Throws while the sidecar restarts.
+    const status = await Promise.resolve().then(() => api.indexStatus()).catch(() => undefined);
+    return status?.dense && status.encoder?.includes(model) && status.passages > 0 && !status.busy ? status : undefined;
+  }, 'the dense re-index', 90_000);
+  return async () => {
+    for (const key of [...Object.keys(settings), 'encoder.model']) await config.update(key, undefined, vscode.ConfigurationTarget.Global);
+  };
+}

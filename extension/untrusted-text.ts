@@ -1,0 +1,32 @@
+/**
+ * Text the extension did not write itself — code and file names from the repository, LM server error bodies and
+ * output, model names, sidecar errors that quote any of these — reaches the editor's UI only through these
+ * functions. Pure (no `vscode` import), so they are unit-tested directly.
+ */
+
+/** Most characters of one untrusted value quoted in a notification or a placeholder; the log has all of it. */
+const QUOTE_CHARS = 300;
+
+/**
+ * One untrusted value made safe for a line of UI text (notifications, placeholders). VS Code renders `[label](command:…)` (also `https:`, `file:`)
+ * in notification text as a live link — one click runs the command — so `](` is split; whitespace runs fold to one
+ * space and long text is cut.
+ */
+export function quoteUntrusted(value: unknown): string {
+  const text = (value instanceof Error ? value.message : String(value)).replace(/\s+/g, ' ').trim();
+  return unlink(text.length > QUOTE_CHARS ? `${text.slice(0, QUOTE_CHARS)}… (full text in the log)` : text);
+}
+
+/**
+ * Tag for notification text: the template's literal parts are the extension's own words, every interpolated value
+ * is untrusted and quoted with `quoteUntrusted`. `notice\`REPLUG: indexing failed: ${err}\``
+ */
+export function notice(strings: TemplateStringsArray, ...values: unknown[]): string {
+  // Split again as a whole: a value ending in `[label]` before literal text starting with `(` would link too.
+  return unlink(strings.reduce((out, literal, i) => out + quoteUntrusted(values[i - 1]) + literal));
+}
+
+/** `[label](target)` with the bracket and parenthesis apart, which no renderer links. */
+function unlink(text: string): string {
+  return text.replace(/\]\s*\(/g, '] (');
+}

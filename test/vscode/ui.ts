@@ -1,0 +1,40 @@
+/**
+ * The test side of the UI bridge (see harness/ui-bridge.ts): what the workbench shows, read and driven through
+ * playwright by the harness, for assertions about what a person sees rather than what the API returned.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { UI_REQUEST_PREFIX, type UiAnswer, type UiElement, type UiRequest } from './harness/ui-bridge';
+
+export type { UiElement };
+
+type Request = UiRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never;
+
+async function ask<T>(request: Request, timeoutMs = 30_000): Promise<T> {
+  const dir = process.env.REPLUG_TEST_UI_DIR;
+  if (!dir) throw new Error('REPLUG_TEST_UI_DIR is not set: run the suite with npm run test:vscode');
+  const id = randomUUID();
+  console.log(`${UI_REQUEST_PREFIX}${JSON.stringify({ id, ...request })}`);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const text = await readFile(join(dir, `${id}.json`), 'utf8').catch(() => undefined);
+    if (text !== undefined) {
+      const answer = JSON.parse(text) as UiAnswer;
+      if ('error' in answer) throw new Error(`UI ${request.action} failed: ${answer.error}`);
+      return answer.value as T;
+    }
+    if (Date.now() > deadline) throw new Error(`UI ${request.action} got no answer within ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export const ui = {
+  elements: (selector: string, frames = false) => ask<UiElement[]>({ action: 'elements', selector, frames }),
+  click: (selector: string, text?: string) => ask<boolean>({ action: 'click', selector, text }),
+  press: (key: string) => ask<boolean>({ action: 'press', key }),
+  /** Saves what the screen shows to test-artifacts/vscode-NAME.png. */
+  screenshot: (name: string) => ask<string>({ action: 'screenshot', name: `vscode-${name}` }),
+  /** The notification toasts now on screen. */
+  notifications: () => ask<UiElement[]>({ action: 'elements', selector: '.notifications-toasts .notification-list-item' }),
+};
