@@ -7,8 +7,12 @@ import type {
   StartLmParams,
   TrainingSettings,
 } from '../sidecar/server/protocol';
+import type { SettingLayers } from './lm-trust';
 
 export const SECTION = 'replugCode';
+
+/** The settings that choose where code and the API key go, or what runs: a workspace's values need approval. */
+export type LmSettingKey = 'lm.baseUrl' | 'lm.model' | 'lm.serverCommand';
 
 /** Settings the sidecar reads only at start; changing one restarts it (and re-indexes). */
 const SIDECAR_SETTINGS = [
@@ -38,14 +42,18 @@ export class Config {
     return this.raw.get<boolean>('hover.enabled', true);
   }
 
-  /** The LM teacher's endpoint; the API key comes from SecretStorage, never from settings. */
-  lmEndpoint(apiKey: string | undefined): LmEndpoint {
+  /** The LM teacher's endpoint, without the API key (which comes from SecretStorage, never from settings). */
+  lmEndpoint(): LmEndpoint {
     return {
       baseUrl: this.raw.get<string>('lm.baseUrl', ''),
       model: this.raw.get<string>('lm.model', ''),
-      apiKey,
       concurrency: this.raw.get<number>('lm.concurrency', 8),
     };
+  }
+
+  /** Every layer (default, user, workspace, folder) of one of the LM settings, to tell who chose its value. */
+  lmSettingLayers(key: LmSettingKey): SettingLayers<unknown> | undefined {
+    return this.raw.inspect(key);
   }
 
   /** The managed LM server: the command (empty = vLLM's OpenAI server) serves `lm.model`. */

@@ -51,7 +51,7 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
   sidecar = client;
   const statusBar = new StatusBar(() => vscode.workspace.isTrusted);
   const searchView = new SearchViewProvider(context.extensionUri, client, config);
-  const lm = new LmAccess(context.secrets, config);
+  const lm = new LmAccess(context.secrets, config, context.workspaceState);
   const training = new TrainingController(client, config, lm);
   const trainingView = new TrainingViewProvider(context.extensionUri, training);
   const models = new ModelCommands({ sidecar: client, config, lm, trainingView, workspaceState: context.workspaceState });

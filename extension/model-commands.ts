@@ -88,9 +88,9 @@ export class ModelCommands {
   }
 
   async startLm(): Promise<void> {
-    const { sidecar, config, lm } = this.deps;
-    if (!lm.trusted('Starting an LM server')) return;
-    const params = config.lmServer(vscode.workspace.workspaceFolders?.[0]?.uri.fsPath);
+    const { sidecar, lm } = this.deps;
+    const params = await lm.serverParams(vscode.workspace.workspaceFolders?.[0]?.uri.fsPath);
+    if (!params) return;
     const title = notice`REPLUG: Starting ${params.command?.[0] ?? 'vLLM'}… (first start can take minutes)`;
     await this.reportErrors('starting the LM server', async () => {
       const status = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title }, () => sidecar.startLm(params));

@@ -4,6 +4,23 @@ import { startScriptedLm } from '../fixtures/lm/scripted-lm';
 import { activateReplug, eventually, withDenseIndex } from './helpers';
 import { ui } from './ui';
 
+const KEY = 'sk-test-0123456789';
+const INPUT = '.quick-input-widget .quick-input-box input';
+
+/** Runs Set LM API Key as a person would: the server it is for (replacing the prefilled URL when given), then the key. */
+async function setApiKey(key: string, server?: string): Promise<void> {
+  const done = vscode.commands.executeCommand('replugCode.setLmApiKey');
+  await eventually(async () => (await ui.elements('.quick-input-widget .quick-input-title')).find((t) => t.text.includes('(1/2)')), 'the server prompt');
+  if (server !== undefined) await ui.fill(INPUT, server);
+  await ui.press('Enter');
+  await eventually(async () => (await ui.elements('.quick-input-widget .quick-input-title')).find((t) => t.text.includes('(2/2)')), 'the key prompt');
+  await ui.fill(INPUT, key);
+  await ui.press('Enter');
+  await done;
+}
+
+const keyed = (seen: { authorization?: string }[]) => seen.filter((r) => r.authorization === `Bearer ${KEY}`).length;
+
 /** A link that, clicked in a notification, would open a terminal: it must reach the user as text. */
 const PAYLOAD = '[click](command:workbench.action.terminal.new)';
 
@@ -32,5 +49,39 @@ suite('a hostile LM endpoint', () => {
     await ui.screenshot('hostile-lm-error');
     assert.deepEqual(toast.links, [], `no link in: ${toast.text}`);
     assert.match(toast.text, /\[click\] \(command:workbench\.action\.terminal\.new\)/);
+  });
+
+  // VS Code refuses modal dialogs while it runs extension tests (as if dismissed), so these tests check the
+  // cautious default; scripts/e2e-vscode.ts answers the same questions as a person would.
+  test('a base URL chosen by the workspace settings is not used unasked', async () => {
+    const elsewhere = await startScriptedLm({ status: 400, body: { error: { message: 'nope' } } });
+    const config = vscode.workspace.getConfiguration('replugCode');
+    try {
+      await config.update('lm.baseUrl', elsewhere.url, vscode.ConfigurationTarget.Workspace);
+      assert.equal(await vscode.commands.executeCommand('replugCode.evaluateRetriever'), undefined);
+      assert.deepEqual(elsewhere.seen, [], 'no request went to the workspace URL');
+    } finally {
+      await config.update('lm.baseUrl', undefined, vscode.ConfigurationTarget.Workspace);
+      await elsewhere.close();
+    }
+  });
+
+  test('the API key goes with requests to the server it was entered for, and nowhere else unasked', async () => {
+    const elsewhere = await startScriptedLm({ status: 400, body: { error: { message: 'nope' } } });
+    const config = vscode.workspace.getConfiguration('replugCode');
+    const own = config.get<string>('lm.baseUrl')!;
+    try {
+      await setApiKey(KEY); // for the base URL in effect, prefilled
+      await vscode.commands.executeCommand('replugCode.evaluateRetriever');
+      assert.ok(keyed(lm.seen) > 0, 'the key reached the server it was entered for');
+
+      await config.update('lm.baseUrl', elsewhere.url, vscode.ConfigurationTarget.Global);
+      await vscode.commands.executeCommand('replugCode.evaluateRetriever');
+      assert.equal(keyed(elsewhere.seen), 0, 'the key was not sent to another origin');
+    } finally {
+      await config.update('lm.baseUrl', own, vscode.ConfigurationTarget.Global);
+      await setApiKey('');
+      await elsewhere.close();
+    }
   });
 });

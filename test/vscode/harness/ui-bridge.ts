@@ -13,8 +13,10 @@ export const UI_REQUEST_PREFIX = '[replug-ui] ';
 export type UiRequest = { id: string } & (
   /** Elements matching `selector` in the workbench, or with `frames` in every frame (webviews). */
   | { action: 'elements'; selector: string; frames?: boolean }
-  /** Clicks the first element matching `selector` (containing `text`, when given). */
+  /** Clicks the first element matching `selector` (whose whole text is `text`, when given). */
   | { action: 'click'; selector: string; text?: string }
+  /** Types `text` into the input matching `selector`, replacing its value. */
+  | { action: 'fill'; selector: string; text: string }
   | { action: 'press'; key: string }
   | { action: 'screenshot'; name: string }
 );
@@ -58,9 +60,13 @@ export class UiBridge {
       }
       case 'click': {
         const target = this.page.locator(request.selector);
-        await (request.text === undefined ? target : target.filter({ hasText: request.text })).first().click();
+        const exact = request.text === undefined ? undefined : new RegExp(`^\\s*${request.text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\s*$`);
+        await (exact ? target.filter({ hasText: exact }) : target).first().click();
         return true;
       }
+      case 'fill':
+        await this.page.locator(request.selector).first().fill(request.text);
+        return true;
       case 'press':
         await this.page.keyboard.press(request.key);
         return true;
