@@ -3,7 +3,7 @@ import type { LmEndpoint, StartLmParams } from '../sidecar/server/protocol';
 import type { Config, LmSettingKey } from './config';
 import { keyDecision, keyQuestion, originOf, parseStoredKey, serializeKey, settingText, workspaceProvided, type StoredKey } from './lm-trust';
 import { log } from './log';
-import { notice } from './untrusted-text';
+import { notice, revealBidi } from './untrusted-text';
 
 const API_KEY_SECRET = 'replugCode.lm.apiKey';
 /** workspaceState: the user's answers about this workspace's LM settings, by setting: the value and the answer. */
@@ -182,7 +182,7 @@ export class LmAccess {
  */
 async function ask(question: string, detail: string, ...buttons: string[]): Promise<string | undefined> {
   try {
-    return await vscode.window.showWarningMessage(question, { modal: true, detail }, ...buttons);
+    return await vscode.window.showWarningMessage(question, { modal: true, detail: revealBidi(detail) }, ...buttons);
   } catch (err) {
     log.warn(`Could not ask "${question}": ${err instanceof Error ? err.message : String(err)}`);
     return undefined;

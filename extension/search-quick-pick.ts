@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import type { WireHit } from '../sidecar/server/protocol';
 import type { Config } from './config';
 import { hitLabel, openHit } from './locations';
-import { quoteUntrusted } from './untrusted-text';
+import { quoteUntrusted, revealBidi } from './untrusted-text';
 import type { SidecarClient } from './sidecar-client';
 
 /** Pause after the last keystroke before searching, so typing a query costs one request, not one per key. */
@@ -35,7 +35,7 @@ export async function searchQuickPick(sidecar: SidecarClient, config: Config, in
       pick.items = hits.map((hit) => ({
         label: hitLabel(hit),
         description: `score ${hit.score.toFixed(3)}`,
-        detail: firstCodeLine(hit.text),
+        detail: revealBidi(firstCodeLine(hit.text)),
         alwaysShow: true,
         hit,
       }));

@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import type { WireHit } from '../sidecar/server/protocol';
 import type { Config } from './config';
-import { hitLabel, openHit, queryAtCursor } from './locations';
+import { openHit, queryAtCursor, viewHit } from './locations';
 import { errorMessage, log } from './log';
 import type { SidecarClient } from './sidecar-client';
 import { webviewPage } from './webview-html';
@@ -53,15 +53,7 @@ export class SearchViewProvider implements vscode.WebviewViewProvider, vscode.Di
       const hits = await this.sidecar.search({ query, k: this.config.k, mode: this.config.mode, ...exclude }, cts.token);
       if (cts.token.isCancellationRequested) return;
       this.hits = hits;
-      this.post({
-        type: 'results',
-        query,
-        hits: hits.map((hit) => ({
-          label: hitLabel(hit),
-          score: hit.score.toFixed(3),
-          code: hit.text.split('\n').slice(0, SNIPPET_LINES).join('\n'),
-        })),
-      });
+      this.post({ type: 'results', query, hits: hits.map((hit) => viewHit(hit, SNIPPET_LINES)) });
     } catch (err) {
       if (cts.token.isCancellationRequested) return;
       log.error(`Search failed: ${errorMessage(err)}`);

@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import type { WireHit } from '../sidecar/server/protocol';
-import { hitLabel } from './locations';
+import { hitLabel, hitSnippet } from './locations';
 
 /**
  * Retrieved snippets as hover markdown. Repository text is untrusted: labels are markdown-escaped and code goes
@@ -13,7 +13,7 @@ export function snippetsMarkdown(hits: WireHit[], maxLines = 12): vscode.Markdow
   for (const hit of hits) {
     const target = vscode.Uri.file(hit.path).with({ fragment: `L${hit.startLine}` });
     md.appendMarkdown(`[${escapeMarkdown(hitLabel(hit))}](${target.toString()}) · score ${hit.score.toFixed(3)}\n`);
-    md.appendMarkdown(codeFence(hit.text.split('\n').slice(0, maxLines).join('\n'), languageOf(hit.path)));
+    md.appendMarkdown(codeFence(hitSnippet(hit, maxLines), languageOf(hit.path)));
   }
   return md;
 }

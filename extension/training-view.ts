@@ -1,9 +1,10 @@
 import * as vscode from 'vscode';
 import type { CompareResult, WireHit } from '../sidecar/server/protocol';
-import { hitLabel, openHit } from './locations';
+import { openHit, viewHit } from './locations';
 import type { TrainingController } from './training';
+import { revealBidi } from './untrusted-text';
 import { webviewPage } from './webview-html';
-import type { FromTrainingView, ToTrainingView, ViewHit } from './webview-protocol';
+import type { FromTrainingView, ToTrainingView } from './webview-protocol';
 
 const SNIPPET_LINES = 12;
 
@@ -53,7 +54,8 @@ export class TrainingViewProvider implements vscode.WebviewViewProvider, vscode.
   }
 
   async showComparison(query: string, tunedName: string, result: CompareResult): Promise<void> {
-    const message: ToTrainingView = { type: 'comparison', query, tunedName, base: result.base.map(viewHit), tuned: result.tuned.map(viewHit) };
+    const toView = (hit: WireHit) => viewHit(hit, SNIPPET_LINES);
+    const message: ToTrainingView = { type: 'comparison', query, tunedName: revealBidi(tunedName), base: result.base.map(toView), tuned: result.tuned.map(toView) };
     this.comparison = { ...result, message };
     await vscode.commands.executeCommand(`${TrainingViewProvider.viewType}.focus`);
     void this.view?.webview.postMessage(message);
@@ -91,8 +93,4 @@ export class TrainingViewProvider implements vscode.WebviewViewProvider, vscode.
       }
     }
   }
-}
-
-function viewHit(hit: WireHit): ViewHit {
-  return { label: hitLabel(hit), score: hit.score.toFixed(3), code: hit.text.split('\n').slice(0, SNIPPET_LINES).join('\n') };
 }

@@ -4,16 +4,27 @@
  * functions. Pure (no `vscode` import), so they are unit-tested directly.
  */
 
+/**
+ * Bidirectional-text controls (embeddings, overrides, isolates, marks): invisible, they reorder what follows
+ * them, so code or a file name can display as something it is not (Trojan Source, CVE-2021-42574).
+ */
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C]/g;
+
+/** Shows each bidi control as `[U+202E]`, as the editor does, so text reads in the order it is stored. */
+export function revealBidi(text: string): string {
+  return text.replace(BIDI_CONTROLS, (c) => `[U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}]`);
+}
+
 /** Most characters of one untrusted value quoted in a notification or a placeholder; the log has all of it. */
 const QUOTE_CHARS = 300;
 
 /**
  * One untrusted value made safe for a line of UI text (notifications, placeholders). VS Code renders `[label](command:…)` (also `https:`, `file:`)
- * in notification text as a live link — one click runs the command — so `](` is split; whitespace runs fold to one
- * space and long text is cut.
+ * in notification text as a live link — one click runs the command — so `](` is split; bidi controls are shown;
+ * whitespace runs fold to one space and long text is cut.
  */
 export function quoteUntrusted(value: unknown): string {
-  const text = (value instanceof Error ? value.message : String(value)).replace(/\s+/g, ' ').trim();
+  const text = revealBidi(value instanceof Error ? value.message : String(value)).replace(/\s+/g, ' ').trim();
   return unlink(text.length > QUOTE_CHARS ? `${text.slice(0, QUOTE_CHARS)}… (full text in the log)` : text);
 }
 

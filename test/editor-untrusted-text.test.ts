@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { notice, quoteUntrusted } from '../extension/untrusted-text';
+import { notice, quoteUntrusted, revealBidi } from '../extension/untrusted-text';
 
 /**
  * How VS Code 1.100 finds links in notification text (parseLinkedText in vs/base/common/linkedText.ts, as bundled
@@ -47,5 +47,34 @@ describe('untrusted text in notifications', () => {
 
   test('the extension\'s own words pass through unchanged', () => {
     assert.equal(notice`REPLUG: indexed ${6} files (${2} changed).`, 'REPLUG: indexed 6 files (2 changed).');
+  });
+});
+
+describe('bidi controls (Trojan Source) are shown, not obeyed', () => {
+  const controls = [0x202a, 0x202b, 0x202c, 0x202d, 0x202e, 0x2066, 0x2067, 0x2068, 0x2069, 0x200e, 0x200f, 0x061c];
+
+  test('each control is shown as [U+XXXX]', () => {
+    for (const code of controls) {
+      const hex = code.toString(16).toUpperCase().padStart(4, '0');
+      assert.equal(revealBidi(`a${String.fromCodePoint(code)}b`), `a[U+${hex}]b`);
+    }
+  });
+
+  test('a file name that would display as another extension reads as stored', () => {
+    assert.equal(revealBidi('invoice\u202Egnp.ts:1-4'), 'invoice[U+202E]gnp.ts:1-4');
+    assert.equal(
+      revealBidi('/*\u202E } \u2066if (isAdmin)\u2069 \u2066 begin admins only */'),
+      '/*[U+202E] } [U+2066]if (isAdmin)[U+2069] [U+2066] begin admins only */',
+    );
+  });
+
+  test('other text, including right-to-left scripts and emoji, is left alone', () => {
+    for (const text of ['const x = 1; // plain', 'שלום עולם', 'مرحبا', '日本語', '👩‍💻', 'tab\tand\u200Bzero-width space']) {
+      assert.equal(revealBidi(text), text);
+    }
+  });
+
+  test('notifications show them too', () => {
+    assert.equal(notice`REPLUG: ${'a\u202Eb'}`, 'REPLUG: a[U+202E]b');
   });
 });

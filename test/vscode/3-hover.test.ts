@@ -1,7 +1,7 @@
 import * as assert from 'node:assert/strict';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
-import { activateReplug, workspaceRoot } from './helpers';
+import { activateReplug, replugHover, workspaceRoot } from './helpers';
 
 suite('hover', () => {
   test('hovering an identifier shows related snippets from elsewhere, not the hovered span', async () => {
@@ -9,15 +9,8 @@ suite('hover', () => {
     await api.index([workspaceRoot()]);
     const file = join(workspaceRoot(), 'src/geometry/shapes.py');
     const doc = await vscode.workspace.openTextDocument(file);
-    await vscode.window.showTextDocument(doc);
     const line = doc.getText().split('\n').findIndex((l) => l.includes('def total_area'));
-    const position = new vscode.Position(line, doc.lineAt(line).text.indexOf('total_area') + 2);
-
-    const hovers = await vscode.commands.executeCommand<vscode.Hover[]>('vscode.executeHoverProvider', doc.uri, position);
-    const markdown = hovers
-      .flatMap((h) => h.contents)
-      .map((c) => (typeof c === 'string' ? c : c.value))
-      .find((text) => text.includes('REPLUG'));
+    const markdown = await replugHover(doc.uri, new vscode.Position(line, doc.lineAt(line).text.indexOf('total_area') + 2));
     assert.ok(markdown, 'a REPLUG hover is shown');
     const links = [...markdown.matchAll(/\]\((file:[^)#]+)#L(\d+)\)/g)];
     assert.ok(links.length >= 1 && links.length <= 3, `1 to 3 snippets, got ${links.length}`);

@@ -67,3 +67,13 @@ export async function withDenseIndex(api: ReplugApi, settings: Record<string, un
     for (const key of [...Object.keys(settings), 'encoder.model']) await config.update(key, undefined, vscode.ConfigurationTarget.Global);
   };
 }
+
+/** Opens `uri`, hovers at `position` and returns the markdown of REPLUG's hover, if it showed one. */
+export async function replugHover(uri: vscode.Uri, position: vscode.Position): Promise<string | undefined> {
+  await vscode.window.showTextDocument(await vscode.workspace.openTextDocument(uri));
+  const hovers = await vscode.commands.executeCommand<vscode.Hover[]>('vscode.executeHoverProvider', uri, position);
+  return hovers
+    .flatMap((h) => h.contents)
+    .map((c) => (typeof c === 'string' ? c : c.value))
+    .find((text) => text.includes('REPLUG'));
+}

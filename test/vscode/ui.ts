@@ -32,7 +32,7 @@ async function ask<T>(request: Request, timeoutMs = 30_000): Promise<T> {
 export const ui = {
   elements: (selector: string, frames = false) => ask<UiElement[]>({ action: 'elements', selector, frames }),
   click: (selector: string, text?: string) => ask<boolean>({ action: 'click', selector, text }),
-  fill: (selector: string, text: string) => ask<boolean>({ action: 'fill', selector, text }),
+  fill: (selector: string, text: string, submit = false) => ask<boolean>({ action: 'fill', selector, text, submit }),
   press: (key: string) => ask<boolean>({ action: 'press', key }),
   /** Saves what the screen shows to test-artifacts/vscode-NAME.png. */
   screenshot: (name: string) => ask<string>({ action: 'screenshot', name: `vscode-${name}` }),

@@ -15,8 +15,8 @@ export type UiRequest = { id: string } & (
   | { action: 'elements'; selector: string; frames?: boolean }
   /** Clicks the first element matching `selector` (whose whole text is `text`, when given). */
   | { action: 'click'; selector: string; text?: string }
-  /** Types `text` into the input matching `selector`, replacing its value. */
-  | { action: 'fill'; selector: string; text: string }
+  /** Types `text` into the first input matching `selector` in any frame, replacing its value; `submit` presses Enter. */
+  | { action: 'fill'; selector: string; text: string; submit?: boolean }
   | { action: 'press'; key: string }
   | { action: 'screenshot'; name: string }
 );
@@ -64,9 +64,16 @@ export class UiBridge {
         await (exact ? target.filter({ hasText: exact }) : target).first().click();
         return true;
       }
-      case 'fill':
-        await this.page.locator(request.selector).first().fill(request.text);
-        return true;
+      case 'fill': {
+        for (const frame of this.page.frames()) {
+          const input = frame.locator(request.selector).first();
+          if (!(await input.count().catch(() => 0))) continue;
+          await input.fill(request.text);
+          if (request.submit) await input.press('Enter');
+          return true;
+        }
+        throw new Error(`no frame shows ${request.selector}`);
+      }
       case 'press':
         await this.page.keyboard.press(request.key);
         return true;
