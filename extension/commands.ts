@@ -1,5 +1,4 @@
 import * as vscode from 'vscode';
-import type { IndexResult } from '../sidecar/server/protocol';
 import type { Config } from './config';
 import { log } from './log';
 import { reportFailure, showWithLog } from './notify';
@@ -7,7 +6,7 @@ import { searchQuickPick } from './search-quick-pick';
 import type { LmAccess } from './lm-access';
 import type { ModelCommands } from './model-commands';
 import type { SearchViewProvider } from './search-view';
-import type { SidecarClient } from './sidecar-client';
+import type { IndexOutcome, SidecarClient } from './sidecar-client';
 import type { TrainingController } from './training';
 
 export interface CommandDeps {
@@ -47,7 +46,7 @@ export async function indexWorkspace(
   sidecar: SidecarClient,
   rebuild: boolean,
   location: vscode.ProgressLocation,
-): Promise<IndexResult | undefined> {
+): Promise<IndexOutcome | undefined> {
   const roots = (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === 'file').map((f) => f.uri.fsPath);
   if (roots.length === 0) {
     void vscode.window.showInformationMessage('REPLUG: open a folder first; there is nothing to index.');
@@ -57,11 +56,10 @@ export async function indexWorkspace(
   return needsSidecar(sidecar, async () => {
     try {
       const result = await sidecar.index(roots, rebuild, location);
-      const summary = result.cancelled
-        ? 'Indexing cancelled; what was done so far is kept.'
-        : `Indexed ${result.files} files into ${result.passages} passages (${result.filesChanged} changed) in ${result.seconds.toFixed(1)} s.`;
+      const summary = indexSummary(result, rebuild);
       log.info(summary);
-      if (loud) void vscode.window.showInformationMessage(`REPLUG: ${summary}`);
+      // A job that survived a crash says so even when it ran in the background: the user saw the crash.
+      if (loud || (!result.cancelled && result.resumedAfterRestarts)) void vscode.window.showInformationMessage(`REPLUG: ${summary}`);
       return result;
     } catch (err) {
       void reportFailure('indexing', err);
@@ -70,8 +68,18 @@ export async function indexWorkspace(
   });
 }
 
+/** What an index job did, in words; counts only (nothing in it is untrusted). */
+function indexSummary(result: IndexOutcome, rebuild: boolean): string {
+  if (result.cancelled) return rebuild ? 'Rebuild cancelled; the previous index is kept.' : 'Indexing cancelled; what was done so far is kept.';
+  const resumed = [
+    result.resumedAfterRestarts ? 'The sidecar stopped during the job and was restarted; the job resumed from its last checkpoint. ' : '',
+    result.resumedRebuild ? `Continued the interrupted rebuild from its checkpoint of ${result.resumedRebuild.files} files. ` : '',
+  ].join('');
+  return `${resumed}Indexed ${result.files} files into ${result.passages} passages (${result.filesChanged} changed) in ${result.seconds.toFixed(1)} s.`;
+}
+
 async function needsSidecar<T>(sidecar: SidecarClient, run: () => Promise<T>): Promise<T | undefined> {
-  if (!sidecar.running) {
+  if (!(await sidecar.runningAfterStart())) {
     if ((await showWithLog('warning', 'REPLUG: the sidecar is not running.', 'Restart')) === 'Restart') await sidecar.restart();
     return undefined;
   }

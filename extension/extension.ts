@@ -1,5 +1,5 @@
 import * as vscode from 'vscode';
-import type { IndexResult, IndexStatusResult, SearchParams, StatusParams, TrainingStatus, WireHit } from '../sidecar/server/protocol';
+import type { IndexStatusResult, SearchParams, StatusParams, TrainingStatus, WireHit } from '../sidecar/server/protocol';
 import { indexWorkspace, registerCommands } from './commands';
 import { Config } from './config';
 import { IndexFileWatcher } from './file-watcher';
@@ -9,7 +9,7 @@ import { describeError, log } from './log';
 import { ModelCommands, QUERY_MODEL_KEY } from './model-commands';
 import { showWithLog } from './notify';
 import { SearchViewProvider } from './search-view';
-import { SidecarClient } from './sidecar-client';
+import { SidecarClient, type IndexOutcome } from './sidecar-client';
 import { StatusBar } from './status-bar';
 import { TrainingController } from './training';
 import { TrainingViewProvider } from './training-view';
@@ -20,7 +20,8 @@ export interface ReplugApi {
   whenRunning(): Promise<void>;
   readonly status: StatusParams;
   indexStatus(): Promise<IndexStatusResult>;
-  index(roots: string[], rebuild?: boolean): Promise<IndexResult>;
+  /** Resolves when the job ends, resumed after sidecar crashes if need be. */
+  index(roots: string[], rebuild?: boolean): Promise<IndexOutcome>;
   search(params: SearchParams): Promise<WireHit[]>;
   /** The latest training status the sidecar sent. */
   readonly training: TrainingStatus;
@@ -84,10 +85,7 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
   log.info(`Index directory: ${indexDir}`);
 
   await client.start();
-  // Bring the index up to date in the background: the first full build shows a notification (it can take a
-  // while), later catch-up scans only the status bar. Errors go to the log.
-  const empty = (await client.indexStatus().catch(() => undefined))?.passages === 0;
-  void indexWorkspace(client, false, empty ? vscode.ProgressLocation.Notification : vscode.ProgressLocation.Window);
+  void catchUp(client);
 
   return {
     whenRunning: () => client.whenRunning(),
@@ -102,6 +100,24 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
     },
     onDidChangeTraining: training.onDidChange,
   };
+}
+
+/**
+ * Brings the index up to date in the background: the first full build shows a notification (it can take a while),
+ * later catch-up scans only the status bar; a rebuild that the editor's closing (or a crash) interrupted resumes
+ * from its checkpoint, and says so.
+ */
+async function catchUp(client: SidecarClient): Promise<void> {
+  const status = await client.indexStatus().catch(() => undefined);
+  const interrupted = status?.rebuildCheckpoint;
+  if (interrupted) {
+    const done = interrupted.files ? ` (${interrupted.files} files were already indexed)` : '';
+    void vscode.window.showInformationMessage(
+      `REPLUG: resuming the rebuild of the index that was interrupted${done}. The previous index answers searches until it is done.`,
+    );
+  }
+  const loud = interrupted !== undefined || status?.passages === 0;
+  await indexWorkspace(client, interrupted !== undefined, loud ? vscode.ProgressLocation.Notification : vscode.ProgressLocation.Window);
 }
 
 export function deactivate(): Thenable<void> | undefined {

@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { activateReplug, eventually, sidecarPid, workspaceRoot } from './helpers';
+import { ui } from './ui';
 
 /** Enough files that a rebuild runs for seconds: the kill lands in the middle of it. */
 async function bigRoot(): Promise<string> {
@@ -26,23 +27,33 @@ suite('Rebuild Index and a crashed sidecar', () => {
     const oldGeneration = readFileSync(join(dir, 'CURRENT'), 'utf8').trim();
     const other = await bigRoot();
     try {
-      const job = api.index([other], true).then(
-        (result) => result,
-        (err: Error) => err,
-      );
+      const job = api.index([other], true);
       await eventually(async () => existsSync(join(`${dir}.rebuild`, 'LOCK')) || undefined, 'the rebuild to start', 60_000);
       process.kill(sidecarPid(), 'SIGKILL');
       assert.equal(readFileSync(join(dir, 'CURRENT'), 'utf8').trim(), oldGeneration, 'the live generation is still CURRENT');
       assert.ok(existsSync(join(dir, oldGeneration, 'passages.json')));
-      await job;
 
-      // The client restarts the sidecar by itself; the old index answers as soon as it runs.
+      // The client restarts the sidecar by itself; the old index answers as soon as it runs, while the rebuild
+      // resumes from its checkpoint.
       const hits = await eventually(
         () => Promise.resolve().then(() => api.search({ query: 'convex hull monotone chain', k: 3 })).catch(() => undefined),
         'a search answered by the restarted sidecar',
         60_000,
       );
       assert.equal(hits[0]?.path, hull);
+
+      const result = await job;
+      assert.ok(!result.cancelled && result.files === 3000, JSON.stringify(result));
+      assert.equal(result.resumedAfterRestarts, 1);
+      assert.equal((await api.search({ query: 'quokka1234_5', k: 1 }))[0]?.path, join(other, 'pkg4', 'module1234.ts'));
+      assert.ok((await api.search({ query: 'convex hull monotone chain', k: 3 })).every((h) => h.path !== hull), 'the rebuild replaced the old index');
+
+      // What the user read: the crash and the resumption in plain words, no JSON-RPC error.
+      const toasts = (await ui.notifications()).map((n) => n.text).join('\n');
+      await ui.screenshot('rebuild-resumed-after-crash');
+      assert.match(toasts, /stopped unexpectedly while indexing/);
+      assert.match(toasts, /indexing resumes from the last checkpoint/);
+      assert.doesNotMatch(toasts, /Pending response|connection got disposed/);
     } finally {
       await rm(other, { recursive: true, force: true });
       // Leave the fixture workspace indexed for the suites that follow.
