@@ -2,6 +2,7 @@ import * as vscode from 'vscode';
 import type { IndexStatusResult, SearchParams, StatusParams, TrainingStatus, WireHit } from '../sidecar/server/protocol';
 import { indexWorkspace, registerCommands } from './commands';
 import { Config } from './config';
+import { EncoderFallbackNotice } from './encoder-notice';
 import { IndexFileWatcher } from './file-watcher';
 import { RetrievalHoverProvider } from './hover';
 import { LmAccess } from './lm-access';
@@ -51,6 +52,7 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
   );
   sidecar = client;
   const statusBar = new StatusBar(() => vscode.workspace.isTrusted);
+  const encoderNotice = new EncoderFallbackNotice();
   const searchView = new SearchViewProvider(context.extensionUri, client, config);
   const lm = new LmAccess(context.secrets, config, context.workspaceState);
   const training = new TrainingController(client, config, lm);
@@ -63,7 +65,10 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
     searchView,
     training,
     trainingView,
-    client.onDidChangeStatus((s) => statusBar.update(s)),
+    client.onDidChangeStatus((s) => {
+      statusBar.update(s);
+      encoderNotice.update(s);
+    }),
     vscode.workspace.onDidGrantWorkspaceTrust(() => {
       statusBar.update(client.status);
       client.workspaceTrusted();

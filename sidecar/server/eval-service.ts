@@ -14,6 +14,8 @@ export interface EvalServiceOptions {
   device?: Device;
   /** The index service's encoder, shared rather than loaded twice. */
   baseEncoder(): Promise<Encoder | undefined>;
+  /** Why the configured encoder is not in use, if it could not be loaded. */
+  encoderProblem(): string | undefined;
 }
 
 const DEFAULTS = { k: 10, ensembleK: 10, compareK: 5 };
@@ -77,7 +79,8 @@ export class EvalService {
   private async withRetrievers<T>(tunedModel: string | undefined, use: (index: WorkspaceIndex, retrievers: Retriever[]) => Promise<T>): Promise<T> {
     const baseEncoder = await this.opts.baseEncoder();
     if (!baseEncoder || !this.opts.baseModel) {
-      throw new Error('Evaluation compares dense retrievers: set replugCode.encoder.model and index the workspace first.');
+      const problem = this.opts.encoderProblem();
+      throw new Error(problem ? `Evaluation compares dense retrievers, but ${problem}.` : 'Evaluation compares dense retrievers: set replugCode.encoder.model and index the workspace first.');
     }
     const retrievers: Retriever[] = [{ name: 'base', model: this.opts.baseModel, encoder: baseEncoder }];
     if (tunedModel) retrievers.push({ name: 'tuned', model: tunedModel, encoder: await this.tunedEncoder(tunedModel) });

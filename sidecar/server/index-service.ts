@@ -8,14 +8,17 @@ import {
   type SearchHit,
 } from '../index/workspace-index';
 import type { Encoder } from '../encoder/encoder';
-import type { IndexResult, IndexStatusResult, RebuildCheckpoint, SearchParams, StatusParams, WireHit } from './protocol';
+import type { EncoderFallback, IndexResult, IndexStatusResult, RebuildCheckpoint, SearchParams, StatusParams, WireHit } from './protocol';
 
 export interface IndexServiceOptions {
   indexDir: string;
   /** Engine options other than the encoder. */
   indexOptions: Omit<IndexOptions, 'encoder'>;
-  /** Loads the sentence encoder on first use (slow: model load and ORT session); absent = lexical only. */
-  loadEncoder?: () => Promise<Encoder>;
+  /**
+   * The sentence encoder, loaded on first use (slow: model load and ORT session); absent = lexical only. A model
+   * that cannot be loaded leaves the index lexical too, with the reason in the status (`encoderFallback`).
+   */
+  encoder?: { model: string; load: () => Promise<Encoder> };
   /** Called whenever health, busy state or index size changes. */
   onStatus(status: StatusParams): void;
 }
@@ -36,7 +39,9 @@ const REBUILD_ROOTS = 'rebuild-roots.json';
  */
 export class IndexService {
   private opened: Promise<WorkspaceIndex> | undefined;
-  private encoder: Promise<Encoder> | undefined;
+  private encoder: Promise<Encoder | undefined> | undefined;
+  /** Set when the configured encoder could not be loaded. */
+  private encoderFallback: EncoderFallback | undefined;
   /** A tuned query tower that embeds search queries instead of the index's encoder. */
   private queryEncoder: { model: string; encoder: Encoder } | undefined;
   private writes: Promise<unknown> = Promise.resolve();
@@ -59,7 +64,7 @@ export class IndexService {
   index(roots: string[], job: IndexJobOptions = {}): Promise<IndexResult> {
     return this.enqueue(async () => {
       this.runningJobs++;
-      this.emitStatus();
+      this.publishStatus();
       const signal = job.signal ? AbortSignal.any([job.signal, this.closing.signal]) : this.closing.signal;
       try {
         const live = await this.open();
@@ -82,17 +87,17 @@ export class IndexService {
         throw err;
       } finally {
         this.runningJobs--;
-        this.emitStatus();
+        this.publishStatus();
       }
     });
   }
 
   updateFile(path: string): Promise<void> {
-    return this.enqueue(async () => (await this.open()).updateFile(path)).finally(() => this.emitStatus());
+    return this.enqueue(async () => (await this.open()).updateFile(path)).finally(() => this.publishStatus());
   }
 
   removeFile(path: string): Promise<void> {
-    return this.enqueue(async () => (await this.open()).removeFile(path)).finally(() => this.emitStatus());
+    return this.enqueue(async () => (await this.open()).removeFile(path)).finally(() => this.publishStatus());
   }
 
   async search(params: SearchParams): Promise<WireHit[]> {
@@ -108,10 +113,25 @@ export class IndexService {
     return hits.map(toWireHit);
   }
 
-  /** The index's own encoder (loaded on first use); undefined for a lexical-only sidecar. */
+  /**
+   * The index's own encoder, loaded on first use. Undefined for a lexical-only sidecar, and when the configured
+   * model cannot be loaded: the index then works lexically (BM25) rather than not at all, and the status says why.
+   */
   baseEncoder(): Promise<Encoder | undefined> {
-    if (this.opts.loadEncoder) this.encoder ??= this.opts.loadEncoder();
-    return this.encoder ?? Promise.resolve(undefined);
+    const configured = this.opts.encoder;
+    if (!configured) return Promise.resolve(undefined);
+    this.encoder ??= configured.load().catch((err) => {
+      this.encoderFallback = { model: configured.model, reason: errorMessage(err) };
+      this.publishStatus();
+      return undefined;
+    });
+    return this.encoder;
+  }
+
+  /** Why dense retrieval is unavailable although an encoder is configured, in words that say what to do. */
+  get encoderProblem(): string | undefined {
+    const fallback = this.encoderFallback;
+    return fallback && `the encoder ${fallback.model} could not be loaded (${fallback.reason}): fix replugCode.encoder.model, or clear it for lexical search`;
   }
 
   get queryModel(): string | undefined {
@@ -149,7 +169,7 @@ export class IndexService {
       .catch((err) => {
         this.opened = undefined;
         this.lastError = `Cannot open the index at ${this.opts.indexDir}: ${errorMessage(err)}`;
-        this.emitStatus();
+        this.publishStatus();
         throw new Error(this.lastError);
       });
     return this.opened;
@@ -222,22 +242,26 @@ export class IndexService {
     return result;
   }
 
-  private emitStatus(): void {
+  /** Sends health, busy state, index size and any encoder fallback (on every change, and once at start). */
+  publishStatus(): void {
     const busy = this.runningJobs > 0;
+    const encoderFallback = this.encoderFallback;
     if (this.lastError) {
-      this.opts.onStatus({ health: 'error', busy, message: this.lastError });
+      this.opts.onStatus({ health: 'error', busy, message: this.lastError, encoderFallback });
       return;
     }
+    const publish = (files?: number, passages?: number) => {
+      const size = busy ? 'Indexing…' : passages ? `${files} files, ${passages} passages` : 'Not indexed yet';
+      const lexicalOnly = encoderFallback ? '; lexical search only (the encoder could not be loaded)' : '';
+      const health = encoderFallback || (!busy && !passages) ? 'warning' : 'ok';
+      this.opts.onStatus({ health, busy, message: size + lexicalOnly, files, passages, encoderFallback });
+    };
     if (!this.opened) {
-      this.opts.onStatus({ health: 'ok', busy, message: busy ? 'Indexing…' : 'Not indexed yet' });
+      publish();
       return;
     }
     void this.opened.then(
-      (index) => {
-        const { files, passages } = index.status();
-        const message = busy ? 'Indexing…' : passages ? `${files} files, ${passages} passages` : 'Not indexed yet';
-        this.opts.onStatus({ health: passages || busy ? 'ok' : 'warning', busy, message, files, passages });
-      },
+      (index) => publish(index.status().files, index.status().passages),
       () => undefined,
     );
   }

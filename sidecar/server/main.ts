@@ -66,7 +66,7 @@ connection.onInitialize((params) => {
   service = new IndexService({
     indexDir: init.indexDir,
     indexOptions: indexOptions(init),
-    loadEncoder: init.encoderModel ? () => openEncoder(init.encoderModel!, init.encoderDevice) : undefined,
+    encoder: init.encoderModel ? { model: init.encoderModel, load: () => openEncoder(init.encoderModel!, init.encoderDevice) } : undefined,
     onStatus: (status) => void connection.sendNotification(StatusNotification.type, status),
   });
   const indexService = service;
@@ -85,12 +85,19 @@ connection.onInitialize((params) => {
       modelsDir,
       baseModel: init.encoderModel,
       trusted: () => trusted,
+      encoderProblem: () => indexService.encoderProblem,
       onStatus: (status) => {
         progress.update(status);
         void connection.sendNotification(TrainingStatusNotification.type, status);
       },
     }),
-    evaluation: new EvalService({ indexDir: init.indexDir, baseModel: init.encoderModel, device: init.encoderDevice, baseEncoder: () => indexService.baseEncoder() }),
+    evaluation: new EvalService({
+      indexDir: init.indexDir,
+      baseModel: init.encoderModel,
+      device: init.encoderDevice,
+      baseEncoder: () => indexService.baseEncoder(),
+      encoderProblem: () => indexService.encoderProblem,
+    }),
     lm: new ManagedLm((line) => connection.console.log(`[lm] ${line}`)),
   };
   if (init.queryModel) void useModel(init.queryModel).catch((err) => connection.console.warn(`Searching with the base encoder: ${errorMessage(err)}`));
@@ -99,16 +106,10 @@ connection.onInitialize((params) => {
 });
 
 connection.onInitialized(() => {
-  // Publish the starting state (files/passages of an existing index) so the status bar is right at once.
+  // Open the index (and load the encoder) now, so the status bar shows an existing index's size, or an encoder
+  // that cannot be loaded, at once.
   void ready().status().then(
-    (s) =>
-      connection.sendNotification(StatusNotification.type, {
-        health: s.passages ? 'ok' : 'warning',
-        busy: s.busy,
-        message: s.passages ? `${s.files} files, ${s.passages} passages` : 'Not indexed yet',
-        files: s.files,
-        passages: s.passages,
-      }),
+    () => ready().publishStatus(),
     (err) => connection.console.error(errorMessage(err)),
   );
 });
@@ -148,7 +149,8 @@ connection.onRequest(IndexRequest.type, async (params, token) => {
     return result;
   } catch (err) {
     connection.console.error(`Index job failed: ${errorStack(err)}`);
-    throw new ResponseError(ErrorCodes.InternalError, `Indexing failed: ${errorMessage(err)}`);
+    // The editor says what failed ("indexing failed: …"); the message is only the reason.
+    throw new ResponseError(ErrorCodes.InternalError, errorMessage(err));
   } finally {
     progress.done();
   }

@@ -130,6 +130,14 @@ export namespace SearchRequest {
 
 export type Health = 'ok' | 'warning' | 'error';
 
+/** The configured encoder could not be loaded: the index works lexically (BM25) meanwhile. */
+export interface EncoderFallback {
+  /** The model as configured (replugCode.encoder.model). */
+  model: string;
+  /** What failed when loading it. */
+  reason: string;
+}
+
 export interface StatusParams {
   health: Health;
   /** True while an index job runs. */
@@ -137,6 +145,7 @@ export interface StatusParams {
   message?: string;
   files?: number;
   passages?: number;
+  encoderFallback?: EncoderFallback;
 }
 
 /** Sent from the sidecar to the client whenever its state changes; drives the status bar. */

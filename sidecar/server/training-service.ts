@@ -11,6 +11,8 @@ export interface TrainingServiceOptions {
   /** The encoder the index was built with: training starts from it. */
   baseModel: string | undefined;
   trusted(): boolean;
+  /** Why the configured encoder is not in use, if it could not be loaded. */
+  encoderProblem(): string | undefined;
   onStatus(status: TrainingStatus): void;
 }
 
@@ -40,8 +42,11 @@ export class TrainingService {
   start(params: TrainParams): Promise<TrainStarted> {
     if (this.worker) throw new Error(`Training run ${this.status.runId} is still running: stop it first (REPLUG: Stop Training).`);
     if (!this.opts.trusted()) throw new Error('Training calls the language model, which REPLUG never does in Restricted Mode: trust the workspace first.');
-    if (!this.opts.baseModel) {
-      throw new Error('Training needs dense search: set replugCode.encoder.model to a sentence-encoder model and index the workspace first.');
+    const problem = this.opts.encoderProblem();
+    if (!this.opts.baseModel || problem) {
+      throw new Error(
+        problem ? `Training needs dense search, but ${problem}.` : 'Training needs dense search: set replugCode.encoder.model to a sentence-encoder model and index the workspace first.',
+      );
     }
     if (!params.lm?.baseUrl || !params.lm.model) {
       throw new Error('Training needs the LM teacher: set replugCode.lm.baseUrl and replugCode.lm.model (or run REPLUG: Start LM Server).');
