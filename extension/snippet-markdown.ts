@@ -9,7 +9,7 @@ import { hitLabel, hitSnippet } from './locations';
 export function snippetsMarkdown(hits: WireHit[], maxLines = 12): vscode.MarkdownString {
   const md = new vscode.MarkdownString();
   md.supportHtml = false;
-  md.appendMarkdown('**REPLUG** · related code elsewhere\n\n');
+  md.appendMarkdown('**REPLUG** · related code in other files\n\n');
   for (const hit of hits) {
     const target = vscode.Uri.file(hit.path).with({ fragment: `L${hit.startLine}` });
     md.appendMarkdown(`[${escapeMarkdown(hitLabel(hit))}](${target.toString()}) · score ${hit.score.toFixed(3)}\n`);
