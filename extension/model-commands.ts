@@ -8,7 +8,7 @@ import { log } from './log';
 import { reportFailure } from './notify';
 import type { SidecarClient } from './sidecar-client';
 import type { TrainingViewProvider } from './training-view';
-import { notice } from './untrusted-text';
+import { notice, quickPickText } from './untrusted-text';
 
 /** Where the chosen query encoder is remembered, so a restarted sidecar searches with it again. */
 export const QUERY_MODEL_KEY = 'replugCode.queryModel';
@@ -66,14 +66,15 @@ export class ModelCommands {
   async useModel(): Promise<void> {
     const { sidecar, workspaceState } = this.deps;
     const { models, active } = await sidecar.listModels();
-    type Item = vscode.QuickPickItem & { model?: string };
+    type Item = vscode.QuickPickItem & { model?: string; runId?: string };
     const items: Item[] = [
       { label: '$(database) Base encoder', description: active ? '' : 'in use', detail: 'The encoder the index was built with' },
       ...models.map((m): Item => ({
-        label: `$(sparkle) ${m.runId}`,
+        label: `$(sparkle) ${quickPickText(m.runId)}`,
         description: m.path === active ? 'in use' : modelSummary(m),
-        detail: m.fitsIndex ? m.path : `Not usable here: ${m.trained ? 'trained against other vectors or in shared mode' : 'stopped before the end (resume to finish)'}`,
+        detail: m.fitsIndex ? quickPickText(m.path) : `Not usable here: ${m.trained ? 'trained against other vectors or in shared mode' : 'stopped before the end (resume to finish)'}`,
         model: m.fitsIndex ? m.path : undefined,
+        runId: m.runId,
       })),
     ];
     const picked = await vscode.window.showQuickPick(items, { title: 'REPLUG: Query encoder for searches', placeHolder: 'Pick a trained model, or the base encoder' });
@@ -82,7 +83,7 @@ export class ModelCommands {
       const result = await sidecar.useModel(picked.model);
       await workspaceState.update(QUERY_MODEL_KEY, result.active);
       void vscode.window.showInformationMessage(
-        result.active ? notice`REPLUG: searches now use the tuned model ${picked.label.replace(/^\$\([^)]*\) /, '')}.` : 'REPLUG: searches now use the base encoder.',
+        result.active ? notice`REPLUG: searches now use the tuned model ${picked.runId}.` : 'REPLUG: searches now use the base encoder.',
       );
     });
   }

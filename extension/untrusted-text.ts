@@ -41,3 +41,14 @@ export function notice(strings: TemplateStringsArray, ...values: unknown[]): str
 function unlink(text: string): string {
   return text.replace(/\]\s*\(/g, '] (');
 }
+
+/** VS Code's icon syntax, `$(name)` or `$(name~spin)` (iconNameExpression and iconModifierExpression in its source). */
+const ICON = /\$\([A-Za-z0-9-]+(?:~[A-Za-z]+)?\)/g;
+
+/**
+ * Untrusted text for quick-pick labels, descriptions and details, which draw `$(name)` as an icon: escaped as
+ * `\$(name)`, which they show literally. Bidi controls are shown too.
+ */
+export function quickPickText(text: string): string {
+  return revealBidi(text).replace(ICON, '\\$&');
+}

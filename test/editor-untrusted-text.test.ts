@@ -1,6 +1,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { notice, quoteUntrusted, revealBidi } from '../extension/untrusted-text';
+import { notice, quickPickText, quoteUntrusted, revealBidi } from '../extension/untrusted-text';
 
 /**
  * How VS Code 1.100 finds links in notification text (parseLinkedText in vs/base/common/linkedText.ts, as bundled
@@ -76,5 +76,24 @@ describe('bidi controls (Trojan Source) are shown, not obeyed', () => {
 
   test('notifications show them too', () => {
     assert.equal(notice`REPLUG: ${'a\u202Eb'}`, 'REPLUG: a[U+202E]b');
+  });
+});
+
+describe('icon syntax in quick-pick text', () => {
+  /** How VS Code 1.100 finds icons in labels (renderLabelWithIcons); an escaped one, `\$(name)`, is shown as text. */
+  const ICON = /(\\)?\$\(([A-Za-z0-9-]+(?:~[A-Za-z]+)?)\)/g;
+  const icons = (text: string) => [...text.matchAll(ICON)].filter((m) => !m[1]).map((m) => m[2]);
+
+  test('file names and code that spell $(name) draw no icon', () => {
+    for (const text of ['src/$(zap)notes.ts:1-20', 'echo "$(whoami)" $(loading~spin)', '$(alert) urgent $(check)']) {
+      assert.ok(icons(text).length > 0, 'the text has icon syntax');
+      assert.deepEqual(icons(quickPickText(text)), [], quickPickText(text));
+    }
+  });
+
+  test('text that is not icon syntax is left alone; bidi controls are shown', () => {
+    assert.equal(quickPickText('cost = $(price) * 2'), 'cost = \\$(price) * 2');
+    assert.equal(quickPickText('$( not an icon ) and $x'), '$( not an icon ) and $x');
+    assert.equal(quickPickText('a\u202Eb'), 'a[U+202E]b');
   });
 });

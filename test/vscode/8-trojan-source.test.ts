@@ -20,20 +20,26 @@ const TROJAN_CODE = [
   'deleteAllAccounts();',
 ].join('\n');
 
-suite('Trojan Source: bidi controls in code and file names are shown, not obeyed', () => {
+/** Icon syntax in a file name and in code: the quick pick would draw a zap and a terminal icon. */
+const ICON_FILE = 'src/$(zap)notes.ts';
+const ICON_CODE = `// ${MARKER} run $(terminal) now\n`;
+
+suite('untrusted names: bidi controls are shown, not obeyed; icon syntax is text', () => {
   const trojan = () => vscode.Uri.file(join(workspaceRoot(), TROJAN_FILE));
   const caller = () => vscode.Uri.file(join(workspaceRoot(), 'src/caller.ts'));
+  const iconic = () => vscode.Uri.file(join(workspaceRoot(), ICON_FILE));
 
   suiteSetup(async () => {
     const api = await activateReplug();
     await vscode.workspace.fs.writeFile(trojan(), Buffer.from(TROJAN_CODE));
     await vscode.workspace.fs.writeFile(caller(), Buffer.from(`${CALLER_LINE}\n`));
+    await vscode.workspace.fs.writeFile(iconic(), Buffer.from(ICON_CODE));
     await eventually(() => Promise.resolve().then(() => api.index([workspaceRoot()])).catch(() => undefined), 'the workspace to be indexed', 60_000);
   });
 
   suiteTeardown(async () => {
     await vscode.commands.executeCommand('workbench.action.closeQuickOpen');
-    for (const uri of [trojan(), caller()]) await vscode.workspace.fs.delete(uri);
+    for (const uri of [trojan(), caller(), iconic()]) await vscode.workspace.fs.delete(uri);
   });
 
   test('Search Code (quick pick) shows [U+202E] in the label and the snippet line', async () => {
@@ -46,6 +52,19 @@ suite('Trojan Source: bidi controls in code and file names are shown, not obeyed
     await ui.press('Escape');
     assert.ok(row.text.includes('invoice[U+202E]gnp.ts'), row.text);
     assert.doesNotMatch(row.text, BIDI);
+  });
+
+  test('Search Code (quick pick) shows $(name) in file names and code as text, not as icons', async () => {
+    void vscode.commands.executeCommand('replugCode.search', `${MARKER} run now`);
+    const row = await eventually(
+      async () => (await ui.elements('.quick-input-list .monaco-list-row')).find((r) => r.text.includes('notes.ts')),
+      'the quick pick row of the file',
+    );
+    await ui.screenshot('icon-syntax-quick-pick');
+    await ui.press('Escape');
+    assert.ok(row.text.includes('src/$(zap)notes.ts'), row.text);
+    assert.ok(row.text.includes('run $(terminal) now'), row.text);
+    assert.deepEqual(row.icons.filter((icon) => icon === 'codicon-zap' || icon === 'codicon-terminal'), [], row.icons.join(' '));
   });
 
   test('the Search panel shows them in labels and snippets', async () => {
