@@ -10,7 +10,11 @@ export function hitRange(hit: Pick<WireHit, 'startLine' | 'endLine'>): vscode.Ra
 
 /** `src/a.ts:10-29`, relative to its workspace folder when it has one (bidi controls shown, as in all hit text). */
 export function hitLabel(hit: Pick<WireHit, 'path' | 'startLine' | 'endLine'>): string {
-  return revealBidi(`${vscode.workspace.asRelativePath(hit.path)}:${hit.startLine}-${hit.endLine}`);
+  return `${hitPath(hit)}:${hit.startLine}-${hit.endLine}`;
+}
+
+function hitPath(hit: Pick<WireHit, 'path'>): string {
+  return revealBidi(vscode.workspace.asRelativePath(hit.path));
 }
 
 /** The first `maxLines` lines of the hit's passage, as shown in the webviews and the hover. */
@@ -20,7 +24,7 @@ export function hitSnippet(hit: Pick<WireHit, 'text'>, maxLines: number): string
 
 /** One result row for a webview. */
 export function viewHit(hit: WireHit, snippetLines: number): ViewHit {
-  return { label: hitLabel(hit), score: hit.score.toFixed(3), code: hitSnippet(hit, snippetLines) };
+  return { path: hitPath(hit), lines: `${hit.startLine}-${hit.endLine}`, score: hit.score.toFixed(3), code: hitSnippet(hit, snippetLines) };
 }
 
 export async function openHit(hit: Pick<WireHit, 'path' | 'startLine' | 'endLine'>): Promise<void> {

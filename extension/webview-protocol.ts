@@ -7,7 +7,10 @@ import type { TrainingStatus } from '../sidecar/server/protocol';
 
 /** One result row as the webview draws it; all strings are drawn as text, never as markup. */
 export interface ViewHit {
-  label: string;
+  /** Relative to the workspace folder. */
+  path: string;
+  /** `10-29`: kept apart from the path so that it stays visible however long the path is. */
+  lines: string;
   score: string;
   code: string;
 }

@@ -9,7 +9,7 @@
   const UPlot = window.uPlot;
 
   /** @typedef {{ step: number; loss: number; entropyRetriever: number; entropyTeacher: number }} Point */
-  /** @typedef {{ label: string; score: string; code: string }} ViewHit */
+  /** @typedef {{ path: string; lines: string; score: string; code: string }} ViewHit */
 
   const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
   const chartBox = $('chart');

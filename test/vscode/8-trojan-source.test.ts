@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { activateReplug, eventually, replugHover, workspaceRoot } from './helpers';
-import { ui } from './ui';
+import { searchInPanel, ui, type UiElement } from './ui';
 
 const RLO = '\u202E';
 const LRI = '\u2066';
@@ -24,6 +24,18 @@ const TROJAN_CODE = [
 const ICON_FILE = 'src/$(zap)notes.ts';
 const ICON_CODE = `// ${MARKER} run $(terminal) now\n`;
 
+/** Runs Search Code for `query` and returns the row that shows `expected`, as drawn (then closes the quick pick). */
+async function quickPickRow(query: string, expected: string, screenshot: string): Promise<UiElement> {
+  void vscode.commands.executeCommand('replugCode.search', query);
+  const row = await eventually(
+    async () => (await ui.elements('.quick-input-list .monaco-list-row')).find((r) => r.text.includes(expected)),
+    `the quick pick row of ${expected}`,
+  );
+  await ui.screenshot(screenshot);
+  await ui.press('Escape');
+  return row;
+}
+
 suite('untrusted names: bidi controls are shown, not obeyed; icon syntax is text', () => {
   const trojan = () => vscode.Uri.file(join(workspaceRoot(), TROJAN_FILE));
   const caller = () => vscode.Uri.file(join(workspaceRoot(), 'src/caller.ts'));
@@ -43,34 +55,20 @@ suite('untrusted names: bidi controls are shown, not obeyed; icon syntax is text
   });
 
   test('Search Code (quick pick) shows [U+202E] in the label and the snippet line', async () => {
-    void vscode.commands.executeCommand('replugCode.search', MARKER);
-    const row = await eventually(
-      async () => (await ui.elements('.quick-input-list .monaco-list-row')).find((r) => r.text.includes('invoice')),
-      'the quick pick row of the file',
-    );
-    await ui.screenshot('trojan-quick-pick');
-    await ui.press('Escape');
+    const row = await quickPickRow(MARKER, 'invoice', 'trojan-quick-pick');
     assert.ok(row.text.includes('invoice[U+202E]gnp.ts'), row.text);
     assert.doesNotMatch(row.text, BIDI);
   });
 
   test('Search Code (quick pick) shows $(name) in file names and code as text, not as icons', async () => {
-    void vscode.commands.executeCommand('replugCode.search', `${MARKER} run now`);
-    const row = await eventually(
-      async () => (await ui.elements('.quick-input-list .monaco-list-row')).find((r) => r.text.includes('notes.ts')),
-      'the quick pick row of the file',
-    );
-    await ui.screenshot('icon-syntax-quick-pick');
-    await ui.press('Escape');
+    const row = await quickPickRow(`${MARKER} run now`, 'notes.ts', 'icon-syntax-quick-pick');
     assert.ok(row.text.includes('src/$(zap)notes.ts'), row.text);
     assert.ok(row.text.includes('run $(terminal) now'), row.text);
     assert.deepEqual(row.icons.filter((icon) => icon === 'codicon-zap' || icon === 'codicon-terminal'), [], row.icons.join(' '));
   });
 
   test('the Search panel shows them in labels and snippets', async () => {
-    await vscode.commands.executeCommand('replugCode.searchView.focus');
-    await eventually(() => ui.fill('#query', MARKER, true).catch(() => undefined), 'the search panel');
-    const hit = await eventually(async () => (await ui.elements('.hit', true)).find((h) => h.text.includes('invoice')), 'the hit in the panel');
+    const hit = await searchInPanel(MARKER, 'invoice');
     await ui.screenshot('trojan-search-panel');
     assert.ok(hit.text.includes('invoice[U+202E]gnp.ts'), hit.text);
     assert.ok(hit.text.includes('/*[U+202E] } [U+2066]if (isAdmin)[U+2069] [U+2066] begin admins only */'), hit.text);

@@ -5,6 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import * as vscode from 'vscode';
 import { UI_REQUEST_PREFIX, type UiAnswer, type UiElement, type UiRequest } from './harness/ui-bridge';
 
 export type { UiElement };
@@ -39,3 +40,22 @@ export const ui = {
   /** The notification toasts now on screen. */
   notifications: () => ask<UiElement[]>({ action: 'elements', selector: '.notifications-toasts .notification-list-item' }),
 };
+
+/**
+ * Searches in the Search panel as a person would (typing into its box) until a result whose text includes
+ * `expected` is shown; the search is typed again while the panel's webview is still loading.
+ */
+export async function searchInPanel(query: string, expected: string): Promise<UiElement> {
+  await vscode.commands.executeCommand('replugCode.searchView.focus');
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    await ui.fill('#query', query, true).catch(() => undefined);
+    await new Promise((r) => setTimeout(r, 500));
+    const hit = (await ui.elements('.hit', true)).find((h) => h.text.includes(expected));
+    if (hit) return hit;
+    if (Date.now() > deadline) {
+      await ui.screenshot('search-panel-timeout');
+      throw new Error(`The Search panel showed no result with ${expected} for ${query}`);
+    }
+  }
+}
