@@ -22,7 +22,10 @@ export class TrainingViewProvider implements vscode.WebviewViewProvider, vscode.
     private readonly extensionUri: vscode.Uri,
     private readonly training: TrainingController,
   ) {
-    this.disposables.push(training.onDidChange(() => this.postTraining()));
+    this.disposables.push(
+      training.onDidChange(() => this.postTraining()),
+      vscode.workspace.onDidGrantWorkspaceTrust(() => this.postTraining()),
+    );
   }
 
   resolveWebviewView(view: vscode.WebviewView): void {
@@ -35,7 +38,7 @@ export class TrainingViewProvider implements vscode.WebviewViewProvider, vscode.
       styles: [vscode.Uri.joinPath(assets, 'uPlot.min.css'), vscode.Uri.joinPath(media, 'common.css'), vscode.Uri.joinPath(media, 'training-view.css')],
       scripts: [vscode.Uri.joinPath(assets, 'uPlot.iife.min.js'), vscode.Uri.joinPath(media, 'hit-list.js'), vscode.Uri.joinPath(media, 'training-view.js')],
       body: `  <section id="run">
-    <div id="run-header"><span id="state">No training run yet</span><button id="cancel" class="danger" hidden>Stop</button><button id="train">Train</button></div>
+    <div id="run-header"><span id="state">No training run yet</span><button id="cancel" class="danger" hidden>Stop</button><button id="train" disabled>Train</button></div>
     <div id="numbers"><span id="step"></span><span id="loss"></span><span id="eta"></span></div>
     <div id="chart" aria-label="Training loss by step"></div>
     <div id="message" role="status"></div>
@@ -66,7 +69,12 @@ export class TrainingViewProvider implements vscode.WebviewViewProvider, vscode.
   }
 
   private postTraining(): void {
-    const message: ToTrainingView = { type: 'training', status: this.training.current, history: [...this.training.history] };
+    const message: ToTrainingView = {
+      type: 'training',
+      status: this.training.current,
+      history: [...this.training.history],
+      trusted: vscode.workspace.isTrusted,
+    };
     void this.view?.webview.postMessage(message);
   }
 

@@ -36,7 +36,8 @@ export interface ViewLossPoint {
 }
 
 export type ToTrainingView =
-  | { type: 'training'; status: TrainingStatus; history: ViewLossPoint[] }
+  /** `trusted`: false in Restricted Mode, where training (it calls the LM) is unavailable. */
+  | { type: 'training'; status: TrainingStatus; history: ViewLossPoint[]; trusted: boolean }
   | { type: 'comparison'; query: string; tunedName: string; base: ViewHit[]; tuned: ViewHit[] };
 
 export type FromTrainingView =

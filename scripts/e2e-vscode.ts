@@ -137,6 +137,7 @@ async function main(): Promise<number> {
       if (hostile.seen.length === 0) throw new Error('the approved URL was not used');
       if (hostile.seen.some((r) => r.authorization?.includes(API_KEY))) throw new Error('the API key was sent to another origin');
     });
+    await restrictedMode(workspace, extensionsDir);
     console.log(`e2e passed; screenshots in ${ARTIFACTS}`);
     return 0;
   } catch (err) {
@@ -149,6 +150,31 @@ async function main(): Promise<number> {
     await lm.close();
     await hostile.close();
     await rm(scratch, { recursive: true, force: true });
+  }
+}
+
+/** A second editor on the same folder, whose authors the user does not trust: training is visibly unavailable. */
+async function restrictedMode(workspace: string, extensionsDir: string): Promise<void> {
+  const server = await startCodeServer({ folder: workspace, extensionsDir, workspaceTrust: true });
+  const { browser, page } = await launchBrowser();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  try {
+    await page.goto(workbenchUrl(server, workspace));
+    await step(page, '12-restricted-mode-train-disabled', async () => {
+      await dialogButton(page, "No, I don't trust the authors").click();
+      await page.locator('.activitybar [aria-label^="REPLUG"]').first().click();
+      const view = await webviewFrame(page, '#chart');
+      // Disabled until the extension has said whether the workspace is trusted: wait for what it said.
+      const train = view.locator('#train[title*="Restricted Mode"]');
+      await train.waitFor();
+      if (!(await train.isDisabled())) throw new Error('the Train button is enabled in Restricted Mode');
+    });
+  } catch (err) {
+    await page.screenshot({ path: join(ARTIFACTS, 'failure-restricted-mode.png') });
+    throw err;
+  } finally {
+    await browser.close();
+    await server.stop();
   }
 }
 
