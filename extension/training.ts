@@ -76,7 +76,12 @@ export class TrainingController implements vscode.Disposable {
     if (s.state === 'running' && s.loss !== undefined && s.step !== last?.step) {
       this.points.push({ step: s.step, loss: s.loss, entropyRetriever: s.entropyRetriever ?? 0, entropyTeacher: s.entropyTeacher ?? 0 });
     }
-    if (s.state !== this.status.state && ['done', 'cancelled', 'failed'].includes(s.state)) {
+    if (s.state === 'failed' && this.status.state === 'running') {
+      // A run that fails while starting is reported by `train`, which started it.
+      void reportFailure('training', s.message ?? 'no reason given', 'Open Settings').then(
+        (choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'replugCode.lm'),
+      );
+    } else if (s.state !== this.status.state && ['done', 'cancelled', 'failed'].includes(s.state)) {
       (s.state === 'failed' ? log.error : log.info)(`Training ${s.runId} ${s.state}: ${s.message ?? ''}`);
     }
     this.status = s;

@@ -1,6 +1,7 @@
 /**
  * Runs test/vscode/*.test.ts inside a real VS Code extension host (code-server + headless chromium).
- * Usage: npm run test:vscode   (REPLUG_REQUIRE_VSCODE=1 turns "code-server not installed" into a failure)
+ * Usage: npm run test:vscode   (REPLUG_REQUIRE_VSCODE=1 turns "code-server not installed" into a failure;
+ * REPLUG_TEST_GREP=text runs only the tests whose full title contains it)
  */
 import { execFileSync } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
@@ -46,7 +47,12 @@ async function main(): Promise<number> {
   const serverLog: string[] = [];
   const server = await startCodeServer({
     folder: workspace,
-    env: { REPLUG_TEST_WORKSPACE: workspace, REPLUG_TEST_TINY_BERT: tinyBert, REPLUG_TEST_UI_DIR: uiAnswers },
+    env: {
+      REPLUG_TEST_WORKSPACE: workspace,
+      REPLUG_TEST_TINY_BERT: tinyBert,
+      REPLUG_TEST_UI_DIR: uiAnswers,
+      REPLUG_TEST_GREP: process.env.REPLUG_TEST_GREP ?? '',
+    },
     log: (line) => serverLog.push(line),
   });
   const { browser, page } = await launchBrowser();

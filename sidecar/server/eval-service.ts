@@ -3,9 +3,11 @@ import { loadEncoder, type Device } from '../encoder/ort-encoder';
 import { candidateIndexFor, evaluateRetrievers, type EvalReport, type Retriever } from '../eval/evaluate';
 import type { VectorHit } from '../index/workspace-index';
 import { WorkspaceIndex } from '../index/workspace-index';
+import { LmError } from '../lm/lm-error';
 import { LmScorer } from '../lm/scorer';
 import { DEFAULT_LSR_SETTINGS } from '../lsr/lsr-trainer';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../lsr/query-source';
+import { lmFailureMessage } from './lm-failure';
 import type { CompareParams, CompareResult, EvaluateParams, WireHit } from './protocol';
 
 export interface EvalServiceOptions {
@@ -53,6 +55,8 @@ export class EvalService {
         ensembleK: params.ensembleK ?? DEFAULTS.ensembleK,
         gamma: params.gamma ?? DEFAULT_LSR_SETTINGS.gamma,
         onProgress,
+      }).catch((err: unknown) => {
+        throw err instanceof LmError ? new Error(lmFailureMessage(err, params.lm)) : err;
       });
     });
   }

@@ -84,6 +84,7 @@ connection.onInitialize((params) => {
       indexDir: init.indexDir,
       modelsDir,
       baseModel: init.encoderModel,
+      device: init.encoderDevice,
       trusted: () => trusted,
       encoderProblem: () => indexService.encoderProblem,
       onStatus: (status) => {

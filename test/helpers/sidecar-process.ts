@@ -22,6 +22,8 @@ export interface Sidecar {
   /** Every value of server-initiated work-done progress. */
   progress: { token: ProgressToken; value: WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd }[];
   logs: string[];
+  /** What the process wrote to stderr (also passed through to this process's stderr). */
+  stderr: string[];
   initError?: Error;
   /** The sidecar's process, for tests that kill it. */
   process: ChildProcess;
@@ -31,10 +33,14 @@ export interface Sidecar {
 /** Starts the real sidecar over stdio, as another editor would, and performs the LSP handshake. */
 export async function startSidecar(initializationOptions: unknown): Promise<Sidecar> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SERVER, '--stdio'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   const connection = createProtocolConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
-  const sidecar: Sidecar = { connection, statuses: [], trainingStatuses: [], progress: [], logs: [], process: child, stop: async () => undefined };
+  const sidecar: Sidecar = { connection, statuses: [], trainingStatuses: [], progress: [], logs: [], stderr: [], process: child, stop: async () => undefined };
+  child.stderr!.on('data', (chunk: Buffer) => {
+    sidecar.stderr.push(chunk.toString());
+    process.stderr.write(chunk);
+  });
   connection.onNotification(StatusNotification.type, (s) => sidecar.statuses.push(s));
   connection.onNotification(TrainingStatusNotification.type, (s) => sidecar.trainingStatuses.push(s));
   connection.onNotification('window/logMessage', (m: { message: string }) => sidecar.logs.push(m.message));

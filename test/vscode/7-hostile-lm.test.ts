@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import { startScriptedLm } from '../fixtures/lm/scripted-lm';
 import { activateReplug, eventually, withDenseIndex } from './helpers';
-import { ui } from './ui';
+import { notificationShown, ui } from './ui';
 
 const KEY = 'sk-test-0123456789';
 const INPUT = '.quick-input-widget .quick-input-box input';
@@ -31,7 +31,13 @@ suite('a hostile LM endpoint', () => {
   suiteSetup(async () => {
     const api = await activateReplug();
     lm = await startScriptedLm({ status: 400, body: { error: { message: PAYLOAD, type: 'BadRequestError' } } });
-    undoSettings = await withDenseIndex(api, { 'lm.baseUrl': lm.url, 'lm.model': 'hostile', 'eval.fileShare': 0.5, 'eval.maxQueries': 2 });
+    undoSettings = await withDenseIndex(api, {
+      'lm.baseUrl': lm.url,
+      'lm.model': 'hostile',
+      'eval.fileShare': 0.5,
+      'eval.maxQueries': 2,
+      'training.k': 4,
+    });
   });
 
   suiteTeardown(async () => {
@@ -42,10 +48,7 @@ suite('a hostile LM endpoint', () => {
   test('an error body with a command link is shown as text, never as a live link (Evaluate Retriever)', async () => {
     await vscode.commands.executeCommand('replugCode.evaluateRetriever');
     assert.ok(lm.seen.length > 0, 'the evaluation reached the endpoint');
-    const toast = await eventually(
-      async () => (await ui.notifications()).find((n) => n.text.includes('evaluation failed')),
-      'the failure notification',
-    );
+    const toast = await notificationShown((text) => text.includes('evaluation failed'), 'the evaluation failure');
     await ui.screenshot('hostile-lm-error');
     assert.deepEqual(toast.links, [], `no link in: ${toast.text}`);
     assert.match(toast.text, /\[click\] \(command:workbench\.action\.terminal\.new\)/);
@@ -82,6 +85,24 @@ suite('a hostile LM endpoint', () => {
       await config.update('lm.baseUrl', own, vscode.ConfigurationTarget.Global);
       await setApiKey('');
       await elsewhere.close();
+    }
+  });
+
+  test('a training run the LM fails says which endpoint and model, and what to check (not just 404 "nope")', async () => {
+    const nope = await startScriptedLm({ status: 404, body: 'nope' });
+    const config = vscode.workspace.getConfiguration('replugCode');
+    try {
+      await config.update('lm.baseUrl', nope.url, vscode.ConfigurationTarget.Global);
+      await vscode.commands.executeCommand('replugCode.trainRetriever');
+      const toast = await notificationShown((text) => /training failed/.test(text) && text.includes(nope.url), 'the training failure');
+      await ui.screenshot('training-lm-404');
+      assert.ok(nope.seen.length > 0);
+      assert.match(toast.text, /model "hostile"/);
+      assert.match(toast.text, /nope/);
+      assert.match(toast.text, /Check replugCode\.lm\.model/);
+    } finally {
+      await config.update('lm.baseUrl', lm.url, vscode.ConfigurationTarget.Global);
+      await nope.close();
     }
   });
 });

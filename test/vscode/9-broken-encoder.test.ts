@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { activateReplug, eventually, workspaceRoot } from './helpers';
-import { ui } from './ui';
+import { notificationShown, ui } from './ui';
 
 suite('an encoder setting that cannot be loaded', () => {
   const model = () => join(workspaceRoot(), '..', 'no-such-encoder');
@@ -27,7 +27,7 @@ suite('an encoder setting that cannot be loaded', () => {
     assert.equal(api.status.encoderFallback?.model, model());
     assert.match(api.status.message ?? '', /lexical search only/);
 
-    const toast = await eventually(async () => (await ui.notifications()).find((n) => n.text.includes('could not be loaded')), 'the warning');
+    const toast = await notificationShown((text) => text.includes('could not be loaded'), 'the encoder warning');
     await ui.screenshot('broken-encoder-warning');
     assert.ok(toast.text.includes(model()), toast.text);
     assert.match(toast.text, /BM25 \(lexical\) only/);

@@ -59,3 +59,18 @@ export async function searchInPanel(query: string, expected: string): Promise<Ui
     }
   }
 }
+
+/** Waits for a notification toast whose text `matches`; a timeout says which toasts were on screen instead. */
+export async function notificationShown(matches: (text: string) => boolean, what: string, timeoutMs = 30_000): Promise<UiElement> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const toasts = await ui.notifications();
+    const found = toasts.find((n) => matches(n.text));
+    if (found) return found;
+    if (Date.now() > deadline) {
+      await ui.screenshot(`timeout-${what.replace(/\W+/g, '-')}`);
+      throw new Error(`No notification of ${what}; on screen: ${JSON.stringify(toasts.map((n) => n.text))}`);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
