@@ -6,6 +6,8 @@ import { searchQuickPick } from './search-quick-pick';
 import type { LmAccess } from './lm-access';
 import type { ModelCommands } from './model-commands';
 import type { SearchViewProvider } from './search-view';
+import type { FileExplanation } from '../sidecar/server/protocol';
+import { explanationText } from './file-explanation';
 import type { IndexOutcome, SidecarClient } from './sidecar-client';
 import type { TrainingController } from './training';
 
@@ -37,6 +39,7 @@ export function registerCommands(deps: CommandDeps): vscode.Disposable[] {
     'replugCode.startLmServer': () => needsSidecar(sidecar, () => models.startLm()),
     'replugCode.stopLmServer': () => needsSidecar(sidecar, () => models.stopLm()),
     'replugCode.setLmApiKey': () => lm.promptApiKey(),
+    'replugCode.explainFile': (target?: unknown) => needsSidecar(sidecar, () => explainFile(sidecar, target)),
   };
   return Object.entries(table).map(([id, run]) => vscode.commands.registerCommand(id, run));
 }
@@ -76,6 +79,28 @@ function indexSummary(result: IndexOutcome, rebuild: boolean): string {
     result.resumedRebuild ? `Continued the interrupted rebuild from its checkpoint of ${result.resumedRebuild.files} files. ` : '',
   ].join('');
   return `${resumed}Indexed ${result.files} files into ${result.passages} passages (${result.filesChanged} changed) in ${result.seconds.toFixed(1)} s.`;
+}
+
+/** Why Isn't This File Indexed?, for the file picked in the explorer, else the active editor's. */
+async function explainFile(sidecar: SidecarClient, target: unknown): Promise<FileExplanation | undefined> {
+  const uri = target instanceof vscode.Uri ? target : vscode.window.activeTextEditor?.document.uri;
+  if (uri?.scheme !== 'file') {
+    void vscode.window.showInformationMessage('REPLUG: open a file (or pick one in the Explorer) to ask why it is or is not indexed.');
+    return undefined;
+  }
+  try {
+    const why = await sidecar.explainFile(uri.fsPath);
+    const { text, settings } = explanationText(vscode.workspace.asRelativePath(uri), why);
+    const actions = settings ? ['Open Settings'] : why.state === 'not-indexed' ? ['Index Workspace'] : [];
+    void vscode.window.showInformationMessage(text, ...actions).then((choice) => {
+      if (choice === 'Open Settings') void vscode.commands.executeCommand('workbench.action.openSettings', settings);
+      if (choice === 'Index Workspace') void vscode.commands.executeCommand('replugCode.indexWorkspace');
+    });
+    return why;
+  } catch (err) {
+    void reportFailure('explaining the file', err);
+    return undefined;
+  }
 }
 
 async function needsSidecar<T>(sidecar: SidecarClient, run: () => Promise<T>): Promise<T | undefined> {

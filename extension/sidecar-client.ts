@@ -15,6 +15,7 @@ import {
   CancelTrainingRequest,
   CompareRequest,
   EvaluateRequest,
+  ExplainFileRequest,
   IndexRequest,
   IndexStatusRequest,
   ListModelsRequest,
@@ -33,6 +34,7 @@ import {
   type CompareResult,
   type EvalReport,
   type EvaluateParams,
+  type FileExplanation,
   type IndexResult,
   type IndexStatusResult,
   type InitializationOptions,
@@ -128,6 +130,10 @@ export class SidecarClient implements vscode.Disposable {
 
   search(params: SearchParams, token?: vscode.CancellationToken): Promise<WireHit[]> {
     return this.request('searching', (c) => c.sendRequest(SearchRequest.type, params, token));
+  }
+
+  explainFile(path: string): Promise<FileExplanation> {
+    return this.request('explaining a file', (c) => c.sendRequest(ExplainFileRequest.type, { path }));
   }
 
   updateFile(path: string): Promise<void> {

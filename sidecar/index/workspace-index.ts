@@ -4,7 +4,8 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { chunkText, chunkingFingerprint, DEFAULT_CHUNKING, estimateTokens, type ChunkOptions } from '../corpus/chunk';
 import { readCsvPassages } from '../corpus/csv';
 import type { Passage, TokenCounter } from '../corpus/passage';
-import { DEFAULT_EXCLUDES, walkRoots, type WalkOptions } from '../corpus/walk';
+import { explainExclusion, type Exclusion } from '../corpus/exclusion';
+import { DEFAULT_EXCLUDES, walkRoots, type SkipReason, type WalkOptions } from '../corpus/walk';
 import type { Encoder } from '../encoder/encoder';
 import { hybridSearch, type SearchMode } from '../retrieve/hybrid-search';
 import { DenseIndex } from './dense-index';
@@ -91,6 +92,16 @@ export interface IndexStatus {
   encoder?: string;
   updatedAt?: string;
 }
+
+/** Why one file is or is not in the index. */
+export type FileExplanation =
+  | { state: 'indexed'; passages: number }
+  | { state: 'skipped'; reason: SkipReason; detail?: string }
+  | ({ state: 'excluded' } & Exclusion)
+  | { state: 'outside-roots' }
+  /** Indexable, but not indexed (yet): created or changed since the last index job, or never indexed. */
+  | { state: 'not-indexed' }
+  | { state: 'missing' };
 
 /** Passages embedded per encoder call while indexing; large enough to batch well, small enough to yield often. */
 const EMBED_BATCH = 256;
@@ -335,6 +346,23 @@ export class WorkspaceIndex {
     if (gone.length === 0) return;
     await this.applyChanges(gone.map(([file, record]) => ({ file, root: record.root, size: 0, mtimeMs: 0, passages: [] })), () => undefined);
     await this.checkpointIfDue();
+  }
+
+  /** Why `absPath` is or is not in the index: its passages, the walk's skip reason, or the rule that leaves it out. */
+  async explainFile(absPath: string): Promise<FileExplanation> {
+    const file = path.resolve(absPath);
+    const record = this.table.files.get(file);
+    if (record) return { state: 'indexed', passages: record.passageIds.length };
+    if (!(await fs.stat(file).catch(() => undefined))?.isFile()) return { state: 'missing' };
+    const root = this.rootOf(file);
+    // An index that has seen no root yet (its first job is only starting) cannot tell outside from not yet.
+    if (root === undefined) return this.manifest || this.table.files.size ? { state: 'outside-roots' } : { state: 'not-indexed' };
+    for await (const entry of walkRoots([root], { ...this.walkOptions(), only: [file] })) {
+      if (entry.absPath !== file) continue;
+      if (entry.kind === 'file') return { state: 'not-indexed' };
+      return entry.detail === undefined ? { state: 'skipped', reason: entry.reason } : { state: 'skipped', reason: entry.reason, detail: entry.detail };
+    }
+    return { state: 'excluded', ...explainExclusion(path.relative(root, file).split(path.sep).join('/'), this.walkOptions()) };
   }
 
   async search(query: string, opts: SearchOptions = {}): Promise<SearchHit[]> {

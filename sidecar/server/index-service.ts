@@ -4,6 +4,7 @@ import {
   WorkspaceIndex,
   type IndexOptions,
   type IndexProgress,
+  type FileExplanation,
   type IndexReport,
   type SearchHit,
 } from '../index/workspace-index';
@@ -27,6 +28,8 @@ export interface IndexJobOptions {
   rebuild?: boolean;
   signal?: AbortSignal;
   onProgress?: (p: IndexProgress) => void;
+  /** The files the job left out and why (the result sent to the editor has only counts by reason). */
+  onSkipped?: (files: IndexReport['skippedFiles']) => void;
 }
 
 /** In the rebuild folder: the roots the rebuild is for. */
@@ -78,8 +81,9 @@ export class IndexService {
           ? await this.rebuild(live, roots, rebuild, update)
           : { report: await live.update(roots, update), resumedRebuild: undefined };
         this.lastError = undefined;
-        // The per-file skip list can be long; the counts per reason are what the editor shows.
-        const { skippedFiles: _skippedFiles, ...counts } = report;
+        // The per-file skip list can be long: the counts per reason go to the editor, the list to the caller.
+        const { skippedFiles, ...counts } = report;
+        job.onSkipped?.(skippedFiles);
         return { cancelled: false as const, ...counts, resumedRebuild };
       } catch (err) {
         if (signal.aborted) return { cancelled: true as const };
@@ -94,6 +98,10 @@ export class IndexService {
 
   updateFile(path: string): Promise<void> {
     return this.enqueue(async () => (await this.open()).updateFile(path)).finally(() => this.publishStatus());
+  }
+
+  async explainFile(path: string): Promise<FileExplanation> {
+    return (await this.open()).explainFile(path);
   }
 
   removeFile(path: string): Promise<void> {

@@ -15,6 +15,7 @@ import {
   CancelTrainingRequest,
   CompareRequest,
   EvaluateRequest,
+  ExplainFileRequest,
   IndexRequest,
   IndexStatusRequest,
   ListModelsRequest,
@@ -36,6 +37,8 @@ import { TrainingProgress } from './training-progress';
 import { TrainingService } from './training-service';
 
 const connection = createConnection();
+/** Skipped files listed in the log after an index job; the rest are counted. */
+const SKIPPED_LOG_LINES = 200;
 let service: IndexService | undefined;
 
 /** The LM-facing services, created with the index service in `initialize`. */
@@ -130,6 +133,9 @@ connection.onRequest(IndexRequest.type, async (params, token) => {
     const result = await ready().index(params.roots, {
       rebuild: params.rebuild,
       signal: abort.signal,
+      onSkipped: (files) => {
+        if (files.length) connection.console.info(skippedSection(files));
+      },
       onProgress: (p) => {
         if (p.phase === 'embed' && p.passagesToEmbed > 0) {
           const pct = Math.floor((100 * p.passagesEmbedded) / p.passagesToEmbed);
@@ -158,6 +164,7 @@ connection.onRequest(IndexRequest.type, async (params, token) => {
 });
 
 connection.onRequest(UpdateFileRequest.type, ({ path }) => ready().updateFile(path));
+connection.onRequest(ExplainFileRequest.type, ({ path }) => failAsRequest(() => ready().explainFile(path)));
 connection.onRequest(RemoveFileRequest.type, ({ path }) => ready().removeFile(path));
 connection.onRequest(SearchRequest.type, (params) => {
   if (typeof params.query !== 'string') {
@@ -275,6 +282,13 @@ async function openEncoder(model: string, device: InitializationOptions['encoder
   const encoder = await loadEncoder({ model, device });
   connection.console.info(`Encoder ready: dim ${encoder.dim}, max ${encoder.maxTokens} tokens`);
   return encoder;
+}
+
+/** Lines of the log naming the files an index job left out and why; long lists are cut. */
+function skippedSection(files: { path: string; reason: string; detail?: string }[]): string {
+  const shown = files.slice(0, SKIPPED_LOG_LINES).map((f) => `  ${f.reason}: ${f.path}${f.detail ? ` (${f.detail})` : ''}`);
+  const more = files.length > shown.length ? [`  … and ${files.length - shown.length} more`] : [];
+  return [`Skipped ${files.length} file${files.length === 1 ? '' : 's'} (REPLUG: Why Isn't This File Indexed? explains any file):`, ...shown, ...more].join('\n');
 }
 
 function errorStack(err: unknown): string {

@@ -10,11 +10,11 @@ import {
   type WorkDoneProgressParams,
 } from 'vscode-languageserver-protocol';
 import type { EvalReport } from '../eval/evaluate';
-import type { IndexReport as EngineIndexReport, IndexStatus } from '../index/workspace-index';
+import type { IndexReport as EngineIndexReport, FileExplanation, IndexStatus } from '../index/workspace-index';
 import type { LsrSettings } from '../lsr/lsr-trainer';
 
 // Type-only: the extension bundle imports this file and must not pull in the engine.
-export type { EvalReport };
+export type { EvalReport, FileExplanation };
 
 export type SearchMode = 'hybrid' | 'dense' | 'lexical';
 
@@ -105,6 +105,12 @@ export interface FileParams {
 export namespace UpdateFileRequest {
   export const method = 'replug/updateFile' as const;
   export const type = new RequestType<FileParams, void, void>(method);
+}
+
+/** Sent from the client to the sidecar to ask why a file is or is not in the index ("Why Isn't This File Indexed?"). */
+export namespace ExplainFileRequest {
+  export const method = 'replug/explainFile' as const;
+  export const type = new RequestType<FileParams, FileExplanation, void>(method);
 }
 
 /** Sent from the client to the sidecar after a file was deleted (or renamed away). */

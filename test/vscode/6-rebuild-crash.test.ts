@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { activateReplug, eventually, sidecarPid, workspaceRoot } from './helpers';
-import { ui } from './ui';
+import { clearNotifications, ui } from './ui';
 
 /** Enough files that a rebuild runs for seconds: the kill lands in the middle of it. */
 async function bigRoot(): Promise<string> {
@@ -29,6 +29,7 @@ suite('Rebuild Index and a crashed sidecar', () => {
     try {
       const job = api.index([other], true);
       await eventually(async () => existsSync(join(`${dir}.rebuild`, 'LOCK')) || undefined, 'the rebuild to start', 60_000);
+      await clearNotifications();
       process.kill(sidecarPid(), 'SIGKILL');
       assert.equal(readFileSync(join(dir, 'CURRENT'), 'utf8').trim(), oldGeneration, 'the live generation is still CURRENT');
       assert.ok(existsSync(join(dir, oldGeneration, 'passages.json')));

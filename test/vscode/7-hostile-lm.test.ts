@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import * as vscode from 'vscode';
 import { startScriptedLm } from '../fixtures/lm/scripted-lm';
 import { activateReplug, eventually, withDenseIndex } from './helpers';
-import { notificationShown, ui } from './ui';
+import { clearNotifications, notificationShown, ui } from './ui';
 
 const KEY = 'sk-test-0123456789';
 const INPUT = '.quick-input-widget .quick-input-box input';
@@ -46,6 +46,7 @@ suite('a hostile LM endpoint', () => {
   });
 
   test('an error body with a command link is shown as text, never as a live link (Evaluate Retriever)', async () => {
+    await clearNotifications();
     await vscode.commands.executeCommand('replugCode.evaluateRetriever');
     assert.ok(lm.seen.length > 0, 'the evaluation reached the endpoint');
     const toast = await notificationShown((text) => text.includes('evaluation failed'), 'the evaluation failure');
@@ -93,6 +94,7 @@ suite('a hostile LM endpoint', () => {
     const config = vscode.workspace.getConfiguration('replugCode');
     try {
       await config.update('lm.baseUrl', nope.url, vscode.ConfigurationTarget.Global);
+      await clearNotifications();
       await vscode.commands.executeCommand('replugCode.trainRetriever');
       const toast = await notificationShown((text) => /training failed/.test(text) && text.includes(nope.url), 'the training failure');
       await ui.screenshot('training-lm-404');

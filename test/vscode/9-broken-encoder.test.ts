@@ -2,7 +2,7 @@ import * as assert from 'node:assert/strict';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import { activateReplug, eventually, workspaceRoot } from './helpers';
-import { notificationShown, ui } from './ui';
+import { clearNotifications, notificationShown, ui } from './ui';
 
 suite('an encoder setting that cannot be loaded', () => {
   const model = () => join(workspaceRoot(), '..', 'no-such-encoder');
@@ -13,6 +13,7 @@ suite('an encoder setting that cannot be loaded', () => {
 
   test('indexing and search fall back to BM25, with a warning that names the model and the fix', async () => {
     const api = await activateReplug();
+    await clearNotifications();
     await vscode.workspace.getConfiguration('replugCode').update('encoder.model', model(), vscode.ConfigurationTarget.Global);
     // The setting restarts the sidecar, which re-indexes: lexically, not at all.
     const hits = await eventually(

@@ -74,3 +74,13 @@ export async function notificationShown(matches: (text: string) => boolean, what
     await new Promise((r) => setTimeout(r, 250));
   }
 }
+
+/**
+ * Dismisses every toast and waits until none is drawn: at most three show at once, and one that arrives while the
+ * others are still leaving is queued, not shown.
+ */
+export async function clearNotifications(): Promise<void> {
+  await vscode.commands.executeCommand('notifications.clearAll');
+  const deadline = Date.now() + 10_000;
+  while ((await ui.notifications()).length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+}
