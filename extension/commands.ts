@@ -71,6 +71,24 @@ export async function indexWorkspace(
   });
 }
 
+/**
+ * Brings the index up to date in the background: the first full build shows a notification (it can take a while),
+ * later catch-up scans only the status bar; a rebuild that the editor's closing (or a crash) interrupted resumes
+ * from its checkpoint, and says so.
+ */
+export async function catchUpIndex(client: SidecarClient): Promise<void> {
+  const status = await client.indexStatus().catch(() => undefined);
+  const interrupted = status?.rebuildCheckpoint;
+  if (interrupted) {
+    const done = interrupted.files ? ` (${interrupted.files} files were already indexed)` : '';
+    void vscode.window.showInformationMessage(
+      `REPLUG: resuming the rebuild of the index that was interrupted${done}. The previous index answers searches until it is done.`,
+    );
+  }
+  const loud = interrupted !== undefined || status?.passages === 0;
+  await indexWorkspace(client, interrupted !== undefined, loud ? vscode.ProgressLocation.Notification : vscode.ProgressLocation.Window);
+}
+
 /** What an index job did, in words; counts only (nothing in it is untrusted). */
 function indexSummary(result: IndexOutcome, rebuild: boolean): string {
   if (result.cancelled) return rebuild ? 'Rebuild cancelled; the previous index is kept.' : 'Indexing cancelled; what was done so far is kept.';

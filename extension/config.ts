@@ -84,7 +84,12 @@ export class Config {
     return {
       k: this.raw.get<number>('eval.k', 10),
       maxQueries: this.raw.get<number>('eval.maxQueries', 50),
-      queries: { perFile: this.raw.get<number>('training.queriesPerFile'), evalFraction: this.raw.get<number>('eval.fileShare') },
+      // The training share goes too: evaluation files are drawn after it, so they are never files trained on.
+      queries: {
+        perFile: this.raw.get<number>('training.queriesPerFile'),
+        trainFraction: this.raw.get<number>('training.trainFileShare'),
+        evalFraction: this.raw.get<number>('eval.fileShare'),
+      },
     };
   }
 

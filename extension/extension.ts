@@ -1,6 +1,6 @@
 import * as vscode from 'vscode';
 import type { IndexStatusResult, SearchParams, StatusParams, TrainingStatus, WireHit } from '../sidecar/server/protocol';
-import { indexWorkspace, registerCommands } from './commands';
+import { catchUpIndex, indexWorkspace, registerCommands } from './commands';
 import { Config } from './config';
 import { EncoderFallbackNotice } from './encoder-notice';
 import { IndexFileWatcher } from './file-watcher';
@@ -90,7 +90,7 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
   log.info(`Index directory: ${indexDir}`);
 
   await client.start();
-  void catchUp(client);
+  void catchUpIndex(client);
 
   return {
     whenRunning: () => client.whenRunning(),
@@ -105,24 +105,6 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
     },
     onDidChangeTraining: training.onDidChange,
   };
-}
-
-/**
- * Brings the index up to date in the background: the first full build shows a notification (it can take a while),
- * later catch-up scans only the status bar; a rebuild that the editor's closing (or a crash) interrupted resumes
- * from its checkpoint, and says so.
- */
-async function catchUp(client: SidecarClient): Promise<void> {
-  const status = await client.indexStatus().catch(() => undefined);
-  const interrupted = status?.rebuildCheckpoint;
-  if (interrupted) {
-    const done = interrupted.files ? ` (${interrupted.files} files were already indexed)` : '';
-    void vscode.window.showInformationMessage(
-      `REPLUG: resuming the rebuild of the index that was interrupted${done}. The previous index answers searches until it is done.`,
-    );
-  }
-  const loud = interrupted !== undefined || status?.passages === 0;
-  await indexWorkspace(client, interrupted !== undefined, loud ? vscode.ProgressLocation.Notification : vscode.ProgressLocation.Window);
 }
 
 export function deactivate(): Thenable<void> | undefined {

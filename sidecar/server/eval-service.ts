@@ -36,7 +36,7 @@ export class EvalService {
       const source = { ...DEFAULT_QUERY_SOURCE, ...params.queries, split: 'eval' as const };
       const queries = (await loadQueries(index.passages(), source)).slice(0, params.maxQueries);
       if (queries.length === 0) {
-        throw new Error(`No held-out queries: none of the indexed files fell into the evaluation share (${source.evalFraction}). Raise replugCode.eval.fileShare or index more files.`);
+        throw new Error(`No held-out queries: none of the indexed files fell into the evaluation share (${source.evalFraction}). Raise replugCode.eval.fileShare, lower replugCode.training.trainFileShare (evaluation files come from the rest), or index more files.`);
       }
       const scorer = new LmScorer({
         baseUrl: params.lm.baseUrl,
