@@ -1,13 +1,13 @@
 import * as vscode from 'vscode';
+import type { FileExplanation } from '../sidecar/server/protocol';
 import type { Config } from './config';
+import { explanationText } from './file-explanation';
+import type { LmAccess } from './lm-access';
 import { log } from './log';
+import type { ModelCommands } from './model-commands';
 import { reportFailure, showWithLog } from './notify';
 import { searchQuickPick } from './search-quick-pick';
-import type { LmAccess } from './lm-access';
-import type { ModelCommands } from './model-commands';
 import type { SearchViewProvider } from './search-view';
-import type { FileExplanation } from '../sidecar/server/protocol';
-import { explanationText } from './file-explanation';
 import type { IndexOutcome, SidecarClient } from './sidecar-client';
 import type { TrainingController } from './training';
 

@@ -269,7 +269,10 @@ export class IndexService {
       return;
     }
     void this.opened.then(
-      (index) => publish(index.status().files, index.status().passages),
+      (index) => {
+        const { files, passages } = index.status();
+        publish(files, passages);
+      },
       () => undefined,
     );
   }
