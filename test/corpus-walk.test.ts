@@ -65,6 +65,9 @@ before(async () => {
   await put('README.md', `# Title\n\n${'A long paragraph of prose kept on a single line. '.repeat(20)}\n`);
   await put('node_modules/pkg/index.js', 'module.exports = function pkg() { return 42; };\n');
   await put('dist/out.js', 'console.log("built");\n');
+  // Editor settings, not code (and a repository's own .vscode/settings.json is no one's search result).
+  await put('.vscode/settings.json', '{ "editor.tabSize": 2 }\n');
+  await put('sub/.vscode/launch.json', '{ "configurations": [] }\n');
 
   await symlink('.', join(root, 'loop'));
   await symlink('..', join(root, 'src/up'));
@@ -165,13 +168,15 @@ describe('walkRoots on a git-style tree', () => {
     const noExcludes = files(await walk([root], { exclude: [] }));
     assert.ok(noExcludes.includes('node_modules/pkg/index.js'));
     assert.ok(noExcludes.includes('dist/out.js'));
-    // Custom excludes replace the defaults, so dependencies, build output and .gitignore files come back too.
+    // Custom excludes replace the defaults, so dependencies, build output, .gitignore files and editor settings come back too.
     const custom = files(await walk([root], { exclude: ['src/**', '**/*.md'] }));
     assert.deepEqual(custom, [
       '.gitignore',
+      '.vscode/settings.json',
       'dist/out.js',
       'node_modules/pkg/index.js',
       'sub/.gitignore',
+      'sub/.vscode/launch.json',
       'sub/anchored.ts',
       'sub/build-output/d.ts',
       'sub/keep.log',

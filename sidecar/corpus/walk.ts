@@ -101,6 +101,7 @@ export const DEFAULT_EXCLUDES: readonly string[] = Object.freeze([
   '**/.tox/**',
   '**/.gradle/**',
   '**/.idea/**',
+  '**/.vscode/**',
   '**/.vscode-test/**',
   '**/.replug/**',
   '**/*.min.*',

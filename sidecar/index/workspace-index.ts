@@ -4,7 +4,8 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { chunkText, chunkingFingerprint, DEFAULT_CHUNKING, estimateTokens, type ChunkOptions } from '../corpus/chunk';
 import { readCsvPassages } from '../corpus/csv';
 import type { Passage, TokenCounter } from '../corpus/passage';
-import { DEFAULT_EXCLUDES, walkRoots, type WalkOptions } from '../corpus/walk';
+import { explainExclusion, type Exclusion } from '../corpus/exclusion';
+import { DEFAULT_EXCLUDES, walkRoots, type SkipReason, type WalkOptions } from '../corpus/walk';
 import type { Encoder } from '../encoder/encoder';
 import { modelSpec } from '../encoder/model-source';
 import { hybridSearch, type SearchMode } from '../retrieve/hybrid-search';
@@ -97,6 +98,16 @@ export interface IndexStatus {
   damage?: string;
 }
 
+/** Why one file is or is not in the index. */
+export type FileExplanation =
+  | { state: 'indexed'; passages: number }
+  | { state: 'skipped'; reason: SkipReason; detail?: string }
+  | ({ state: 'excluded' } & Exclusion)
+  | { state: 'outside-roots' }
+  /** Indexable, but not indexed (yet): created or changed since the last index job, or never indexed. */
+  | { state: 'not-indexed' }
+  | { state: 'missing' };
+
 /** Passages embedded per encoder call while indexing; large enough to batch well, small enough to yield often. */
 const EMBED_BATCH = 256;
 const ESTIMATE_COUNTER_ID = 'estimate-v1';
@@ -174,6 +185,41 @@ export class WorkspaceIndex {
   /** The manifest of the stored generation (undefined for a new index). */
   storedManifest(): IndexManifest | undefined {
     return this.manifest;
+  }
+
+  /**
+   * Why the stored generation cannot be updated in place, so that the next update starts from an empty index: it
+   * could not be read, or its format, chunking or encoder differs from the settings now configured.
+   */
+  pendingRebuild(): string | undefined {
+    if (this.loadProblem) return this.loadProblem;
+    if (!this.manifest) return undefined;
+    const reason = rebuildReason(this.manifest, { chunking: this.chunkingStamp() });
+    if (reason) return reason;
+    // Same passages, other vectors: every passage must be embedded again.
+    const vectorsStale = this.options.encoder !== undefined && !denseCompatible(this.manifest, this.encoderStamp());
+    return vectorsStale && this.table.byId.size > 0 ? 'the encoder changed' : undefined;
+  }
+
+  /**
+   * Makes the contents of `source` (an index with the same settings built beside this one: a rebuild) the
+   * contents of this directory, saved as its next generation. Until then searches see the old contents.
+   */
+  async replaceWith(source: WorkspaceIndex): Promise<void> {
+    this.assertWritable();
+    const previous = { table: this.table, lexical: this.lexical, dense: this.dense, manifest: this.manifest, dirty: this.dirty };
+    this.table = source.table;
+    this.lexical = source.lexical;
+    this.dense = source.dense;
+    this.manifest = source.manifest;
+    this.dirty = true;
+    try {
+      await this.save([]);
+    } catch (err) {
+      ({ table: this.table, lexical: this.lexical, dense: this.dense, manifest: this.manifest, dirty: this.dirty } = previous);
+      throw err;
+    }
+    this.loadProblem = undefined;
   }
 
   /**
@@ -317,6 +363,23 @@ export class WorkspaceIndex {
     await this.checkpointIfDue();
   }
 
+  /** Why `absPath` is or is not in the index: its passages, the walk's skip reason, or the rule that leaves it out. */
+  async explainFile(absPath: string): Promise<FileExplanation> {
+    const file = path.resolve(absPath);
+    const record = this.table.files.get(file);
+    if (record) return { state: 'indexed', passages: record.passageIds.length };
+    if (!(await fs.stat(file).catch(() => undefined))?.isFile()) return { state: 'missing' };
+    const root = this.rootOf(file);
+    // An index that has seen no root yet (its first job is only starting) cannot tell outside from not yet.
+    if (root === undefined) return this.manifest || this.table.files.size ? { state: 'outside-roots' } : { state: 'not-indexed' };
+    for await (const entry of walkRoots([root], { ...this.walkOptions(), only: [file] })) {
+      if (entry.absPath !== file) continue;
+      if (entry.kind === 'file') return { state: 'not-indexed' };
+      return entry.detail === undefined ? { state: 'skipped', reason: entry.reason } : { state: 'skipped', reason: entry.reason, detail: entry.detail };
+    }
+    return { state: 'excluded', ...explainExclusion(path.relative(root, file).split(path.sep).join('/'), this.walkOptions()) };
+  }
+
   async search(query: string, opts: SearchOptions = {}): Promise<SearchHit[]> {
     // A blank query embeds to an arbitrary direction: its "nearest" passages would be noise presented as hits.
     if (query.trim() === '') throw new Error('give a query: the query is empty');
@@ -428,32 +491,20 @@ export class WorkspaceIndex {
   }
 
   /**
-   * Reconciles the loaded generation with the settings now configured: a different format or chunking discards
-   * everything; a different encoder keeps passages but drops their vectors so they are all re-embedded.
+   * Reconciles the loaded generation with the settings now configured: when it cannot be updated in place
+   * (see `pendingRebuild`), everything is discarded and every file is chunked and embedded again.
    */
   private prepareForSettings(): string | undefined {
-    const reason =
-      this.loadProblem ??
-      (this.manifest ? rebuildReason(this.manifest, { chunking: this.chunkingStamp() }) : undefined);
-    const encoder = this.options.encoder;
+    const reason = this.pendingRebuild();
     if (reason) {
+      const encoder = this.options.encoder;
       this.loadProblem = undefined;
       this.table = new PassageTable();
       this.lexical = LexicalIndex.create();
       this.dense = encoder ? DenseIndex.create(encoder.dim) : undefined;
       this.dirty = true;
-      return reason;
     }
-    if (this.manifest && encoder && !denseCompatible(this.manifest, this.encoderStamp()) && this.table.byId.size > 0) {
-      // Same passages, other vectors: forget every file's state so the scan re-embeds them all.
-      this.table.files.clear();
-      for (const passage of this.table.byId.values()) this.table.delete(passage.id);
-      this.lexical = LexicalIndex.create();
-      this.dense = DenseIndex.create(encoder.dim);
-      this.dirty = true;
-      return 'the encoder changed';
-    }
-    return undefined;
+    return reason;
   }
 
   /** Applies file changes: embeds new passage texts (reusing vectors of identical texts), then swaps passages. */
