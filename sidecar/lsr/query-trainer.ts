@@ -40,6 +40,8 @@ export interface QueryTrainerOptions extends StepRunner {
   freezeLayers: number;
   optimizer: AdamWOptions;
   resume: boolean;
+  /** Train an abstention score too (see TrainStepOptions.abstain). */
+  abstain?: { lr: number };
 }
 
 /**
@@ -62,6 +64,7 @@ export async function createQueryTrainer(opts: QueryTrainerOptions): Promise<Que
       optimizer: opts.optimizer,
       plan: opts.plan,
       optimizerThreads: opts.optimizerThreads,
+      abstain: opts.abstain,
     }),
   );
 }
@@ -119,6 +122,8 @@ export class AdapterQueryTrainer implements QueryTrainer {
       optimizer: opts.optimizer,
       optimizerThreads: opts.optimizerThreads,
       optimizerState: opts.resume && existsSync(stateFile) ? { bytes: await readFile(stateFile), file: stateFile } : undefined,
+      abstain: opts.abstain,
+      abstentionFrom: opts.model,
     });
     return new AdapterQueryTrainer(base, trainer, config);
   }
