@@ -86,6 +86,7 @@ export class Config {
         batchSize: t('batchSize'),
         refreshEvery: t('refreshEvery'),
         checkpointEvery: t('checkpointEvery'),
+        abstain: this.raw.get<boolean>('training.abstain', false),
       },
       queries: { perFile: t('queriesPerFile'), trainFraction: t('trainFileShare') },
     };

@@ -9,6 +9,7 @@ import { loadEncoder } from '../encoder/ort-encoder';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, applyAdapter, readAdapterConfig, type AdapterConfig } from '../encoder/query-adapter';
 import { parseSafetensors, toFloat32, type Float32Tensor } from '../encoder/safetensors';
 import { writeFileAtomic } from '../index/atomic-file';
+import { ABSTAIN_SCORE } from '../retrieve/abstention';
 import type { AdamWOptions } from './optimizer';
 import { AdapterTrainStep, OPTIMIZER_FILE, TrainStep, type PendingStep, type TrainStepOptions } from './train-step';
 
@@ -17,6 +18,8 @@ export interface QueryTrainer {
   readonly dim: number;
   /** Updates taken so far (restored on resume). */
   readonly optimizerStep: number;
+  /** The empty passage's score τ, when training with abstention. */
+  readonly abstentionScore: number | undefined;
   /** L2-normalised embeddings (shared mode's documents) with the current weights. */
   embed(texts: string[]): Promise<Float32Array[]>;
   /** Begins a step on these queries: their embeddings at the current weights, to retrieve with, and its finish. */
@@ -80,6 +83,10 @@ class BertQueryTrainer implements QueryTrainer {
     return this.trainer.optimizerStep;
   }
 
+  get abstentionScore(): number | undefined {
+    return this.trainer.weights.get(ABSTAIN_SCORE)?.data[0];
+  }
+
   embed(texts: string[]): Promise<Float32Array[]> {
     return this.trainer.embed(this.trainer.tokenize(texts));
   }
@@ -134,6 +141,10 @@ export class AdapterQueryTrainer implements QueryTrainer {
 
   get optimizerStep(): number {
     return this.trainer.optimizerStep;
+  }
+
+  get abstentionScore(): number | undefined {
+    return this.trainer.weights.get(ABSTAIN_SCORE)?.data[0];
   }
 
   async embed(texts: string[]): Promise<Float32Array[]> {
