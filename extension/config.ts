@@ -44,6 +44,10 @@ export class Config {
     return this.raw.get<boolean>('hover.enabled', true);
   }
 
+  get hoverAbstains(): boolean {
+    return this.raw.get<boolean>('hover.abstain', true);
+  }
+
   inlineCompletion(): { enabled: boolean; mode: CompletionMode; k: number; maxTokens: number } {
     return {
       enabled: this.raw.get<boolean>('inlineCompletion.enabled', false),
