@@ -6,6 +6,7 @@ import path from 'node:path';
 import { loadCheckpoint } from '../sidecar/lm/llama2c/checkpoint';
 import { Llama2cModel } from '../sidecar/lm/llama2c/model';
 import { BOS } from '../sidecar/lm/llama2c/tokenizer';
+import { Llama2cReference } from './fixtures/lm/llama2c-reference';
 import { needsStories, storiesModel, storiesTokenizer } from './fixtures/lm/stories';
 
 function argmax(v: Float32Array): number {
@@ -14,36 +15,71 @@ function argmax(v: Float32Array): number {
   return best;
 }
 
+/** Largest |graph − reference| over every log-prob the ONNX graph may differ by (float32 sums in another order). */
+const TOLERANCE = 1e-4;
+
 describe('llama2.c model (stories260K)', needsStories, () => {
   let model: Llama2cModel;
-  before(() => {
-    model = Llama2cModel.load(storiesModel, storiesTokenizer);
+  let reference: Llama2cReference;
+  before(async () => {
+    model = await Llama2cModel.load(storiesModel, storiesTokenizer);
+    reference = Llama2cReference.load(storiesModel);
   });
+  after(() => model?.close());
 
   test('reads the header: dim 64, 5 layers, 8 heads over 4 kv heads, vocab 512, seq 512', () => {
-    assert.deepEqual(model.transformer.config, { dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, seqLen: 512 });
+    assert.deepEqual(model.config, { dim: 64, hiddenDim: 172, nLayers: 5, nHeads: 8, nKvHeads: 4, vocabSize: 512, seqLen: 512 });
     assert.equal(model.name, 'stories260K');
   });
 
-  test('greedy generation from BOS tells the Lily story', () => {
-    const ids = [BOS];
-    for (let step = 0; step < 16; step++) {
-      const dists = model.logProbs(ids);
-      ids.push(argmax(dists[dists.length - 1]));
+  test('greedy generation from BOS tells the Lily story, in the graph as in the reference', async () => {
+    for (const logProbs of [(ids: number[]) => model.logProbs(ids), async (ids: number[]) => reference.logProbs(ids)]) {
+      const ids = [BOS];
+      for (let step = 0; step < 16; step++) {
+        const dists = await logProbs(ids);
+        ids.push(argmax(dists[dists.length - 1]));
+      }
+      assert.match(model.decode(ids).text, /^Once upon a time, there was a little girl named Lily/);
     }
-    assert.match(model.decode(ids).text, /^Once upon a time, there was a little girl named Lily/);
   });
 
-  test('every position is a normalised log-distribution, and prefixes score the same as whole sequences', () => {
+  test(`prompts of different lengths batched together match the reference forward pass within ${TOLERANCE} on every log-prob`, async () => {
+    const texts = [
+      'Once upon a time, Tom found a shiny stone.',
+      'Lily had a big red ball. She loved to play with it in the park every day. One day the ball rolled away and Lily was sad.',
+      'x',
+      'The cat sat on the mat. 日本 {"json": [1, 2]}\n\tindented();',
+    ];
+    const prompts = texts.map((t) => model.tokenize(t, true));
+    prompts.push([BOS]);
+    // Issued together, so the queue runs them as one padded batch.
+    const [dense, sparse] = await Promise.all([Promise.all(prompts.map((p) => model.logProbs(p))), Promise.all(prompts.map((p) => model.scoreTokens(p)))]);
+    let worst = 0;
+    prompts.forEach((ids, p) => {
+      const want = reference.logProbs(ids);
+      assert.equal(dense[p].length, ids.length);
+      want.forEach((dist, i) => {
+        for (let v = 0; v < dist.length; v++) worst = Math.max(worst, Math.abs(dense[p][i][v] - dist[v]));
+        const s = sparse[p];
+        if (i + 1 < ids.length) assert.ok(Math.abs(s.next[i] - dist[ids[i + 1]]) < TOLERANCE, `prompt ${p} position ${i}: next ${s.next[i]} vs ${dist[ids[i + 1]]}`);
+        else assert.ok(Number.isNaN(s.next[i]), 'nothing follows the last token');
+        assert.equal(s.best[i], argmax(dist), `prompt ${p} position ${i}: argmax`);
+        assert.ok(Math.abs(s.bestLogProb[i] - dist[s.best[i]]) < TOLERANCE);
+      });
+    });
+    assert.ok(worst < TOLERANCE, `largest difference ${worst}`);
+  });
+
+  test('every position is a normalised log-distribution, and prefixes score the same as whole sequences', async () => {
     const ids = model.tokenize('Once upon a time, Tom found a shiny stone.', true);
-    const all = model.logProbs(ids);
+    const all = await model.logProbs(ids);
     assert.equal(all.length, ids.length);
     for (const dist of all) {
       const mass = dist.reduce((sum, lp) => sum + Math.exp(lp), 0);
       assert.ok(Math.abs(mass - 1) < 1e-4, `mass ${mass}`);
     }
     // Causality: the distribution after a prefix does not depend on later tokens.
-    const prefix = model.logProbs(ids.slice(0, 5));
+    const prefix = await model.logProbs(ids.slice(0, 5));
     for (let i = 0; i < 5; i++) assert.ok(Math.abs(prefix[i][ids[i + 1]] - all[i][ids[i + 1]]) < 1e-5);
   });
 
@@ -62,8 +98,16 @@ describe('llama2.c model (stories260K)', needsStories, () => {
     assert.deepEqual(model.tokenize('', true), [BOS]);
   });
 
-  test('a sequence longer than the context is refused', () => {
-    assert.throws(() => model.logProbs(new Array(513).fill(BOS)), /exceeds the model's context of 512/);
+  test('a sequence longer than the context or a token outside the vocabulary fails alone, not the prompts batched with it', async () => {
+    const good = model.tokenize('Once upon a time', true);
+    const [tooLong, outside, fine] = await Promise.allSettled([
+      model.logProbs(new Array(513).fill(BOS)),
+      model.scoreTokens([BOS, 512]),
+      model.scoreTokens(good),
+    ]);
+    assert.match(String(tooLong.status === 'rejected' && tooLong.reason), /exceeds the model's context of 512/);
+    assert.match(String(outside.status === 'rejected' && outside.reason), /token id 512 is outside the vocabulary \(0\.\.511\)/);
+    assert.equal(fine.status, 'fulfilled');
   });
 });
 

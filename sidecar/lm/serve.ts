@@ -111,7 +111,7 @@ export class LmServer {
       if (route === 'GET /v1/models') return this.send(res, 200, this.models());
       const handler = handlers[route];
       if (!handler) throw new RequestError(404, `no route ${route}; this server answers GET /v1/models, POST /v1/completions, /tokenize, /detokenize`);
-      this.send(res, 200, handler(await readJson(req)));
+      this.send(res, 200, await handler(await readJson(req)));
     } catch (err) {
       const status = err instanceof RequestError ? err.status : 500;
       const message = err instanceof Error ? err.message : String(err);
@@ -151,7 +151,7 @@ export class LmServer {
     return { prompt: this.model.decode(body.tokens as number[]).text };
   }
 
-  private completions(body: Body) {
+  private async completions(body: Body) {
     this.checkModel(body, true);
     if (body.stream) throw new RequestError(400, 'stream is not supported by this test server');
     if ((optionalInt(body, 'n', 1) ?? 1) !== 1) throw new RequestError(400, 'only n=1 is supported');
@@ -160,17 +160,21 @@ export class LmServer {
     const promptLogprobs = optionalInt(body, 'prompt_logprobs', 0);
     const echo = body.echo === true;
     const prompts = this.promptIds(body.prompt);
-    let promptTokens = 0;
-    let completionTokens = 0;
-    const choices = prompts.map((promptIds, index) => {
+    // Every prompt is checked before any is computed, so a bad one fails the request without wasting a forward pass.
+    for (const promptIds of prompts) {
       const total = promptIds.length + maxTokens;
       if (total > this.model.maxContext) {
         throw new RequestError(400, `This model's maximum context length is ${this.model.maxContext} tokens. However, you requested ${total} tokens (${promptIds.length} in the prompt, ${maxTokens} in the completion). Please reduce the length of the prompt or completion.`);
       }
-      // Scoring requests take the model's sparse path when it has one; anything else needs full distributions.
-      const sparse = maxTokens === 0 && (logprobs ?? 0) <= 1 && promptLogprobs === null && this.model.scoreTokens !== undefined;
-      const { ids, dists } = sparse ? { ids: promptIds, dists: undefined } : this.runGreedy(promptIds, maxTokens);
-      const scores = sparse ? sparseScores(this.model.scoreTokens!(promptIds)) : denseScores(dists!);
+    }
+    // Scoring requests take the model's sparse path when it has one; anything else needs full distributions.
+    const sparse = maxTokens === 0 && (logprobs ?? 0) <= 1 && promptLogprobs === null && this.model.scoreTokens !== undefined;
+    // All prompts at once: a batching model runs them (and other requests' prompts) together.
+    const runs = await Promise.all(prompts.map((promptIds) => this.run(promptIds, maxTokens, sparse)));
+    let promptTokens = 0;
+    let completionTokens = 0;
+    const choices = prompts.map((promptIds, index) => {
+      const { ids, dists, scores } = runs[index];
       promptTokens += promptIds.length;
       completionTokens += ids.length - promptIds.length;
       const first = echo ? 0 : promptIds.length;
@@ -227,16 +231,23 @@ export class LmServer {
     throw new RequestError(400, 'prompt must be a string, an array of token ids, or a non-empty list of either');
   }
 
+  /** The tokens of one choice (the prompt, then any generated ones) and their log-probs. */
+  private async run(promptIds: number[], maxTokens: number, sparse: boolean): Promise<{ ids: number[]; scores: PositionScores; dists?: Float32Array[] }> {
+    if (sparse) return { ids: promptIds, scores: sparseScores(await this.model.scoreTokens!(promptIds)) };
+    const { ids, dists } = await this.runGreedy(promptIds, maxTokens);
+    return { ids, dists, scores: denseScores(dists) };
+  }
+
   /** Appends up to maxTokens argmax tokens (stopping after EOS); dists[i] is the distribution after ids[0..i]. */
-  private runGreedy(promptIds: number[], maxTokens: number): { ids: number[]; dists: Float32Array[] } {
+  private async runGreedy(promptIds: number[], maxTokens: number): Promise<{ ids: number[]; dists: Float32Array[] }> {
     const ids = [...promptIds];
-    let dists = this.model.logProbs(ids);
+    let dists = await this.model.logProbs(ids);
     for (let step = 0; step < maxTokens; step++) {
       const next = argmax(dists[dists.length - 1]);
       ids.push(next);
       if (next === this.model.eos) break;
       // Rescoring the whole sequence keeps the interface small; generation here is for dry runs, not throughput.
-      if (step + 1 < maxTokens) dists = this.model.logProbs(ids);
+      if (step + 1 < maxTokens) dists = await this.model.logProbs(ids);
     }
     return { ids, dists };
   }
