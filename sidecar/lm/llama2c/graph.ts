@@ -26,26 +26,50 @@ function stackedTransposed(parts: { w: Float32Array; rows: number }[], cols: num
   return { shape: [cols, total], data };
 }
 
+/**
+ * W (rows = output features) with each output pair (2j, 2j + 1) replaced by (−row 2j+1, row 2j): x·W'ᵀ is the
+ * partner term of RoPE, so the rotation becomes q ⊙ cos + q' ⊙ sin with q' from the same fused projection.
+ */
+function pairSwapped(w: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  for (let r = 0; r < rows; r += 2) {
+    for (let c = 0; c < cols; c++) {
+      out[r * cols + c] = -w[(r + 1) * cols + c];
+      out[(r + 1) * cols + c] = w[r * cols + c];
+    }
+  }
+  return out;
+}
+
+/** A RoPE table [seqLen, half] widened to [seqLen, width]: column c gets pair (c mod headSize) / 2 of its head. */
+function widened(table: Float32Array, seqLen: number, headSize: number, width: number): Float32Array {
+  const half = headSize / 2;
+  const out = new Float32Array(seqLen * width);
+  for (let pos = 0; pos < seqLen; pos++) for (let c = 0; c < width; c++) out[pos * width + c] = table[pos * half + ((c % headSize) >> 1)];
+  return out;
+}
+
 /** The graph's weights by name, already in the layouts the ops take (matrices transposed, projections fused). */
 function graphWeights(config: Llama2cConfig, weights: Llama2cWeights): Map<string, Float32Tensor> {
   const { dim, hiddenDim, vocabSize, seqLen } = config;
   const kvDim = (dim * config.nKvHeads) / config.nHeads;
-  const rope = ropeTables(config);
   const headSize = dim / config.nHeads;
-  const half = headSize / 2;
-  const queryScale = 1 / Math.sqrt(headSize);
+  const rope = ropeTables(config);
+  const qkWidth = dim + kvDim;
   const map = new Map<string, Float32Tensor>([
     ['embedding', { shape: [vocabSize, dim], data: weights.tokenEmbedding }],
     ['rms_final', { shape: [dim], data: weights.rmsFinal }],
     ['classifier', { shape: [dim, vocabSize], data: transposed(weights.classifier, vocabSize, dim) }],
-    ['rope_cos', { shape: [seqLen, half], data: rope.cos }],
-    ['rope_sin', { shape: [seqLen, half], data: rope.sin }],
+    ['rope_cos', { shape: [seqLen, qkWidth], data: widened(rope.cos, seqLen, headSize, qkWidth) }],
+    ['rope_sin', { shape: [seqLen, qkWidth], data: widened(rope.sin, seqLen, headSize, qkWidth) }],
   ]);
+  const queryScale = 1 / Math.sqrt(headSize);
   weights.layers.forEach((layer, l) => {
     map.set(`l${l}.rms_att`, { shape: [dim], data: layer.rmsAtt });
     // Attention's 1/√headSize is folded into wq (RoPE is linear), saving a pass over the [seq, seq] scores.
     const wq = layer.wq.map((w) => w * queryScale);
-    map.set(`l${l}.wqkv`, stackedTransposed([{ w: wq, rows: dim }, { w: layer.wk, rows: kvDim }, { w: layer.wv, rows: kvDim }], dim));
+    const parts = [wq, layer.wk, pairSwapped(wq, dim, dim), pairSwapped(layer.wk, kvDim, dim), layer.wv];
+    map.set(`l${l}.wqkv`, stackedTransposed(parts.map((w) => ({ w, rows: w.length / dim })), dim));
     map.set(`l${l}.wo`, { shape: [dim, dim], data: transposed(layer.wo, dim, dim) });
     map.set(`l${l}.rms_ffn`, { shape: [dim], data: layer.rmsFfn });
     map.set(`l${l}.w13`, stackedTransposed([{ w: layer.w1, rows: hiddenDim }, { w: layer.w3, rows: hiddenDim }], dim));
@@ -59,18 +83,6 @@ function rmsNorm(g: GraphBuilder, x: string, weight: string): string {
   const meanSquare = g.op('ReduceMean', [g.op('Mul', [x, x])], { axes: [-1], keepdims: 1 });
   const scale = g.op('Div', [g.float(1), g.op('Sqrt', [g.op('Add', [meanSquare, g.float(1e-5)])])]);
   return g.op('Mul', [g.op('Mul', [x, scale]), g.weight(weight)]);
-}
-
-/**
- * RoPE on [batch, seq, heads, headSize]: run.c turns adjacent pairs (2j, 2j + 1) of each head, so the head is
- * viewed as [half, 2] and each pair rotated by the (cos, sin) of its position. `cos`/`sin` are [1, seq, 1, half, 1].
- */
-function rotate(g: GraphBuilder, x: string, heads: number, headSize: number, cos: string, sin: string): string {
-  const pairs = g.op('Reshape', [x, g.ints([0, 0, heads, headSize / 2, 2])]);
-  const [x0, x1] = g.opN('Split', [pairs, g.ints([1, 1])], 2, { axis: -1 });
-  const y0 = g.op('Sub', [g.op('Mul', [x0, cos]), g.op('Mul', [x1, sin])]);
-  const y1 = g.op('Add', [g.op('Mul', [x0, sin]), g.op('Mul', [x1, cos])]);
-  return g.op('Reshape', [g.op('Concat', [y0, y1], { axis: -1 }), g.ints([0, 0, heads, headSize])]);
 }
 
 /**
@@ -94,8 +106,7 @@ export function buildLlama2cGraph(config: Llama2cConfig, weights: Llama2cWeights
 
   const seq = g.op('Gather', [g.op('Shape', [tokens]), g.ints([1], true)]);
   const positions = g.op('Range', [g.ints([0], true), seq, g.ints([1], true)]);
-  const ropeAt = (table: string) => g.op('Reshape', [g.op('Gather', [g.weight(table), positions]), g.ints([1, -1, 1, headSize / 2, 1])]);
-  const [cos, sin] = [ropeAt('rope_cos'), ropeAt('rope_sin')];
+  const [cos, sin] = [g.op('Gather', [g.weight('rope_cos'), positions]), g.op('Gather', [g.weight('rope_sin'), positions])];
   // Additive causal mask [seq, seq]: MASKED above the diagonal, 0 on and below it.
   const square = g.op('Concat', [g.op('Unsqueeze', [seq, g.ints([0])]), g.op('Unsqueeze', [seq, g.ints([0])])], { axis: 0 });
   const causal = g.op('Trilu', [g.op('Expand', [g.float(MASKED), square]), g.ints([1], true)], { upper: 1 });
@@ -103,18 +114,16 @@ export function buildLlama2cGraph(config: Llama2cConfig, weights: Llama2cWeights
   let x = g.op('Gather', [g.weight('embedding'), tokens]);
   for (let l = 0; l < nLayers; l++) {
     const qkv = g.op('MatMul', [rmsNorm(g, x, `l${l}.rms_att`), g.weight(`l${l}.wqkv`)]);
-    const [q, k, v] = g.opN('Split', [qkv, g.ints([dim, kvDim, kvDim])], 3, { axis: -1 });
+    // RoPE on queries and keys at once: run.c turns each pair (2j, 2j + 1) of a head by its position's angle.
+    const [qk, qkPartners, v] = g.opN('Split', [qkv, g.ints([dim + kvDim, dim + kvDim, kvDim])], 3, { axis: -1 });
+    const rotated = g.op('Add', [g.op('Mul', [qk, cos]), g.op('Mul', [qkPartners, sin])]);
+    const [q, k] = g.opN('Split', [rotated, g.ints([dim, kvDim])], 2, { axis: -1 });
     // Grouped-query attention without copying keys: query heads kv·group + j are viewed as [batch, kv, group, seq,
     // head] and each kv head's keys/values as [batch, kv, 1, ·, ·], which MatMul broadcasts over the group.
-    const qHeads = g.op('Reshape', [
-      g.op('Transpose', [rotate(g, q, nHeads, headSize, cos, sin)], { perm: [0, 2, 1, 3] }),
-      g.ints([0, nKvHeads, group, -1, headSize]),
-    ]);
-    const kT = g.op('Unsqueeze', [g.op('Transpose', [rotate(g, k, nKvHeads, headSize, cos, sin)], { perm: [0, 2, 3, 1] }), g.ints([2])]);
-    const vHeads = g.op('Unsqueeze', [
-      g.op('Transpose', [g.op('Reshape', [v, g.ints([0, 0, nKvHeads, headSize])])], { perm: [0, 2, 1, 3] }),
-      g.ints([2]),
-    ]);
+    const heads = (x: string, count: number) => g.op('Reshape', [x, g.ints([0, 0, count, headSize])]);
+    const qHeads = g.op('Reshape', [g.op('Transpose', [heads(q, nHeads)], { perm: [0, 2, 1, 3] }), g.ints([0, nKvHeads, group, -1, headSize])]);
+    const kT = g.op('Unsqueeze', [g.op('Transpose', [heads(k, nKvHeads)], { perm: [0, 2, 3, 1] }), g.ints([2])]);
+    const vHeads = g.op('Unsqueeze', [g.op('Transpose', [heads(v, nKvHeads)], { perm: [0, 2, 1, 3] }), g.ints([2])]);
     const scores = g.op('Add', [g.op('MatMul', [qHeads, kT]), causal]);
     const context = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), vHeads]); // [batch, kv, group, seq, head]
     const merged = g.op('Reshape', [
