@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LanguageModel, TokenScores } from './language-model';
+import { Lru } from './lru';
 
 /** A request the client got wrong: answered with an OpenAI-shaped error body and this status. */
 class RequestError extends Error {
@@ -10,6 +11,8 @@ class RequestError extends Error {
 }
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
+/** Token pairs (prev, id) key the token-string cache as prev · 2^26 + id: exact for ids below 2^26, far above any vocabulary. */
+const TOKEN_KEY_BASE = 2 ** 26;
 const ERROR_TYPES: Record<number, string> = { 400: 'BadRequestError', 404: 'NotFoundError', 405: 'MethodNotAllowed', 413: 'RequestTooLarge' };
 
 type Body = Record<string, unknown>;
@@ -79,6 +82,8 @@ function argmax(dist: Float32Array): number {
 export class LmServer {
   private readonly server: http.Server;
   private nextId = 0;
+  /** tokenString by (prev, id): a scoring response names one alternative per position, mostly the same few pairs. */
+  private readonly tokenStrings = new Lru<number, string>(1 << 16);
 
   constructor(private readonly model: LanguageModel) {
     this.server = http.createServer((req, res) => void this.handle(req, res));
@@ -254,8 +259,15 @@ export class LmServer {
 
   /** Text of token `id` when it follows `prev`: decoding depends on the neighbour (a leading space after BOS drops). */
   private tokenString(prev: number, id: number): string {
-    const { text, offsets } = this.model.decode([prev, id]);
-    return text.slice(offsets[1]);
+    const cacheable = prev >= 0 && id >= 0 && prev < TOKEN_KEY_BASE && id < TOKEN_KEY_BASE;
+    const key = prev * TOKEN_KEY_BASE + id;
+    let text = cacheable ? this.tokenStrings.get(key) : undefined;
+    if (text === undefined) {
+      const decoded = this.model.decode([prev, id]);
+      text = decoded.text.slice(decoded.offsets[1]);
+      if (cacheable) this.tokenStrings.set(key, text);
+    }
+    return text;
   }
 }
 
