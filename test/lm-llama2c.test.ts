@@ -6,6 +6,7 @@ import path from 'node:path';
 import { loadCheckpoint } from '../sidecar/lm/llama2c/checkpoint';
 import { Llama2cModel } from '../sidecar/lm/llama2c/model';
 import { BOS } from '../sidecar/lm/llama2c/tokenizer';
+import { LmServer } from '../sidecar/lm/serve';
 import { Llama2cReference } from './fixtures/lm/llama2c-reference';
 import { needsStories, storiesModel, storiesTokenizer } from './fixtures/lm/stories';
 
@@ -68,6 +69,72 @@ describe('llama2.c model (stories260K)', needsStories, () => {
       });
     });
     assert.ok(worst < TOLERANCE, `largest difference ${worst}`);
+  });
+
+  test(`generation extends cached prefixes: each step runs only its new token, batched across sequences, within ${TOLERANCE} of the reference`, async () => {
+    const sequences = ['Once upon a time', 'Tom and his dog went to the big park to play with a red ball.', 'The sun'].map((t) => model.tokenize(t, true));
+    const before = model.positionsRun;
+    const prompts = sequences.reduce((sum, ids) => sum + ids.length, 0); // the first step runs them whole
+    for (let step = 0; step < 8; step++) {
+      // All sequences at once, as REPLUG asks for each passage's next token: the extensions share a run.
+      const dists = await Promise.all(sequences.map((ids) => model.nextLogProbs(ids)));
+      sequences.forEach((ids, s) => {
+        const want = reference.logProbs(ids).at(-1)!;
+        for (let v = 0; v < want.length; v++) assert.ok(Math.abs(dists[s][v] - want[v]) < TOLERANCE, `sequence ${s} step ${step} token ${v}`);
+        ids.push(argmax(want));
+      });
+    }
+    assert.equal(model.positionsRun - before, prompts + 7 * sequences.length, 'seven steps of one new position per sequence');
+    // Asking again for a sequence already run answers from the cache without a forward pass.
+    const again = model.positionsRun;
+    await model.nextLogProbs(sequences[0].slice(0, -1));
+    assert.equal(model.positionsRun, again);
+  });
+
+  test('without room in the prefix cache, and for a sequence that leaves a cached path, results are the same', async () => {
+    const uncached = await Llama2cModel.load(storiesModel, storiesTokenizer, { prefixCacheBytes: 0 });
+    try {
+      const ids = model.tokenize('Lily saw a bird in the tree', true);
+      const forked = [...ids.slice(0, 4), ...model.tokenize(' cat', false)];
+      for (const seq of [ids, ids.slice(0, 5), forked]) {
+        const want = reference.logProbs(seq).at(-1)!;
+        for (const got of [await model.nextLogProbs(seq), await uncached.nextLogProbs(seq)]) {
+          for (let v = 0; v < want.length; v++) assert.ok(Math.abs(got[v] - want[v]) < TOLERANCE);
+        }
+      }
+    } finally {
+      await uncached.close();
+    }
+  });
+
+  test('served: greedy generation from BOS tells the Lily story, with echo (whole prompt scored) or without (cached prefix)', async () => {
+    const server = new LmServer(model);
+    const url = await server.listen(0);
+    try {
+      const complete = async (body: object) => {
+        const response = await fetch(`${url}/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'stories260K', ...body }) });
+        return ((await response.json()) as { choices: { text: string; logprobs: { token_logprobs: number[] } }[] }).choices[0];
+      };
+      const plain = await complete({ prompt: [BOS], max_tokens: 16, logprobs: 1 });
+      assert.match(plain.text, /^Once upon a time, there was a little girl named Lily/);
+      const echoed = await complete({ prompt: [BOS], max_tokens: 16, logprobs: 1, echo: true });
+      assert.equal(echoed.text, plain.text);
+      echoed.logprobs.token_logprobs.slice(1).forEach((lp, i) => assert.ok(Math.abs(lp - plain.logprobs.token_logprobs[i]) < TOLERANCE));
+      // REPLUG's generation loop: one request per step, each prompt the last one plus the chosen token.
+      const ids = model.tokenize('Ben found a shiny shell by the sea', true);
+      const ran: number[] = [];
+      for (let step = 0; step < 5; step++) {
+        const before = model.positionsRun;
+        const choice = await complete({ prompt: ids, max_tokens: 1, logprobs: 5 });
+        ran.push(model.positionsRun - before);
+        const next = argmax(reference.logProbs(ids).at(-1)!);
+        assert.equal(choice.text, model.decode([ids[ids.length - 1], next]).text.slice(model.decode([ids[ids.length - 1]]).text.length));
+        ids.push(next);
+      }
+      assert.deepEqual(ran.slice(1), [1, 1, 1, 1], `positions run per request: ${ran} (the prompt, then one per step)`);
+    } finally {
+      await server.close();
+    }
   });
 
   test('every position is a normalised log-distribution, and prefixes score the same as whole sequences', async () => {

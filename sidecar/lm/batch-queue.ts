@@ -1,6 +1,8 @@
-interface Job<K, R> {
+interface Job<K, T, R> {
   kind: K;
-  ids: number[];
+  item: T;
+  /** Tokens the item occupies in a padded run. */
+  length: number;
   resolve: (result: R) => void;
   reject: (err: unknown) => void;
 }
@@ -17,19 +19,19 @@ export interface BatchQueueLimits {
  * distributions or sparse scores) share a run; a run holds sequences of similar length, so little of it is padding.
  * Dispatch waits one event-loop turn, so all prompts of a request and the requests read in the same turn meet.
  */
-export class BatchQueue<K, R> {
-  private waiting: Job<K, R>[] = [];
+export class BatchQueue<K, T, R> {
+  private waiting: Job<K, T, R>[] = [];
   private inFlight = 0;
   private scheduled = false;
 
   constructor(
-    private readonly run: (kind: K, rows: number[][]) => Promise<R[]>,
+    private readonly run: (kind: K, items: T[]) => Promise<R[]>,
     private readonly limits: BatchQueueLimits,
   ) {}
 
-  submit(kind: K, ids: number[]): Promise<R> {
+  submit(kind: K, item: T, length: number): Promise<R> {
     return new Promise((resolve, reject) => {
-      this.waiting.push({ kind, ids, resolve, reject });
+      this.waiting.push({ kind, item, length, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => {
@@ -44,7 +46,7 @@ export class BatchQueue<K, R> {
     while (this.inFlight < this.limits.inFlight && this.waiting.length > 0) {
       const jobs = this.take();
       this.inFlight++;
-      this.run(jobs[0].kind, jobs.map((j) => j.ids))
+      this.run(jobs[0].kind, jobs.map((j) => j.item))
         .then(
           (results) => jobs.forEach((job, i) => job.resolve(results[i])),
           (err: unknown) => jobs.forEach((job) => job.reject(err)),
@@ -60,13 +62,13 @@ export class BatchQueue<K, R> {
    * The batch that holds the oldest waiting job (so none waits forever): jobs of its kind sorted by length and cut
    * into runs within the token budget; the run containing it is taken, the rest wait for more company.
    */
-  private take(): Job<K, R>[] {
+  private take(): Job<K, T, R>[] {
     const oldest = this.waiting[0];
-    const sorted = this.waiting.filter((job) => job.kind === oldest.kind).sort((a, b) => b.ids.length - a.ids.length);
+    const sorted = this.waiting.filter((job) => job.kind === oldest.kind).sort((a, b) => b.length - a.length);
     for (let start = 0; ; ) {
       // Longest first, so a run's padded length is its first row's.
       let end = start + 1;
-      while (end < sorted.length && (end - start + 1) * sorted[start].ids.length <= this.limits.tokens) end++;
+      while (end < sorted.length && (end - start + 1) * sorted[start].length <= this.limits.tokens) end++;
       const batch = sorted.slice(start, end);
       if (batch.includes(oldest)) {
         const taken = new Set(batch);

@@ -28,6 +28,11 @@ export interface LanguageModel {
    * log-prob of ids[i + 1] and the most likely next token, without materialising a distribution per position.
    */
   scoreTokens?(ids: number[]): TokenScores | Promise<TokenScores>;
+  /**
+   * Optional fast path for generation: the distribution after the whole of `ids` (logProbs(ids) at its last
+   * position). A model may keep what it computed for `ids`, so the next call, one token longer, costs one position.
+   */
+  nextLogProbs?(ids: number[]): Float32Array | Promise<Float32Array>;
 }
 
 /** Entry i describes the prediction after ids[0..i] (the last entry predicts past the end: `next` is -1 there). */

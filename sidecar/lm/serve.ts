@@ -174,8 +174,9 @@ export class LmServer {
     }
     // Scoring requests take the model's sparse path when it has one; anything else needs full distributions.
     const sparse = maxTokens === 0 && (logprobs ?? 0) <= 1 && promptLogprobs === null && this.model.scoreTokens !== undefined;
+    const wholePrompt = (echo && logprobs !== null) || promptLogprobs !== null;
     // All prompts at once: a batching model runs them (and other requests' prompts) together.
-    const runs = await Promise.all(prompts.map((promptIds) => this.run(promptIds, maxTokens, sparse)));
+    const runs = await Promise.all(prompts.map((promptIds) => this.run(promptIds, maxTokens, { sparse, wholePrompt })));
     let promptTokens = 0;
     let completionTokens = 0;
     const choices = prompts.map((promptIds, index) => {
@@ -237,24 +238,33 @@ export class LmServer {
   }
 
   /** The tokens of one choice (the prompt, then any generated ones) and their log-probs. */
-  private async run(promptIds: number[], maxTokens: number, sparse: boolean): Promise<{ ids: number[]; scores: PositionScores; dists?: Float32Array[] }> {
-    if (sparse) return { ids: promptIds, scores: sparseScores(await this.model.scoreTokens!(promptIds)) };
-    const { ids, dists } = await this.runGreedy(promptIds, maxTokens);
+  private async run(promptIds: number[], maxTokens: number, how: { sparse: boolean; wholePrompt: boolean }): Promise<{ ids: number[]; scores: PositionScores; dists?: Float32Array[] }> {
+    if (how.sparse) return { ids: promptIds, scores: sparseScores(await this.model.scoreTokens!(promptIds)) };
+    const { ids, dists } = await this.runGreedy(promptIds, maxTokens, how.wholePrompt);
     return { ids, dists, scores: denseScores(dists) };
   }
 
-  /** Appends up to maxTokens argmax tokens (stopping after EOS); dists[i] is the distribution after ids[0..i]. */
-  private async runGreedy(promptIds: number[], maxTokens: number): Promise<{ ids: number[]; dists: Float32Array[] }> {
+  /**
+   * Appends up to maxTokens argmax tokens (stopping after EOS). dists[i] is the distribution after ids[0..i]: for
+   * every prompt position when `wholePrompt` (echo or prompt_logprobs report them), otherwise only from the prompt's
+   * last position on, so a model with nextLogProbs runs just the new positions of each step.
+   */
+  private async runGreedy(promptIds: number[], maxTokens: number, wholePrompt: boolean): Promise<{ ids: number[]; dists: Float32Array[] }> {
     const ids = [...promptIds];
-    let dists = await this.model.logProbs(ids);
+    const dists = wholePrompt ? await this.model.logProbs(promptIds) : [];
     for (let step = 0; step < maxTokens; step++) {
-      const next = argmax(dists[dists.length - 1]);
+      dists[ids.length - 1] ??= await this.nextLogProbs(ids);
+      const next = argmax(dists[ids.length - 1]);
       ids.push(next);
       if (next === this.model.eos) break;
-      // Rescoring the whole sequence keeps the interface small; generation here is for dry runs, not throughput.
-      if (step + 1 < maxTokens) dists = await this.model.logProbs(ids);
     }
     return { ids, dists };
+  }
+
+  private async nextLogProbs(ids: number[]): Promise<Float32Array> {
+    if (this.model.nextLogProbs) return this.model.nextLogProbs(ids);
+    const dists = await this.model.logProbs(ids);
+    return dists[dists.length - 1];
   }
 
   /** Text of token `id` when it follows `prev`: decoding depends on the neighbour (a leading space after BOS drops). */

@@ -97,19 +97,33 @@ function rmsNorm(g: GraphBuilder, x: string, weight: string): string {
  * Scoring fetches the last three only, so no [batch, seq, vocab] tensor crosses to JavaScript.
  */
 export function buildLlama2cGraph(config: Llama2cConfig, weights: Llama2cWeights): Uint8Array {
-  const { dim, nLayers, nHeads, nKvHeads, hiddenDim, vocabSize } = config;
+  const { dim, nLayers, nHeads, nKvHeads, hiddenDim, vocabSize, seqLen } = config;
   const headSize = dim / nHeads;
   const kvDim = headSize * nKvHeads;
   const group = nHeads / nKvHeads;
   const g = new GraphBuilder({ weights: graphWeights(config, weights) });
   const tokens = g.input('tokens', 'int64', ['batch', 'seq']);
+  const pastLength = g.input('past_length', 'int64', ['batch']);
+  const past = Array.from({ length: nLayers }, (_, l) => ({
+    key: g.input(`past_key_${l}`, 'float', ['batch', nKvHeads, 'past', headSize]),
+    value: g.input(`past_value_${l}`, 'float', ['batch', nKvHeads, 'past', headSize]),
+  }));
 
+  // Absolute positions: new token j of row b sits at past_length[b] + j (padding runs past the end: clipped for RoPE).
   const seq = g.op('Gather', [g.op('Shape', [tokens]), g.ints([1], true)]);
-  const positions = g.op('Range', [g.ints([0], true), seq, g.ints([1], true)]);
-  const [cos, sin] = [g.op('Gather', [g.weight('rope_cos'), positions]), g.op('Gather', [g.weight('rope_sin'), positions])];
-  // Additive causal mask [seq, seq]: MASKED above the diagonal, 0 on and below it.
-  const square = g.op('Concat', [g.op('Unsqueeze', [seq, g.ints([0])]), g.op('Unsqueeze', [seq, g.ints([0])])], { axis: 0 });
-  const causal = g.op('Trilu', [g.op('Expand', [g.float(MASKED), square]), g.ints([1], true)], { upper: 1 });
+  const pastSlots = g.op('Gather', [g.op('Shape', [past[0].key]), g.ints([2], true)]);
+  const column = (n: string) => g.op('Unsqueeze', [g.op('Range', [g.ints([0], true), n, g.ints([1], true)]), g.ints([0])]); // [1, n]
+  const rowPast = g.op('Unsqueeze', [pastLength, g.ints([1])]); // [batch, 1]
+  const positions = g.op('Add', [rowPast, column(seq)]); // [batch, seq]
+  const ropeAt = g.op('Min', [positions, g.ints([seqLen - 1], true)]);
+  const [cos, sin] = [g.op('Gather', [g.weight('rope_cos'), ropeAt]), g.op('Gather', [g.weight('rope_sin'), ropeAt])];
+  // Which keys each query sees: key slots are the past slots then the new tokens; a past slot past the row's own
+  // past length is empty. Visible iff the key's position ≤ the query's, empty slots never.
+  const slot = column(pastSlots);
+  const pastPositions = g.op('Where', [g.op('Less', [slot, rowPast]), slot, g.ints([Number.MAX_SAFE_INTEGER], true)]); // [batch, past]
+  const keyPositions = g.op('Concat', [pastPositions, positions], { axis: 1 }); // [batch, past + seq]
+  const visible = g.op('LessOrEqual', [g.op('Unsqueeze', [keyPositions, g.ints([1])]), g.op('Unsqueeze', [positions, g.ints([2])])]);
+  const mask = g.op('Unsqueeze', [g.op('Where', [visible, g.float(0), g.float(MASKED)]), g.ints([1, 2])]); // [batch, 1, 1, seq, keys]
 
   let x = g.op('Gather', [g.weight('embedding'), tokens]);
   for (let l = 0; l < nLayers; l++) {
@@ -118,14 +132,18 @@ export function buildLlama2cGraph(config: Llama2cConfig, weights: Llama2cWeights
     const [qk, qkPartners, v] = g.opN('Split', [qkv, g.ints([dim + kvDim, dim + kvDim, kvDim])], 3, { axis: -1 });
     const rotated = g.op('Add', [g.op('Mul', [qk, cos]), g.op('Mul', [qkPartners, sin])]);
     const [q, k] = g.opN('Split', [rotated, g.ints([dim, kvDim])], 2, { axis: -1 });
+    const heads = (t: string, count: number) => g.op('Transpose', [g.op('Reshape', [t, g.ints([0, 0, count, headSize])])], { perm: [0, 2, 1, 3] });
+    const [newKeys, newValues] = [heads(k, nKvHeads), heads(v, nKvHeads)]; // [batch, kv, seq, head]
+    g.output(newKeys, `key_${l}`, 'float', ['batch', nKvHeads, 'seq', headSize]);
+    g.output(newValues, `value_${l}`, 'float', ['batch', nKvHeads, 'seq', headSize]);
     // Grouped-query attention without copying keys: query heads kv·group + j are viewed as [batch, kv, group, seq,
     // head] and each kv head's keys/values as [batch, kv, 1, ·, ·], which MatMul broadcasts over the group.
-    const heads = (x: string, count: number) => g.op('Reshape', [x, g.ints([0, 0, count, headSize])]);
-    const qHeads = g.op('Reshape', [g.op('Transpose', [heads(q, nHeads)], { perm: [0, 2, 1, 3] }), g.ints([0, nKvHeads, group, -1, headSize])]);
-    const kT = g.op('Unsqueeze', [g.op('Transpose', [heads(k, nKvHeads)], { perm: [0, 2, 3, 1] }), g.ints([2])]);
-    const vHeads = g.op('Unsqueeze', [g.op('Transpose', [heads(v, nKvHeads)], { perm: [0, 2, 1, 3] }), g.ints([2])]);
-    const scores = g.op('Add', [g.op('MatMul', [qHeads, kT]), causal]);
-    const context = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), vHeads]); // [batch, kv, group, seq, head]
+    const qHeads = g.op('Reshape', [heads(q, nHeads), g.ints([0, nKvHeads, group, -1, headSize])]);
+    const keys = g.op('Concat', [past[l].key, newKeys], { axis: 2 });
+    const values = g.op('Concat', [past[l].value, newValues], { axis: 2 });
+    const kT = g.op('Unsqueeze', [g.op('Transpose', [keys], { perm: [0, 1, 3, 2] }), g.ints([2])]);
+    const scores = g.op('Add', [g.op('MatMul', [qHeads, kT]), mask]);
+    const context = g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), g.op('Unsqueeze', [values, g.ints([2])])]); // [batch, kv, group, seq, head]
     const merged = g.op('Reshape', [
       g.op('Transpose', [g.op('Reshape', [context, g.ints([0, nHeads, -1, headSize])])], { perm: [0, 2, 1, 3] }),
       g.ints([0, 0, dim]),
