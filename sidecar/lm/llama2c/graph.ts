@@ -86,15 +86,19 @@ function rmsNorm(g: GraphBuilder, x: string, weight: string): string {
 }
 
 /**
- * The llama2.c transformer as one ONNX graph over a batch of right-padded sequences. Causal attention alone keeps
- * real positions from seeing the padding after them, so no padding mask is needed; padded positions' outputs are
- * garbage the caller ignores.
+ * The llama2.c transformer as one ONNX graph over a batch of right-padded sequences, each continuing a prefix whose
+ * keys and values were computed before (the prefix may be empty). Causal attention keeps real positions from seeing
+ * the padding after them; padded positions' outputs are garbage the caller ignores.
  *
- * Input `tokens` int64 [batch, seq]. Outputs, each per position t (predicting the token after tokens[..t]):
+ * Inputs: `tokens` int64 [batch, seq], the new tokens; `past_length` int64 [batch], each row's prefix length;
+ * `past_key_l` / `past_value_l` float [batch, kvHeads, past, headSize] per layer l, row b's prefix in its first
+ * past_length[b] slots (past = 0 for a plain forward pass). Outputs, each per new position t (predicting the token
+ * after it):
  * - `log_probs` float [batch, seq, vocab]: the log-softmax distribution;
  * - `next_log_prob` float [batch, seq]: log-prob of tokens[t + 1] (position seq − 1 scores token 0: ignore it);
- * - `best` int32 [batch, seq] and `best_log_prob` float [batch, seq]: argmax (lowest id among ties) and its log-prob.
- * Scoring fetches the last three only, so no [batch, seq, vocab] tensor crosses to JavaScript.
+ * - `best` int32 [batch, seq] and `best_log_prob` float [batch, seq]: argmax (lowest id among ties) and its log-prob;
+ * - `key_l` / `value_l` float [batch, kvHeads, seq, headSize]: the new positions' keys (after RoPE) and values.
+ * Scoring fetches next_log_prob, best and best_log_prob only, so no [batch, seq, vocab] tensor crosses to JavaScript.
  */
 export function buildLlama2cGraph(config: Llama2cConfig, weights: Llama2cWeights): Uint8Array {
   const { dim, nLayers, nHeads, nKvHeads, hiddenDim, vocabSize, seqLen } = config;
