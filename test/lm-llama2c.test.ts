@@ -50,6 +50,8 @@ describe('llama2.c model (stories260K)', needsStories, () => {
       'Lily had a big red ball. She loved to play with it in the park every day. One day the ball rolled away and Lily was sad.',
       'x',
       'The cat sat on the mat. 日本 {"json": [1, 2]}\n\tindented();',
+      // Longer than several of the graph's 64-query attention blocks.
+      `Once upon a time, ${'there was a little girl named Lily who loved to play outside in the sun with her friends. '.repeat(6)}`,
     ];
     const prompts = texts.map((t) => model.tokenize(t, true));
     prompts.push([BOS]);
@@ -96,7 +98,9 @@ describe('llama2.c model (stories260K)', needsStories, () => {
     try {
       const ids = model.tokenize('Lily saw a bird in the tree', true);
       const forked = [...ids.slice(0, 4), ...model.tokenize(' cat', false)];
-      for (const seq of [ids, ids.slice(0, 5), forked]) {
+      // A cached prefix of 100 tokens, then 90 new ones: new positions across attention blocks, attending to the past.
+      const story = model.tokenize('Tom had a red ball and he played with it every day in the garden near his house. '.repeat(8), true);
+      for (const seq of [ids, ids.slice(0, 5), forked, story.slice(0, 100), story.slice(0, 190)]) {
         const want = reference.logProbs(seq).at(-1)!;
         for (const got of [await model.nextLogProbs(seq), await uncached.nextLogProbs(seq)]) {
           for (let v = 0; v < want.length; v++) assert.ok(Math.abs(got[v] - want[v]) < TOLERANCE);
