@@ -113,7 +113,7 @@ function chunkedAttention(g: GraphBuilder, q: string, kT: string, v: string, mas
  * keys and values were computed before (the prefix may be empty). Causal attention keeps real positions from seeing
  * the padding after them; padded positions' outputs are garbage the caller ignores.
  *
- * Inputs: `tokens` int64 [batch, seq], the new tokens; `past_length` int64 [batch], each row's prefix length;
+ * Inputs: `tokens` int32 [batch, seq], the new tokens; `past_length` int32 [batch], each row's prefix length;
  * `past_key_l` / `past_value_l` float [batch, kvHeads, past, headSize] per layer l, row b's prefix in its first
  * past_length[b] slots (past = 0 for a plain forward pass). Outputs, each per new position t (predicting the token
  * after it):
@@ -129,8 +129,9 @@ export function buildLlama2cGraph(config: Llama2cConfig, weights: Llama2cWeights
   const kvDim = headSize * nKvHeads;
   const group = nHeads / nKvHeads;
   const g = new GraphBuilder({ weights: graphWeights(config, weights) });
-  const tokens = g.input('tokens', 'int64', ['batch', 'seq']);
-  const pastLength = g.input('past_length', 'int64', ['batch']);
+  // int32 inputs spare JavaScript a BigInt per token.
+  const tokens = g.input('tokens', 'int32', ['batch', 'seq']);
+  const pastLength = g.op('Cast', [g.input('past_length', 'int32', ['batch'])], { to: 7 /* INT64 */ });
   const past = Array.from({ length: nLayers }, (_, l) => ({
     key: g.input(`past_key_${l}`, 'float', ['batch', nKvHeads, 'past', headSize]),
     value: g.input(`past_value_${l}`, 'float', ['batch', nKvHeads, 'past', headSize]),

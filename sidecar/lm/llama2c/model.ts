@@ -184,13 +184,11 @@ export class Llama2cModel implements LanguageModel {
     const pastWidth = Math.max(...starts);
     const batch = rows.length;
     this.positionsRun += rows.reduce((sum, row, r) => sum + row.ids.length - starts[r], 0);
-    const tokens = new BigInt64Array(batch * width);
-    rows.forEach(({ ids }, r) => {
-      for (let t = starts[r]; t < ids.length; t++) tokens[r * width + t - starts[r]] = BigInt(ids[t]);
-    });
+    const tokens = new Int32Array(batch * width);
+    rows.forEach(({ ids }, r) => tokens.set(ids.slice(starts[r]), r * width));
     const feeds: Record<string, TensorValue> = {
       tokens: { data: tokens, dims: [batch, width] },
-      past_length: { data: BigInt64Array.from(starts, BigInt), dims: [batch] },
+      past_length: { data: Int32Array.from(starts), dims: [batch] },
     };
     const pastDims = [batch, nKvHeads, pastWidth, head];
     for (let l = 0; l < nLayers; l++) {
