@@ -1,6 +1,6 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadCheckpoint } from '../sidecar/lm/llama2c/checkpoint';
@@ -8,7 +8,7 @@ import { Llama2cModel } from '../sidecar/lm/llama2c/model';
 import { BOS } from '../sidecar/lm/llama2c/tokenizer';
 import { LmServer } from '../sidecar/lm/serve';
 import { Llama2cReference } from './fixtures/lm/llama2c-reference';
-import { needsStories, storiesModel, storiesTokenizer } from './fixtures/lm/stories';
+import { needsStories, repoRoot, storiesModel, storiesTokenizer } from './fixtures/lm/stories';
 
 function argmax(v: Float32Array): number {
   let best = 0;
@@ -167,6 +167,43 @@ describe('llama2.c model (stories260K)', needsStories, () => {
     assert.equal(offsets.filter((o) => o === at).length, 3);
     assert.deepEqual([...offsets].sort((a, b) => a - b), offsets);
     assert.deepEqual(model.tokenize('', true), [BOS]);
+  });
+
+  test('tokenizer: the same tokens as run.c\'s encoder (merge the best-scoring pair until none merges) on code, prose and odd text', () => {
+    const bytes = readFileSync(storiesTokenizer);
+    const pieces: string[] = [];
+    const scores: number[] = [];
+    for (let offset = 4, id = 0; id < 512; id++) {
+      scores.push(bytes.readFloatLE(offset));
+      const length = bytes.readInt32LE(offset + 4);
+      pieces.push(bytes.toString('latin1', offset + 8, offset + 8 + length));
+      offset += 8 + length;
+    }
+    const idOf = new Map(pieces.map((p, id) => [p, id] as const).reverse());
+    // run.c: dummy prefix, a symbol per code point (else its bytes as <0xNN>, ids 3..258), then merge the best pair.
+    const runC = (text: string): number[] => {
+      const ids = [...` ${text}`].flatMap((ch) => idOf.get(Buffer.from(ch).toString('latin1')) ?? [...Buffer.from(ch)].map((b) => b + 3));
+      for (;;) {
+        let best = -1;
+        let bestScore = -Infinity;
+        for (let i = 0; i + 1 < ids.length; i++) {
+          const merged = idOf.get(pieces[ids[i]] + pieces[ids[i + 1]]);
+          if (merged !== undefined && scores[merged] > bestScore) [best, bestScore] = [i, scores[merged]];
+        }
+        if (best < 0) return ids;
+        ids.splice(best, 2, idOf.get(pieces[ids[best]] + pieces[ids[best + 1]])!);
+      }
+    };
+    const texts = [
+      readFileSync(path.join(repoRoot, 'sidecar', 'lm', 'serve.ts'), 'utf8').slice(0, 3000),
+      'Once upon a time, there was a little girl named Lily.  Two  spaces,\ttabs\n\nand lines.   ',
+      '日本語 émoji 😀 and  <0x41> text',
+    ];
+    for (const text of texts) {
+      // Twice: the second encoding comes from the word cache.
+      assert.deepEqual(model.tokenize(text, false), runC(text));
+      assert.deepEqual(model.tokenize(text, false), runC(text));
+    }
   });
 
   test('a sequence longer than the context or a token outside the vocabulary fails alone, not the prompts batched with it', async () => {
