@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { Lru } from '../lru';
 
 export const BOS = 1;
 export const EOS = 2;
@@ -76,11 +75,12 @@ export class Llama2cTokenizer {
   private readonly lookup = new Map<string, number>();
   private readonly byteOf: Int16Array; // byte value of each <0xNN> token, -1 otherwise
   /**
-   * Tokens of each recent word (a space and what follows up to the next space). When no piece holds a space after
-   * its first character, no merge crosses a word's start, so encoding word by word gives the same tokens as the
-   * whole text at once, and a word met before costs a lookup. Undefined for vocabularies where that does not hold.
+   * Tokens of each word met (a space and what follows up to the next space), emptied when full: a plain Map, as an
+   * LRU's bookkeeping cost more than it saved. When no piece holds a space after its first character, no merge
+   * crosses a word's start, so encoding word by word gives the same tokens as the whole text at once. Undefined for
+   * vocabularies where that does not hold.
    */
-  private readonly words: Lru<string, number[]> | undefined;
+  private readonly words: Map<string, number[]> | undefined;
 
   constructor(file: string, vocabSize: number) {
     const bytes = readFileSync(file);
@@ -101,7 +101,7 @@ export class Llama2cTokenizer {
       if (byteMatch) this.byteOf[id] = parseInt(byteMatch[1], 16);
     }
     const wordwise = this.lookup.has(' ') && this.pieces.every((piece) => piece.indexOf(' ', 1) < 0);
-    this.words = wordwise ? new Lru(WORD_CACHE_SIZE) : undefined;
+    this.words = wordwise ? new Map() : undefined;
   }
 
   get vocabSize(): number {
@@ -120,6 +120,7 @@ export class Llama2cTokenizer {
       let tokens = this.words.get(word);
       if (!tokens) {
         tokens = this.merge(this.symbols(word));
+        if (this.words.size >= WORD_CACHE_SIZE) this.words.clear();
         this.words.set(word, tokens);
       }
       for (const id of tokens) ids.push(id);
