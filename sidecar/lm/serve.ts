@@ -1,7 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { LanguageModel, TokenScores } from './language-model';
-import { Lru } from './lru';
 
 /** A request the client got wrong: answered with an OpenAI-shaped error body and this status. */
 class RequestError extends Error {
@@ -13,6 +12,7 @@ class RequestError extends Error {
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
 /** Token pairs (prev, id) key the token-string cache as prev · 2^26 + id: exact for ids below 2^26, far above any vocabulary. */
 const TOKEN_KEY_BASE = 2 ** 26;
+const TOKEN_STRINGS_KEPT = 1 << 16;
 const ERROR_TYPES: Record<number, string> = { 400: 'BadRequestError', 404: 'NotFoundError', 405: 'MethodNotAllowed', 413: 'RequestTooLarge' };
 
 type Body = Record<string, unknown>;
@@ -82,8 +82,11 @@ function argmax(dist: Float32Array): number {
 export class LmServer {
   private readonly server: http.Server;
   private nextId = 0;
-  /** tokenString by (prev, id): a scoring response names one alternative per position, mostly the same few pairs. */
-  private readonly tokenStrings = new Lru<number, string>(1 << 16);
+  /**
+   * tokenString by (prev, id): a scoring response names one alternative per position, mostly the same few pairs.
+   * A plain Map emptied when full, as an LRU's bookkeeping on every hit would cost much of what it saves.
+   */
+  private readonly tokenStrings = new Map<number, string>();
 
   constructor(private readonly model: LanguageModel) {
     this.server = http.createServer((req, res) => void this.handle(req, res));
@@ -275,7 +278,10 @@ export class LmServer {
     if (text === undefined) {
       const decoded = this.model.decode([prev, id]);
       text = decoded.text.slice(decoded.offsets[1]);
-      if (cacheable) this.tokenStrings.set(key, text);
+      if (cacheable) {
+        if (this.tokenStrings.size >= TOKEN_STRINGS_KEPT) this.tokenStrings.clear();
+        this.tokenStrings.set(key, text);
+      }
     }
     return text;
   }
