@@ -85,8 +85,27 @@ function rmsNorm(g: GraphBuilder, x: string, weight: string): string {
   return g.op('Mul', [g.op('Mul', [x, scale]), g.weight(weight)]);
 }
 
-/** Queries per block of chunkedAttention; 64 measured best against 32 and 128 (and far better than unblocked). */
+/** Queries per block of blockedAttention; 64 measured best against 32 and 128 (and far better than unblocked). */
 const QUERY_BLOCK = 64;
+
+/** A block of QUERY_BLOCK queries: where it starts, how many keys it sees, its rows of the mask. */
+interface QueryBlock {
+  start: number;
+  keyEnd: string;
+  mask: string;
+}
+
+/** The query blocks of blockedAttention with their key counts and masks, computed once for all layers. */
+function queryBlocks(g: GraphBuilder, mask: string, pastSlots: string, maxSeq: number): QueryBlock[] {
+  const blocks: QueryBlock[] = [];
+  for (let start = 0; start < maxSeq; start += QUERY_BLOCK) {
+    const end = start + QUERY_BLOCK;
+    const keyEnd = g.op('Unsqueeze', [g.op('Add', [pastSlots, g.ints([end], true)]), g.ints([0])]);
+    const rows = g.op('Slice', [mask, g.ints([start]), g.ints([end]), g.ints([3])]);
+    blocks.push({ start, keyEnd, mask: g.op('Slice', [rows, g.ints([0]), keyEnd, g.ints([4])]) });
+  }
+  return blocks;
+}
 
 /**
  * softmax(q·kᵀ + mask)·v, in blocks of QUERY_BLOCK queries that each take only the keys up to their own last
@@ -95,17 +114,14 @@ const QUERY_BLOCK = 64;
  * sequence's end are empty slices, which cost little. Shapes: q [batch, kv, group, seq, head], kT [batch, kv, 1,
  * head, keys], v [batch, kv, 1, keys, head], mask [batch, 1, 1, seq, keys], keys = past slots + seq.
  */
-function chunkedAttention(g: GraphBuilder, q: string, kT: string, v: string, mask: string, pastSlots: string, maxSeq: number): string {
-  const blocks: string[] = [];
-  for (let start = 0; start < maxSeq; start += QUERY_BLOCK) {
-    const end = start + QUERY_BLOCK;
-    const keyEnd = g.op('Unsqueeze', [g.op('Add', [pastSlots, g.ints([end], true)]), g.ints([0])]);
-    const rows = (t: string, axis: number) => g.op('Slice', [t, g.ints([start]), g.ints([end]), g.ints([axis])]);
+function blockedAttention(g: GraphBuilder, q: string, kT: string, v: string, blocks: QueryBlock[]): string {
+  const outputs = blocks.map(({ start, keyEnd, mask }) => {
     const keys = (t: string, axis: number) => g.op('Slice', [t, g.ints([0]), keyEnd, g.ints([axis])]);
-    const scores = g.op('Add', [g.op('MatMul', [rows(q, 3), keys(kT, 4)]), keys(rows(mask, 3), 4)]);
-    blocks.push(g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), keys(v, 3)]));
-  }
-  return g.op('Concat', blocks, { axis: 3 });
+    const queries = g.op('Slice', [q, g.ints([start]), g.ints([start + QUERY_BLOCK]), g.ints([3])]);
+    const scores = g.op('Add', [g.op('MatMul', [queries, keys(kT, 4)]), mask]);
+    return g.op('MatMul', [g.op('Softmax', [scores], { axis: -1 }), keys(v, 3)]);
+  });
+  return g.op('Concat', outputs, { axis: 3 });
 }
 
 /**
@@ -152,6 +168,7 @@ export function buildLlama2cGraph(config: Llama2cConfig, weights: Llama2cWeights
   const keyPositions = g.op('Concat', [pastPositions, positions], { axis: 1 }); // [batch, past + seq]
   const visible = g.op('LessOrEqual', [g.op('Unsqueeze', [keyPositions, g.ints([1])]), g.op('Unsqueeze', [positions, g.ints([2])])]);
   const mask = g.op('Unsqueeze', [g.op('Where', [visible, g.float(0), g.float(MASKED)]), g.ints([1, 2])]); // [batch, 1, 1, seq, keys]
+  const blocks = queryBlocks(g, mask, pastSlots, seqLen);
 
   let x = g.op('Gather', [g.weight('embedding'), tokens]);
   for (let l = 0; l < nLayers; l++) {
@@ -170,7 +187,7 @@ export function buildLlama2cGraph(config: Llama2cConfig, weights: Llama2cWeights
     const keys = g.op('Concat', [past[l].key, newKeys], { axis: 2 });
     const values = g.op('Concat', [past[l].value, newValues], { axis: 2 });
     const kT = g.op('Unsqueeze', [g.op('Transpose', [keys], { perm: [0, 1, 3, 2] }), g.ints([2])]);
-    const context = chunkedAttention(g, qHeads, kT, g.op('Unsqueeze', [values, g.ints([2])]), mask, pastSlots, seqLen); // [batch, kv, group, seq, head]
+    const context = blockedAttention(g, qHeads, kT, g.op('Unsqueeze', [values, g.ints([2])]), blocks); // [batch, kv, group, seq, head]
     const merged = g.op('Reshape', [
       g.op('Transpose', [g.op('Reshape', [context, g.ints([0, nHeads, -1, headSize])])], { perm: [0, 2, 1, 3] }),
       g.ints([0, 0, dim]),
