@@ -1,9 +1,10 @@
 // Scoring throughput against the local stories260K server, side by side: `serve-lm` (the ONNX graph, batched) and
 // the plain-JS reference pass it replaced, each in its own process (so client and server do not share an event
-// loop), on the same pairs, at several concurrency levels and batch sizes. Prints pairs/s of both and their ratio,
-// then serve-lm's requests/s, prompt tokens/s, and the client's CPU time as a share of wall time.
+// loop), on the same pairs, at several concurrency levels and batch sizes. Prints pairs/s of both and their ratio;
+// then the CPU time each server process spent per pair (all its threads; Linux) and their ratio, which the client's
+// share of the machine does not blur; and the client's own CPU time per pair (LmScorer: tokenize requests, HTTP, JSON).
 //   node --import tsx scripts/bench-lm.ts [--pairs 96] [--threads 1]
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { launchLm, type LaunchedLm } from '../sidecar/lm/launcher';
@@ -43,15 +44,30 @@ async function serveReference(port: number): Promise<void> {
   process.once('SIGTERM', () => void server.close().then(() => process.exit(0)));
 }
 
+/** CPU milliseconds a process has used, all threads (utime + stime in /proc, 100 ticks a second); NaN off Linux. */
+function processCpuMs(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return NaN;
+  }
+}
+
 async function measure(lm: LaunchedLm, pairs: ScorePair[], concurrency: number, batchSize: number) {
   const scorer = new LmScorer({ baseUrl: lm.baseUrl, model: 'stories260K', concurrency, batchSize, cacheSize: 0 });
   await scorer.capabilities();
   const cpu = process.cpuUsage();
+  const serverCpu = processCpuMs(lm.pid);
   const start = performance.now();
   await scorer.score(pairs);
   const wallMs = performance.now() - start;
   const used = process.cpuUsage(cpu);
-  return { pairsPerSecond: pairs.length / (wallMs / 1000), stats: scorer.stats(), clientCpu: (used.user + used.system) / 1000 / wallMs };
+  return {
+    pairsPerSecond: pairs.length / (wallMs / 1000),
+    serverMsPerPair: (processCpuMs(lm.pid) - serverCpu) / pairs.length,
+    clientMsPerPair: (used.user + used.system) / 1000 / pairs.length,
+  };
 }
 
 async function main(): Promise<void> {
@@ -64,7 +80,8 @@ async function main(): Promise<void> {
     // Warm up both servers' JIT and the probe before timing.
     for (const lm of [reference, graph]) await new LmScorer({ baseUrl: lm.baseUrl, model: 'stories260K', cacheSize: 0 }).score(makePairs(16, 'warm'));
     console.log(`pairs per run: ${PAIRS}; servers: plain-JS reference pass and serve-lm (ONNX graph, ${args.threads} ORT thread(s)), each in its own process; client cache off`);
-    console.log('concurrency  batch  reference pairs/s  serve-lm pairs/s   ratio  requests/s  prompt-tok/s  client-CPU/wall');
+    console.log('                     pairs/s                      server CPU ms/pair          client CPU');
+    console.log('concurrency  batch  reference  serve-lm   ratio  reference  serve-lm   ratio    ms/pair');
     for (const batchSize of [1, 8]) {
       for (const concurrency of [1, 4, 16]) {
         const pairs = makePairs(PAIRS, `c${concurrency}b${batchSize}`);
@@ -73,12 +90,13 @@ async function main(): Promise<void> {
         const cells = [
           String(concurrency).padStart(11),
           String(batchSize).padStart(6),
-          before.pairsPerSecond.toFixed(1).padStart(18),
-          after.pairsPerSecond.toFixed(1).padStart(17),
+          before.pairsPerSecond.toFixed(1).padStart(10),
+          after.pairsPerSecond.toFixed(1).padStart(9),
           `${(after.pairsPerSecond / before.pairsPerSecond).toFixed(1)}×`.padStart(7),
-          after.stats.requestsPerSecond.toFixed(1).padStart(11),
-          after.stats.tokensPerSecond.toFixed(0).padStart(13),
-          `${(after.clientCpu * 100).toFixed(1)}%`.padStart(16),
+          before.serverMsPerPair.toFixed(1).padStart(10),
+          after.serverMsPerPair.toFixed(2).padStart(9),
+          `${(before.serverMsPerPair / after.serverMsPerPair).toFixed(0)}×`.padStart(7),
+          after.clientMsPerPair.toFixed(2).padStart(10),
         ];
         console.log(cells.join(' '));
       }
