@@ -217,7 +217,8 @@ describe('sidecar training, evaluation and models over JSON-RPC', () => {
       assert.ok(failed.message?.includes(broken.url), failed.message);
       assert.match(failed.message ?? '', /model "no-such-model"/);
       assert.match(failed.message ?? '', /nope/);
-      assert.match(failed.message ?? '', /Check replugCode\.lm\.model .* replugCode\.lm\.baseUrl/);
+      // The 404 came from GET /models, so the advice is about the base URL first.
+      assert.match(failed.message ?? '', /Check that replugCode\.lm\.baseUrl is the server's OpenAI base URL.* replugCode\.lm\.model/);
     } finally {
       await broken.close();
     }

@@ -54,7 +54,7 @@ export class TrainingService {
     if (!params.lm?.baseUrl || !params.lm.model) {
       throw new Error('Training needs the LM teacher: set replugCode.lm.baseUrl and replugCode.lm.model (or run REPLUG: Start LM Server).');
     }
-    const runId = params.resumeRunId ?? `lsr-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}`;
+    const runId = params.resumeRunId ?? this.newRunId();
     const output = join(this.opts.modelsDir, runId);
     if (params.resumeRunId && !existsSync(output)) throw new Error(`There is no run ${runId} to resume in ${this.opts.modelsDir}.`);
     const settings = { ...DEFAULT_LSR_SETTINGS, ...params.settings };
@@ -104,6 +104,14 @@ export class TrainingService {
         if (this.status.state === 'running' || this.status.state === 'starting') fail(`The training worker exited (code ${code}) before the run ended.`);
       });
     });
+  }
+
+  /** A run name from the start time, with a counter when a run of the same second already has the folder. */
+  private newRunId(): string {
+    const stamp = `lsr-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}`;
+    let runId = stamp;
+    for (let n = 2; existsSync(join(this.opts.modelsDir, runId)); n++) runId = `${stamp}-${n}`;
+    return runId;
   }
 
   /** Stops the running training (it checkpoints first) and resolves with the final status. */

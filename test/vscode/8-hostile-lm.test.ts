@@ -101,7 +101,7 @@ suite('a hostile LM endpoint', () => {
       assert.ok(nope.seen.length > 0);
       assert.match(toast.text, /model "hostile"/);
       assert.match(toast.text, /nope/);
-      assert.match(toast.text, /Check replugCode\.lm\.model/);
+      assert.match(toast.text, /Check that replugCode\.lm\.baseUrl is the server.s Open/); // a 404 on GET /models: the URL, not the model
     } finally {
       await config.update('lm.baseUrl', lm.url, vscode.ConfigurationTarget.Global);
       await nope.close();
