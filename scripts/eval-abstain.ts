@@ -7,7 +7,9 @@
  * held-out loss KL(Q ‖ P_R) over the top 10, teacher-gold nDCG@10 and REPLUG bits/byte (the abstaining model with
  * and without ∅ in its ensemble), with paired standard errors, and how often the abstaining model abstains on the
  * queries where no passage of the pool helps the LM against those where one does.
- *   node --import tsx scripts/eval-abstain.ts [--seeds 0,1,2] [--steps 400] [--abstain-lr 0.01]
+ * `--teacher stories` scores with stories260K behind serve-lm instead: a story model that code passages rarely help,
+ * the case abstention is for (slower: use fewer --steps and --max-points).
+ *   node --import tsx scripts/eval-abstain.ts [--teacher copy|stories] [--seeds 0,1,2] [--steps 400] [--max-points N] [--abstain-lr 0.01]
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,10 +22,12 @@ import { pairedDifference } from '../sidecar/eval/ranking-metrics';
 import { WorkspaceIndex } from '../sidecar/index/workspace-index';
 import { LmScorer } from '../sidecar/lm/scorer';
 import { LmServer } from '../sidecar/lm/serve';
+import { readyTeacher } from '../sidecar/lsr/fit-queries';
 import { DEFAULT_LSR_SETTINGS, trainLsr, type LsrSettings } from '../sidecar/lsr/lsr-trainer';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../sidecar/lsr/query-source';
 import { AbstentionHead } from '../sidecar/retrieve/abstention';
 import { CopyLm } from '../test/fixtures/lm/copy-lm';
+import { launchStoriesServer, needsStories } from '../test/fixtures/lm/stories';
 import { buildDenseIndex } from '../test/helpers/dense-index';
 
 const CORPUS = ['execa/lib', 'mocha/lib'].map((p) => path.resolve(__dirname, '..', 'node_modules', p));
@@ -31,8 +35,31 @@ const K = 10;
 const GAMMA = 0.05;
 
 const { values: args } = parseArgs({
-  options: { seeds: { type: 'string', default: '0' }, steps: { type: 'string', default: '400' }, 'abstain-lr': { type: 'string', default: String(DEFAULT_LSR_SETTINGS.abstainLr) } },
+  options: {
+    teacher: { type: 'string', default: 'copy' },
+    seeds: { type: 'string', default: '0' },
+    steps: { type: 'string', default: '400' },
+    'max-points': { type: 'string' },
+    'abstain-lr': { type: 'string', default: String(DEFAULT_LSR_SETTINGS.abstainLr) },
+  },
 });
+
+/** The LM teacher named by --teacher, served for this run. */
+async function startTeacher(name: string): Promise<{ scorer: LmScorer; stop(): Promise<void> }> {
+  if (name === 'copy') {
+    const server = new LmServer(new CopyLm('copy-lm', 16384));
+    return { scorer: new LmScorer({ baseUrl: await server.listen(0), model: 'copy-lm', continuationTokens: 512 }), stop: () => server.close() };
+  }
+  if (name === 'stories') {
+    if (needsStories.skip) throw new Error(needsStories.skip);
+    const lm = await launchStoriesServer();
+    return { scorer: new LmScorer({ baseUrl: lm.baseUrl, model: lm.models[0] }), stop: () => lm.stop() };
+  }
+  throw new Error(`--teacher must be copy or stories, got ${name}`);
+}
+
+/** At most `max` of the points, spread evenly over them (they come sorted by path). */
+const spread = <T>(xs: T[], max: number) => xs.filter((_, i) => i % Math.max(1, Math.ceil(xs.length / max)) === 0);
 
 const mean = (xs: readonly number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const signed = (x: number, digits = 3) => `${x >= 0 ? '+' : '−'}${Math.abs(x).toFixed(digits)}`;
@@ -49,18 +76,20 @@ const share = (hits: number, n: number) => {
 async function main(): Promise<void> {
   if (!CORPUS.every(existsSync)) throw new Error(`${CORPUS.join(' or ')} is missing: run npm ci`);
   const dir = mkdtempSync(path.join(tmpdir(), 'replug-eval-abstain-'));
-  const server = new LmServer(new CopyLm('copy-lm', 16384));
+  const teacher = await startTeacher(args.teacher);
+  const say = (line: string) => process.stderr.write(`${line}\n`);
   try {
     const model = await makeTinyBert(path.join(dir, 'tiny'), { layers: 2, hidden: 64, heads: 4, ffn: 128, vocab: 'real', maxPos: 256, seed: 1, noShift: true });
     const base = await loadEncoder({ model });
     const indexDir = path.join(dir, 'index');
     await buildDenseIndex(indexDir, base, model, CORPUS);
-    const scorer = new LmScorer({ baseUrl: await server.listen(0), model: 'copy-lm', continuationTokens: 512 });
+    const { scorer } = teacher;
     for (const seed of args.seeds.split(',').map(Number)) {
       const index = await WorkspaceIndex.open(indexDir, { encoder: base, readOnly: true });
       const source = { ...DEFAULT_QUERY_SOURCE, perFile: 10, trainFraction: 0.7, evalFraction: 0.3, seed };
-      const train = await loadQueries(index.passages(), { ...source, split: 'train' });
-      const heldOut = await loadQueries(index.passages(), { ...source, split: 'eval-points' });
+      const { queries: train } = await readyTeacher(scorer, await loadQueries(index.passages(), { ...source, split: 'train' }), say);
+      const points = await loadQueries(index.passages(), { ...source, split: 'eval-points' });
+      const { queries: heldOut } = await readyTeacher(scorer, spread(points, Number(args['max-points'] ?? points.length)), say);
       const settings: LsrSettings = {
         ...DEFAULT_LSR_SETTINGS, gamma: GAMMA, lr: 3e-3, steps: Number(args.steps), batchSize: 8, k: K, checkpointEvery: 10_000, freezeWordEmbeddings: false, seed,
         abstainLr: Number(args['abstain-lr']),
@@ -101,7 +130,7 @@ async function main(): Promise<void> {
       const [a, b] = [share(where.filter((o) => o.abstained).length, where.length), share(elsewhere.filter((o) => o.abstained).length, elsewhere.length)];
       const [plainR, abstainR] = [report.retrievers[1], report.retrievers[2]];
       const lines = [
-        `seed ${seed}: ${train.length} training queries, ${report.queries} held-out points; ${settings.steps} steps, k ${K}, γ ${GAMMA}, abstain lr ${settings.abstainLr}`,
+        `${args.teacher} teacher, seed ${seed}: ${train.length} training queries, ${report.queries} held-out points; ${settings.steps} steps, k ${K}, γ ${GAMMA}, abstain lr ${settings.abstainLr}`,
         `  training loss (first → last 10 steps)   plain ${mean(plain.losses.slice(0, 10)).toFixed(3)} → ${mean(plain.losses.slice(-10)).toFixed(3)}` +
           `   abstain (over k + 1) ${mean(abstaining.losses.slice(0, 10)).toFixed(3)} → ${mean(abstaining.losses.slice(-10)).toFixed(3)}; τ ends at ${abstaining.abstention!.score.toFixed(3)}`,
         `  held-out loss over the top ${K}           plain ${plainR.loss!.toFixed(3)}   abstain ${abstainR.loss!.toFixed(3)} (with ∅ ${abstainR.abstention!.loss.toFixed(3)});` +
@@ -120,7 +149,7 @@ async function main(): Promise<void> {
     }
     await base.dispose();
   } finally {
-    await server.close();
+    await teacher.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }
