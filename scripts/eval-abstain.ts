@@ -5,10 +5,12 @@
  * that helps. Per split seed, two runs from the same start on the same training queries, plain LSR and LSR with
  * abstention, are evaluated on held-out points (other points of the training files). Printed: training loss, the
  * held-out loss KL(Q ‖ P_R) over the top 10, teacher-gold nDCG@10 and REPLUG bits/byte (the abstaining model with
- * and without ∅ in its ensemble), with paired standard errors, and how often the abstaining model abstains on the
- * queries where no passage of the pool helps the LM against those where one does.
- * `--teacher stories` scores with stories260K behind serve-lm instead: a story model that code passages rarely help,
- * the case abstention is for (slower: use fewer --steps and --max-points).
+ * and without ∅ in its ensemble, and with no passage at all where it abstains, as the editor does), with paired
+ * standard errors; how often the abstaining model abstains on the queries where no passage of the pool helps the LM
+ * against those where one does; and the bound on what abstaining could gain (per point, the better of plain LSR's
+ * ensemble and no passage).
+ * `--teacher stories` scores with stories260K behind serve-lm instead: a story model on which the base retriever's
+ * passages gain nothing over the context alone (use fewer --steps and --max-points: its scoring is slower).
  *   node --import tsx scripts/eval-abstain.ts [--teacher copy|stories] [--seeds 0,1,2] [--steps 400] [--max-points N] [--abstain-lr 0.01]
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -129,6 +131,12 @@ async function main(): Promise<void> {
       const [where, elsewhere] = [nothing.filter((o) => !o.helps), nothing.filter((o) => o.helps)];
       const [a, b] = [share(where.filter((o) => o.abstained).length, where.length), share(elsewhere.filter((o) => o.abstained).length, elsewhere.length)];
       const [plainR, abstainR] = [report.retrievers[1], report.retrievers[2]];
+      const bits = (logProbs: number[]) => (-mean(logProbs) * bitsPerByte).toFixed(3);
+      // What the editor does with an abstaining model: no passage at all where ∅ outranks every passage.
+      const hard = outcomes.map((o, i) => (empty[i].abstained ? o.noRetrievalLogProb : o.retrievers[2].logProb));
+      // The most abstention could gain: per point, the better of plain LSR's ensemble and no passage.
+      const oracle = outcomes.map((o) => Math.max(o.noRetrievalLogProb, o.retrievers[1].logProb));
+      const worse = outcomes.filter((o) => o.retrievers[1].logProb < o.noRetrievalLogProb).length;
       const lines = [
         `${args.teacher} teacher, seed ${seed}: ${train.length} training queries, ${report.queries} held-out points; ${settings.steps} steps, k ${K}, γ ${GAMMA}, abstain lr ${settings.abstainLr}`,
         `  training loss (first → last 10 steps)   plain ${mean(plain.losses.slice(0, 10)).toFixed(3)} → ${mean(plain.losses.slice(-10)).toFixed(3)}` +
@@ -141,6 +149,8 @@ async function main(): Promise<void> {
           `   abstain ${abstainR.bitsPerByte.toFixed(3)} (with ∅ ${abstainR.abstention!.bitsPerByte.toFixed(3)})`,
         `    abstain with ∅ − plain ${paired(of(1).map((o) => o.logProb), empty.map((o) => o.logProb), bitsPerByte)};` +
           ` with ∅ − without ${paired(of(2).map((o) => o.logProb), empty.map((o) => o.logProb), bitsPerByte)}`,
+        `    abstaining as the editor does (no passage where ∅ outranks them all) ${bits(hard)}; − plain ${paired(of(1).map((o) => o.logProb), hard, bitsPerByte)}`,
+        `    plain's ensemble is worse than no passage on ${share(worse, outcomes.length).text}; the better of the two per point (an oracle abstainer) ${bits(oracle)}`,
         `  abstains on ${(100 * abstainR.abstention!.rate).toFixed(1)}% of held-out points; where no passage helps the LM ${a.text}, where one does ${b.text};` +
           ` difference ${signed(100 * (a.p - b.p), 1)} ± ${(100 * Math.hypot(a.se, b.se)).toFixed(1)} points`,
         `  mean P_R(∅) where no passage helps ${mean(where.map((o) => o.weight)).toFixed(3)}, where one does ${mean(elsewhere.map((o) => o.weight)).toFixed(3)}`,
