@@ -60,6 +60,11 @@ export async function indexWorkspace(
         ? 'Indexing cancelled; what was done so far is kept.'
         : `Indexed ${result.files} files into ${result.passages} passages (${result.filesChanged} changed) in ${result.seconds.toFixed(1)} s.`;
       log.info(summary);
+      if (!result.cancelled) {
+        for (const [grammar, reason] of Object.entries(result.grammarErrors ?? {})) {
+          log.warn(`The ${grammar} grammar did not load (${reason}); its files were cut into line windows.`);
+        }
+      }
       if (loud) void vscode.window.showInformationMessage(`REPLUG: ${summary}`);
       return result;
     } catch (err) {

@@ -1,5 +1,6 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
+import { CHUNKING_STRATEGIES, strategyOfFingerprint, type ChunkingStrategy } from '../corpus/file-chunker';
 import { WorkspaceIndex, type IndexReport } from '../index/workspace-index';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
@@ -16,6 +17,7 @@ interface IndexCliOptions extends ModelCliOptions {
   windowLines?: number;
   strideLines?: number;
   maxTokens?: number;
+  chunking?: ChunkingStrategy;
   checkpointSeconds?: number;
   verbose?: boolean;
 }
@@ -32,6 +34,11 @@ export function registerIndexCommand(program: Command): void {
     .option('--window-lines <n>', 'lines per passage window', positiveInt)
     .option('--stride-lines <n>', 'lines between window starts', positiveInt)
     .option('--max-tokens <n>', 'token budget per passage', positiveInt)
+    .addOption(
+      new Option('--chunking <strategy>', 'lines: windows of --window-lines; syntax: functions, classes and methods as passages (windows elsewhere)').choices(
+        CHUNKING_STRATEGIES,
+      ),
+    )
     .option('--checkpoint-seconds <n>', 'save progress at least this often during a long run (0: after every batch)', nonNegativeInt)
     .option('-v, --verbose', 'list every skipped file with its reason');
   addIndexDirOption(cmd);
@@ -47,6 +54,8 @@ export function registerIndexCommand(program: Command): void {
     const stored = await WorkspaceIndex.readManifest(opts.indexDir).catch(() => undefined);
     const model = opts.model ?? stored?.encoder?.model;
     const encoder = await encoderFromOptions({ ...opts, model });
+    // Likewise the chunking strategy: re-running index without --chunking must not rebuild a syntax-chunked index.
+    const strategy = opts.chunking ?? (stored ? strategyOfFingerprint(stored.chunking) : undefined);
     const progress = new ProgressReporter();
     const index = await WorkspaceIndex.open(opts.indexDir, {
       encoder,
@@ -55,7 +64,7 @@ export function registerIndexCommand(program: Command): void {
       exclude: opts.exclude,
       maxFileBytes: opts.maxFileBytes,
       checkpointSeconds: opts.checkpointSeconds,
-      chunking: definedOnly({ windowLines: opts.windowLines, strideLines: opts.strideLines, maxTokens: opts.maxTokens }),
+      chunking: definedOnly({ windowLines: opts.windowLines, strideLines: opts.strideLines, maxTokens: opts.maxTokens, strategy }),
     });
     const abort = new AbortController();
     const onSigint = () => abort.abort(new Interrupted('interrupted: progress so far was saved; run index again to finish'));
@@ -83,6 +92,9 @@ function printReport(report: IndexReport, index: WorkspaceIndex, model: string |
   const reasons = Object.entries(report.skipped).sort((a, b) => b[1] - a[1]);
   const skippedTotal = reasons.reduce((sum, [, n]) => sum + n, 0);
   if (skippedTotal > 0) out.write(`skipped ${count(skippedTotal, 'file')}: ${reasons.map(([r, n]) => `${n} ${r}`).join(', ')}\n`);
+  const windowed = Object.entries(report.windowed ?? {});
+  if (windowed.length > 0) out.write(`cut into line windows instead of by syntax: ${windowed.map(([r, n]) => `${count(n, 'file')} ${r}`).join(', ')}\n`);
+  for (const [grammar, reason] of Object.entries(report.grammarErrors ?? {})) out.write(`the ${grammar} grammar did not load: ${reason}\n`);
   if (verbose) {
     for (const s of report.skippedFiles) out.write(`  skipped ${displayPath(s.path)}: ${s.reason}${s.detail ? ` (${s.detail})` : ''}\n`);
   }
