@@ -4,7 +4,14 @@ import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileS
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { chunkingFingerprint, chunkText, DEFAULT_CHUNKING, estimateTokens, splitLines } from '../sidecar/corpus/chunk';
-import { DEFAULT_FILE_CHUNKING, FileChunker, fileChunkingFingerprint, strategyOfFingerprint, type FileChunkOptions } from '../sidecar/corpus/file-chunker';
+import {
+  DEFAULT_FILE_CHUNKING,
+  FileChunker,
+  fileChunkingFingerprint,
+  strategyOfFingerprint,
+  SYNTAX_BY_DEFAULT,
+  type FileChunkOptions,
+} from '../sidecar/corpus/file-chunker';
 import { Grammars } from '../sidecar/corpus/grammars';
 import type { Passage } from '../sidecar/corpus/passage';
 import { languageOf, SYNTAX_LANGUAGES } from '../sidecar/corpus/syntax-languages';
@@ -44,28 +51,29 @@ function assertCoversCode(ps: Passage[], text: string) {
 }
 
 describe('syntax chunking of real files', () => {
-  test('Python: a decorated class that fits is one passage with its decorator; functions are passages; imports a window', async () => {
+  test('Python: whole definitions, with their decorators, share passages while together they fit', async () => {
     const { passages, text, fallback } = await chunkFile(fixture('src/geometry/shapes.py'));
     assert.equal(fallback, undefined);
     assert.deepEqual(ranges(passages), [
-      [1, 3], // module docstring and imports
-      [6, 14], // @dataclass class Circle, both methods
-      [17, 26], // @dataclass class Rectangle
-      [29, 31], // def total_area
-      [34, 36], // def largest_shape
+      [1, 14], // module docstring and imports, then @dataclass class Circle with both methods (83 tokens)
+      [17, 31], // @dataclass class Rectangle, then def total_area (99 tokens)
+      [34, 36], // def largest_shape (55 tokens: with the two above it would not fit)
     ]);
     assertExactAndWithinBudget(passages, text, 128);
   });
 
-  test('Python: a class over the budget is split into its methods; its header and fields are a window', async () => {
+  test('Python: a class over the budget is split into its methods; a function over it is windowed', async () => {
     const { passages, text } = await chunkFile(fixture('src/geometry/shapes.py'), { maxTokens: 40 });
-    assert.deepEqual(ranges(passages).slice(1, 7), [
-      [6, 8], // @dataclass class Circle: radius: float
+    assert.deepEqual(ranges(passages), [
+      [1, 8], // docstring and imports, then Circle's decorator, header and field
       [10, 11], // def area
-      [13, 14], // def perimeter
-      [17, 20],
-      [22, 23],
-      [25, 26],
+      [13, 20], // def perimeter, then Rectangle's decorator, header and fields
+      [22, 23], // def area
+      [25, 26], // def perimeter
+      [29, 30], // def total_area is 42 tokens: windows
+      [31, 31],
+      [34, 35], // def largest_shape is 55 tokens: windows
+      [36, 36],
     ]);
     assertExactAndWithinBudget(passages, text, 40);
     assertCoversCode(passages, text);
@@ -80,8 +88,7 @@ describe('syntax chunking of real files', () => {
       [17, 27], // JSDoc + camelCase
       [29, 40], // JSDoc + cssCase
       [42, 53], // domEach's JSDoc, which does not fit with it…
-      [54, 61], // …so the function is a passage of its own
-      [63, 69], // const enum CharacterCode
+      [54, 69], // …so the function is whole without it, and shares a passage with const enum CharacterCode
       [71, 86], // isHtml does not fit even alone: 20-line windows from its JSDoc, capped at 128 tokens
       [81, 94],
       [91, 99],
@@ -92,11 +99,9 @@ describe('syntax chunking of real files', () => {
   test('TypeScript: methods of a class over the budget; a closing brace alone is no passage', async () => {
     const { passages, text } = await chunkFile(fixture('src/text/lru-cache.ts'));
     assert.deepEqual(ranges(passages), [
-      [1, 6], // class JSDoc, header and field
-      [8, 10], // constructor
+      [1, 10], // class JSDoc, header and field, then the constructor
       [12, 19], // get
-      [21, 28], // set
-      [30, 32], // get size
+      [21, 32], // set, then get size; the class's closing brace (line 33) is no passage
     ]);
     assertExactAndWithinBudget(passages, text, 128);
   });
@@ -107,11 +112,11 @@ describe('syntax chunking of real files', () => {
       assert.equal(fallback, undefined);
       assertExactAndWithinBudget(passages, text, maxTokens);
       assertCoversCode(passages, text);
-      // `Runner.prototype.grep = function …` fits without its JSDoc: it is one passage from its first to its last line.
+      // `Runner.prototype.grep = function …` fits without its JSDoc: a passage starts with it and holds all of it.
       const lines = splitLines(text);
       const start = lines.findIndex((l) => l.startsWith('Runner.prototype.grep = function')) + 1;
       const end = lines.findIndex((l, i) => i >= start && l === '};') + 1;
-      if (maxTokens === 128) assert.ok(passages.some((p) => p.startLine === start && p.endLine === end), `grep is lines ${start}-${end}`);
+      if (maxTokens === 128) assert.ok(passages.some((p) => p.startLine === start && p.endLine >= end), `grep is lines ${start}-${end}`);
       // Windows of a long definition stay inside it: none straddles `Runner.prototype.runTests`'s first line.
       const runTests = lines.findIndex((l) => l.startsWith('Runner.prototype.runTests = function')) + 1;
       assert.ok(!passages.some((p) => p.startLine < runTests && runTests <= p.endLine && !/^\s*(\/\*\*|\*)/.test(lines[p.startLine - 1])));
@@ -154,7 +159,7 @@ describe('fallback to line windows', () => {
       assert.match(python.chunker.unavailable.get('python') ?? '', /\S/);
       const ts = await chunkFile(fixture('src/text/lru-cache.ts'), {}, grammars);
       assert.equal(ts.fallback, undefined);
-      assert.equal(ts.passages.length, 5);
+      assert.deepEqual(ranges(ts.passages), [[1, 10], [12, 19], [21, 32]]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -166,10 +171,10 @@ describe('fallback to line windows', () => {
     assert.deepEqual(passages, chunkText({ path: MOCHA_RUNNER, text }, DEFAULT_CHUNKING, estimateTokens));
   });
 
-  test('a definition with a syntax error is cut like code between definitions; the others are still passages', async () => {
+  test('a syntax error: the definitions around it are still passages, the broken one is cut into windows', async () => {
     const text = readFileSync(fixture('src/text/tokenize.ts'), 'utf8').replace('return identifier', 'return identifier )(');
-    // Short windows, so that windows over the broken function (lines 10-16) differ from a passage of all of it.
-    const opts = { ...SYNTAX, windowLines: 4, strideLines: 2, maxTokens: 160 };
+    // Short windows, so that windows over the broken function (lines 10-16, 150 tokens) show; the others fit 131.
+    const opts = { ...SYNTAX, windowLines: 4, strideLines: 2, maxTokens: 131 };
     const { passages, fallback } = await new FileChunker(opts).chunk({ path: '/r/tokenize.ts', text }, estimateTokens);
     assert.equal(fallback, undefined);
     assert.deepEqual(ranges(passages), [
@@ -179,7 +184,7 @@ describe('fallback to line windows', () => {
       [14, 16],
       [18, 25], // termFrequencies with its JSDoc
     ]);
-    assertExactAndWithinBudget(passages, text, 160);
+    assertExactAndWithinBudget(passages, text, 131);
   });
 
   test('hostile nesting (20,000 nested functions) is chunked without overflowing the stack', async () => {
@@ -211,29 +216,50 @@ describe('grammars', () => {
 
   test('every grammar loads and finds a definition, with its comment, decorator or attribute', async () => {
     assert.deepEqual(Object.keys(SAMPLES).sort(), SYNTAX_LANGUAGES.map((l) => l.id).sort());
-    // A budget below each whole sample, so the definition is split off from what surrounds it.
-    const chunker = new FileChunker({ ...SYNTAX, maxTokens: 48 });
     for (const [id, [file, text, range]] of Object.entries(SAMPLES)) {
       assert.equal(languageOf(file)?.id, id);
-      const { passages, fallback } = await chunker.chunk({ path: `/r/${file}`, text: text + '\n'.repeat(3) + '// ' + 'pad '.repeat(60) + '\n' }, estimateTokens);
+      // The definition's own size as the budget: it fits, but not with the line before it or the long one after it.
+      const maxTokens = estimateTokens(splitLines(text).slice(range[0] - 1, range[1]).join('\n'));
+      const chunker = new FileChunker({ ...SYNTAX, maxTokens });
+      const padded = `${text}\n\n${'pad '.repeat(maxTokens + 1)}\n`;
+      const { passages, fallback } = await chunker.chunk({ path: `/r/${file}`, text: padded }, estimateTokens);
       assert.equal(fallback, undefined, id);
+      assert.equal(chunker.unavailable.size, 0, id);
       assert.ok(passages.some((p) => p.startLine === range[0] && p.endLine === range[1]), `${id}: ${JSON.stringify(ranges(passages))}`);
     }
-    assert.equal(chunker.unavailable.size, 0);
+  });
+});
+
+describe('auto strategy', () => {
+  test('cuts Python by syntax and every other language into line windows', async () => {
+    const chunker = new FileChunker(DEFAULT_FILE_CHUNKING);
+    assert.equal(DEFAULT_FILE_CHUNKING.strategy, 'auto');
+    assert.deepEqual([...SYNTAX_BY_DEFAULT], ['python']);
+    const python = fixture('src/geometry/shapes.py');
+    const pythonText = readFileSync(python, 'utf8');
+    assert.deepEqual(
+      (await chunker.chunk({ path: python, text: pythonText }, estimateTokens)).passages,
+      (await new FileChunker(SYNTAX).chunk({ path: python, text: pythonText }, estimateTokens)).passages,
+    );
+    for (const file of [CHEERIO_UTILS, MOCHA_RUNNER, fixture('scripts/retry.go')]) {
+      const text = readFileSync(file, 'utf8');
+      assert.deepEqual((await chunker.chunk({ path: file, text }, estimateTokens)).passages, chunkText({ path: file, text }, DEFAULT_CHUNKING, estimateTokens), file);
+    }
   });
 });
 
 describe('chunking fingerprint', () => {
   test('changes with the strategy; line windows keep the fingerprint indexes were built with', () => {
-    assert.equal(fileChunkingFingerprint(DEFAULT_FILE_CHUNKING), chunkingFingerprint(DEFAULT_CHUNKING));
-    const syntax = fileChunkingFingerprint(SYNTAX);
-    assert.notEqual(syntax, fileChunkingFingerprint(DEFAULT_FILE_CHUNKING));
-    assert.notEqual(syntax, fileChunkingFingerprint({ ...SYNTAX, maxTokens: 64 }));
-    assert.equal(strategyOfFingerprint(`${syntax}|estimate-v1`), 'syntax');
-    assert.equal(strategyOfFingerprint(`${fileChunkingFingerprint(DEFAULT_FILE_CHUNKING)}|estimate-v1`), 'lines');
+    const lines = { ...DEFAULT_FILE_CHUNKING, strategy: 'lines' } as const;
+    assert.equal(fileChunkingFingerprint(lines), chunkingFingerprint(DEFAULT_CHUNKING));
+    const prints = (['auto', 'lines', 'syntax'] as const).map((strategy) => fileChunkingFingerprint({ ...DEFAULT_FILE_CHUNKING, strategy }));
+    assert.equal(new Set(prints).size, 3);
+    assert.notEqual(fileChunkingFingerprint(SYNTAX), fileChunkingFingerprint({ ...SYNTAX, maxTokens: 64 }));
+    assert.match(prints[0], /^auto\(python\)-/);
+    assert.deepEqual(prints.map((p) => strategyOfFingerprint(`${p}|estimate-v1`)), ['auto', 'lines', 'syntax']);
   });
 
   test('an unknown strategy is an error that names the choices', () => {
-    assert.throws(() => new FileChunker({ ...DEFAULT_FILE_CHUNKING, strategy: 'ast' as never }), /chunking strategy must be lines or syntax, got "ast"/);
+    assert.throws(() => new FileChunker({ ...DEFAULT_FILE_CHUNKING, strategy: 'ast' as never }), /chunking strategy must be auto, lines, syntax, got "ast"/);
   });
 });

@@ -4,6 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import type { ChunkingStrategy } from '../sidecar/corpus/file-chunker';
 import { WorkspaceIndex } from '../sidecar/index/workspace-index';
 import { FIXTURE_WORKSPACE } from './helpers/dense-index';
 
@@ -11,8 +12,8 @@ const CLI = [process.execPath, '--import', 'tsx', path.resolve(__dirname, '..', 
 const run = (...args: string[]) => spawnSync(CLI[0], [...CLI.slice(1), ...args], { encoding: 'utf8' });
 const treeSitterLoaded = () => Object.keys(require.cache).some((file) => file.includes('tree-sitter-wasm'));
 
-async function indexOnce(dir: string, strategy: 'lines' | 'syntax') {
-  const index = await WorkspaceIndex.open(dir, { chunking: { strategy } });
+async function indexOnce(dir: string, strategy: ChunkingStrategy | undefined) {
+  const index = await WorkspaceIndex.open(dir, strategy ? { chunking: { strategy } } : {});
   try {
     const report = await index.update([FIXTURE_WORKSPACE]);
     return { report, passages: index.passages() };
@@ -27,27 +28,30 @@ test('indexing with line windows never loads the tree-sitter runtime; syntax chu
   try {
     await indexOnce(path.join(dir, 'lines'), 'lines');
     assert.equal(treeSitterLoaded(), false);
-    await indexOnce(path.join(dir, 'syntax'), 'syntax');
+    // The default cuts the fixture's Python files by syntax.
+    await indexOnce(path.join(dir, 'auto'), undefined);
     assert.equal(treeSitterLoaded(), true);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });
 
-test('changing the strategy rebuilds the index; indexing again with the same one changes nothing', async () => {
+test('changing the strategy rebuilds the index (the default cuts Python by syntax); the same one changes nothing', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'replug-syntax-index-'));
   try {
     const lines = await indexOnce(dir, 'lines');
-    const syntax = await indexOnce(dir, 'syntax');
+    const syntax = await indexOnce(dir, undefined);
     assert.match(syntax.report.rebuilt ?? '', /chunking/);
     assert.equal(syntax.report.windowed, undefined);
     const shapes = (ps: typeof lines.passages) =>
       ps.filter((p) => p.path.endsWith('shapes.py')).map((p) => [p.startLine, p.endLine]).sort((a, b) => a[0] - b[0]);
     assert.deepEqual(shapes(lines.passages), [[1, 20], [11, 30], [21, 35], [31, 36]]);
-    assert.deepEqual(shapes(syntax.passages), [[1, 3], [6, 14], [17, 26], [29, 31], [34, 36]]);
-    const again = await indexOnce(dir, 'syntax');
+    assert.deepEqual(shapes(syntax.passages), [[1, 14], [17, 31], [34, 36]]);
+    const again = await indexOnce(dir, 'auto');
     assert.equal(again.report.rebuilt, undefined);
     assert.equal(again.report.filesChanged, 0);
+    // Cutting TypeScript by syntax too changes only what the fingerprint says: the index is rebuilt.
+    assert.match((await indexOnce(dir, 'syntax')).report.rebuilt ?? '', /chunking/);
     assert.match((await indexOnce(dir, 'lines')).report.rebuilt ?? '', /chunking/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -59,16 +63,16 @@ test('index --chunking: the strategy is kept when the flag is left out; an unkno
   try {
     const first = run('index', FIXTURE_WORKSPACE, '--index-dir', dir, '--chunking', 'syntax');
     assert.equal(first.status, 0, first.stderr);
-    assert.match(first.stdout, /→ 22 passages/);
+    assert.match(first.stdout, /→ 17 passages/);
     const again = run('index', FIXTURE_WORKSPACE, '--index-dir', dir);
     assert.equal(again.status, 0, again.stderr);
     assert.doesNotMatch(again.stdout, /rebuilt/);
-    assert.match(again.stdout, /\(0 changed, 0 removed\) → 22 passages/);
+    assert.match(again.stdout, /\(0 changed, 0 removed\) → 17 passages/);
     const lines = run('index', FIXTURE_WORKSPACE, '--index-dir', dir, '--chunking', 'lines');
     assert.match(lines.stdout, /rebuilt the index: the chunking settings/);
     const bad = run('index', FIXTURE_WORKSPACE, '--index-dir', dir, '--chunking', 'ast');
     assert.notEqual(bad.status, 0);
-    assert.match(bad.stderr, /argument 'ast' is invalid\. Allowed choices are lines, syntax/);
+    assert.match(bad.stderr, /argument 'ast' is invalid\. Allowed choices are auto, lines, syntax/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

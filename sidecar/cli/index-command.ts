@@ -35,9 +35,11 @@ export function registerIndexCommand(program: Command): void {
     .option('--stride-lines <n>', 'lines between window starts', positiveInt)
     .option('--max-tokens <n>', 'token budget per passage', positiveInt)
     .addOption(
-      new Option('--chunking <strategy>', 'lines: windows of --window-lines; syntax: functions, classes and methods as passages (windows elsewhere)').choices(
-        CHUNKING_STRATEGIES,
-      ),
+      new Option(
+        '--chunking <strategy>',
+        'lines: windows of --window-lines; syntax: functions, classes and methods as passages (windows elsewhere); ' +
+          'auto: syntax for Python, windows for the rest (default for a new index; an existing one keeps its strategy)',
+      ).choices(CHUNKING_STRATEGIES),
     )
     .option('--checkpoint-seconds <n>', 'save progress at least this often during a long run (0: after every batch)', nonNegativeInt)
     .option('-v, --verbose', 'list every skipped file with its reason');

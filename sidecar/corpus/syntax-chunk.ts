@@ -36,7 +36,8 @@ export function chunkSyntax(
   lines.forEach((line, i) => (before[i + 1] = before[i] + countTokens(line)));
   const fits = (first: number, last: number) => before[last + 1] - before[first] <= opts.maxTokens;
   const lastRow = lines.length - 1;
-  const pieces: LinePiece[] = [];
+  // `whole`: a definition, or all the code between two, that fits the budget; the rest are windows of something longer.
+  const pieces: (LinePiece & { whole: boolean })[] = [];
 
   const blank = (row: number) => lines[row].trim() === '';
   const trimBlank = (first: number, last: number): [number, number] => {
@@ -44,11 +45,17 @@ export function chunkSyntax(
     while (last >= first && blank(last)) last--;
     return [first, last];
   };
+  const whole = (from: number, to: number) => {
+    const [first, last] = trimBlank(from, to);
+    const text = lines.slice(first, last + 1).join('\n');
+    if (first <= last && WORTH_A_PASSAGE.test(text)) pieces.push({ first, last, text, whole: true });
+  };
   const windows = (from: number, to: number) => {
     const [first, last] = trimBlank(from, to);
     if (first > last) return;
+    if (fits(first, last)) return whole(first, last);
     for (const piece of chunkLines(lines.slice(first, last + 1), opts, countTokens)) {
-      if (WORTH_A_PASSAGE.test(piece.text)) pieces.push({ first: piece.first + first, last: piece.last + first, text: piece.text });
+      if (WORTH_A_PASSAGE.test(piece.text)) pieces.push({ first: piece.first + first, last: piece.last + first, text: piece.text, whole: false });
     }
   };
   // Work in document order on an explicit stack (definitions nest arbitrarily deep in hostile input).
@@ -60,8 +67,7 @@ export function chunkSyntax(
       continue;
     }
     if ('whole' in item) {
-      const [first, last] = trimBlank(...item.whole);
-      if (first <= last) pieces.push({ first, last, text: lines.slice(first, last + 1).join('\n') });
+      whole(...item.whole);
       continue;
     }
     const { def } = item;
@@ -83,13 +89,40 @@ export function chunkSyntax(
 
   const seen = new Set<string>();
   const passages: Passage[] = [];
-  for (const piece of pieces) {
+  for (const piece of mergeWhole(pieces, lines, fits)) {
     const passage = makePassage(input.path, piece.first + 1, piece.last + 1, piece.text);
     if (seen.has(passage.id)) continue;
     seen.add(passage.id);
     passages.push(passage);
   }
   return passages;
+}
+
+/**
+ * Consecutive whole pieces (definitions, and the code between them) share a passage while together they fit the
+ * budget, as cAST (Zhang et al., 2025) merges sibling nodes: small functions and the lines around them make passages
+ * as full as windows instead of a scatter of small ones. Windows of longer code are left as they are.
+ */
+function mergeWhole(pieces: readonly (LinePiece & { whole: boolean })[], lines: readonly string[], fits: (first: number, last: number) => boolean): LinePiece[] {
+  const merged: LinePiece[] = [];
+  let open: { first: number; last: number } | undefined;
+  const close = () => {
+    if (open) merged.push({ ...open, text: lines.slice(open.first, open.last + 1).join('\n') });
+    open = undefined;
+  };
+  for (const piece of pieces) {
+    if (!piece.whole) {
+      close();
+      merged.push(piece);
+    } else if (open && piece.first > open.last && fits(open.first, piece.last)) {
+      open.last = piece.last;
+    } else {
+      close();
+      open = { first: piece.first, last: piece.last };
+    }
+  }
+  close();
+  return merged;
 }
 
 /**
