@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import type { WireHit } from '../sidecar/server/protocol';
 import type { Config } from './config';
-import { hitLabel, openHit, queryAtCursor } from './locations';
+import { openHit, queryAtCursor, viewHit } from './locations';
 import { errorMessage, log } from './log';
 import type { SidecarClient } from './sidecar-client';
 import { webviewPage } from './webview-html';
@@ -90,11 +90,7 @@ export class SearchViewProvider implements vscode.WebviewViewProvider, vscode.Di
 
   private show(query: string, hits: WireHit[], score = (hit: WireHit) => hit.score.toFixed(3)): void {
     this.hits = hits;
-    this.post({
-      type: 'results',
-      query,
-      hits: hits.map((hit) => ({ label: hitLabel(hit), score: score(hit), code: hit.text.split('\n').slice(0, SNIPPET_LINES).join('\n') })),
-    });
+    this.post({ type: 'results', query, hits: hits.map((hit) => ({ ...viewHit(hit, SNIPPET_LINES), score: score(hit) })) });
   }
 
   private post(message: ToWebview): void {

@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import { codeFence, fenceLanguage } from '../sidecar/server/code-fence';
 import type { WireHit } from '../sidecar/server/protocol';
-import { hitLabel } from './locations';
+import { hitLabel, hitSnippet } from './locations';
 
 /**
  * Retrieved snippets as hover markdown. Repository text is untrusted: labels are markdown-escaped and code goes
@@ -10,11 +10,11 @@ import { hitLabel } from './locations';
 export function snippetsMarkdown(hits: WireHit[], maxLines = 12): vscode.MarkdownString {
   const md = new vscode.MarkdownString();
   md.supportHtml = false;
-  md.appendMarkdown('**REPLUG** · related code elsewhere\n\n');
+  md.appendMarkdown('**REPLUG** · related code in other files\n\n');
   for (const hit of hits) {
     const target = vscode.Uri.file(hit.path).with({ fragment: `L${hit.startLine}` });
     md.appendMarkdown(`[${escapeMarkdown(hitLabel(hit))}](${target.toString()}) · score ${hit.score.toFixed(3)}\n`);
-    md.appendMarkdown(`\n${codeFence(hit.text.split('\n').slice(0, maxLines).join('\n'), fenceLanguage(hit.path))}\n\n`);
+    md.appendMarkdown(`\n${codeFence(hitSnippet(hit, maxLines), fenceLanguage(hit.path))}\n\n`);
   }
   return md;
 }

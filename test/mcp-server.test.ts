@@ -183,7 +183,7 @@ describe('replug-code mcp over stdio, driven by the MCP SDK client', () => {
     try {
       const result = await broken.call('search_code', { query: 'cache' });
       assert.equal(result.isError, true);
-      assert.equal(text(result), `the index at ${damaged} could not be read; run index again`);
+      assert.match(text(result), /index generation gen-\d+ is damaged \(passages\.json has \d+ bytes, the manifest says \d+\) and no intact earlier generation is left\. Rebuild it: run `replug-code index/);
     } finally {
       await broken.close();
     }

@@ -1,11 +1,13 @@
 import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { CHUNKING_STRATEGIES, strategyOfFingerprint, type ChunkingStrategy } from '../corpus/file-chunker';
+import { IndexDamagedError } from '../index/index-files';
 import { WorkspaceIndex, type IndexReport } from '../index/workspace-index';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
 import { nonNegativeInt, positiveInt } from './option-parsers';
 import { Interrupted } from './interrupted';
+import { escapeControls } from './printable';
 import { ProgressReporter } from './progress-reporter';
 
 interface IndexCliOptions extends ModelCliOptions {
@@ -13,6 +15,7 @@ interface IndexCliOptions extends ModelCliOptions {
   passages?: string[];
   include?: string[];
   exclude?: string[];
+  keep?: string[];
   maxFileBytes?: number;
   windowLines?: number;
   strideLines?: number;
@@ -30,6 +33,7 @@ export function registerIndexCommand(program: Command): void {
     .option('--passages <csv...>', 'CSV corpus files with at least the columns id and text')
     .option('--include <glob...>', 'only index files matching these globs (relative to each root)')
     .option('--exclude <glob...>', 'also skip files matching these globs')
+    .option('--keep <glob...>', 'index files matching these globs even when they look minified or generated, are lock files or match an exclude glob')
     .option('--max-file-bytes <n>', 'skip files larger than this', positiveInt)
     .option('--window-lines <n>', 'lines per passage window', positiveInt)
     .option('--stride-lines <n>', 'lines between window starts', positiveInt)
@@ -52,9 +56,18 @@ export function registerIndexCommand(program: Command): void {
     for (const file of [...roots, ...(opts.passages ?? [])]) {
       if (!existsSync(file)) throw new Error(`${file} does not exist`);
     }
-    // Keep the dense side of an existing index when --model is not repeated.
-    const stored = await WorkspaceIndex.readManifest(opts.indexDir).catch(() => undefined);
-    const model = opts.model ?? stored?.encoder?.model;
+    // Keep the dense side of an existing index when --model is not repeated, also when it must be rebuilt
+    // (`update` does that and says why).
+    let unusable: IndexDamagedError | undefined;
+    const stored = await WorkspaceIndex.readManifest(opts.indexDir).catch((err: Error) => {
+      if (!(err instanceof IndexDamagedError)) throw err;
+      unusable = err;
+      return undefined;
+    });
+    const model = opts.model ?? stored?.encoder?.model ?? unusable?.model;
+    if (unusable && !model) {
+      process.stderr.write(`warning: the index cannot be used (${unusable.problem}) and does not say which encoder built it: pass --model to rebuild it with vectors\n`);
+    }
     const encoder = await encoderFromOptions({ ...opts, model });
     // Likewise the chunking strategy: re-running index without --chunking must not rebuild a syntax-chunked index.
     const strategy = opts.chunking ?? (stored ? strategyOfFingerprint(stored.chunking) : undefined);
@@ -64,10 +77,13 @@ export function registerIndexCommand(program: Command): void {
       encoderSpec: model,
       include: opts.include,
       exclude: opts.exclude,
+      keep: opts.keep,
       maxFileBytes: opts.maxFileBytes,
       checkpointSeconds: opts.checkpointSeconds,
       chunking: definedOnly({ windowLines: opts.windowLines, strideLines: opts.strideLines, maxTokens: opts.maxTokens, strategy }),
     });
+    const { damage } = index.status();
+    if (damage) process.stderr.write(`warning: ${damage}\n`);
     const abort = new AbortController();
     const onSigint = () => abort.abort(new Interrupted('interrupted: progress so far was saved; run index again to finish'));
     process.once('SIGINT', onSigint);
@@ -98,7 +114,7 @@ function printReport(report: IndexReport, index: WorkspaceIndex, model: string |
   if (windowed.length > 0) out.write(`cut into line windows instead of by syntax: ${windowed.map(([r, n]) => `${count(n, 'file')} ${r}`).join(', ')}\n`);
   for (const [grammar, reason] of Object.entries(report.grammarErrors ?? {})) out.write(`the ${grammar} grammar did not load: ${reason}\n`);
   if (verbose) {
-    for (const s of report.skippedFiles) out.write(`  skipped ${displayPath(s.path)}: ${s.reason}${s.detail ? ` (${s.detail})` : ''}\n`);
+    for (const s of report.skippedFiles) out.write(`  skipped ${displayPath(s.path)}: ${s.reason}${s.detail ? ` (${escapeControls(s.detail)})` : ''}\n`);
   }
   const status = index.status();
   out.write(`index: ${displayPath(status.dir)} (${status.dense ? `lexical + dense, model ${model}` : 'lexical only'})\n`);

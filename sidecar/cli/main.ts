@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerCompleteCommand } from './complete-command';
+import { disableOrtTelemetry } from '../encoder/ort-environment';
 import { registerCompareCommand, registerEvalCommand } from './eval-command';
 import { registerIndexCommand } from './index-command';
 import { Interrupted, INTERRUPTED_EXIT_CODE } from './interrupted';
@@ -30,6 +31,8 @@ registerMcpCommand(program);
 registerCompleteCommand(program);
 registerServeCommand(program);
 
+// Before any command creates an ONNX Runtime session (encoders, and the training step on this thread).
+disableOrtTelemetry();
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`replug-code: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exitCode = err instanceof Interrupted ? INTERRUPTED_EXIT_CODE : 1;

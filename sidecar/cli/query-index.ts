@@ -6,6 +6,8 @@ import { searchModels } from './search-models';
 
 export interface QueryIndex {
   index: WorkspaceIndex;
+  /** The encoder that embeds queries (a query tower, or the index's own); undefined when lexical only. */
+  queryEncoder?: Encoder;
   /** Opens the directory's live generation again (after another process updated it), with the same encoders. */
   reopen(): Promise<void>;
   close(): Promise<void>;
@@ -27,6 +29,7 @@ export async function openQueryIndex(indexDir: string, opts: ModelCliOptions, le
     const open = () => WorkspaceIndex.open(indexDir, { encoder, queryEncoder, encoderSpec: model, readOnly: true });
     const handle: QueryIndex = {
       index: await open(),
+      queryEncoder: queryEncoder ?? encoder,
       reopen: async () => {
         const previous = handle.index;
         handle.index = await open();

@@ -55,7 +55,7 @@ const normaliseErrorBodies: typeof fetch = async (input, init) => {
   }
   const nested =
     body === undefined
-      ? { error: { message: `answered with ${type ? `a ${type.split(';')[0]} body` : 'a body'} that is not an OpenAI-style JSON error: this does not look like an OpenAI-compatible endpoint` } }
+      ? { error: { message: describeNonJson(type, text) } }
       : typeof body === 'object' && body !== null && !('error' in body) && 'message' in body
         ? { error: body }
         : body;
@@ -64,6 +64,13 @@ const normaliseErrorBodies: typeof fetch = async (input, init) => {
   headers.delete('content-length'); // the body changed size
   return new Response(JSON.stringify(nested), { status: response.status, statusText: response.statusText, headers });
 };
+
+/** A non-JSON error body in one line: a short plain-text body is quoted, a web page never is. */
+function describeNonJson(type: string, text: string): string {
+  const kind = type ? `a ${type.split(';')[0]} body` : 'a body';
+  const quoted = !/html/i.test(type) && !/^\s*</.test(text) && text.trim() ? ` ("${serverText(text, 120)}")` : '';
+  return `answered with ${kind}${quoted} that is not an OpenAI-style JSON error: this does not look like an OpenAI-compatible endpoint`;
+}
 
 /**
  * The transport to an OpenAI-compatible LM server: the openai client with its own retries off, so that

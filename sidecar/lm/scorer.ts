@@ -85,6 +85,12 @@ export interface ScorerStats {
 
 type Json = Record<string, unknown>;
 
+function endsWith(ids: readonly number[], tail: readonly number[]): boolean {
+  if (tail.length === 0 || tail.length > ids.length) return false;
+  const offset = ids.length - tail.length;
+  return tail.every((id, i) => ids[offset + i] === id);
+}
+
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
@@ -257,8 +263,10 @@ export class LmScorer implements Scorer {
       contextIds.length > budgets.context ? this.tokens.detokenize(contextIds.slice(contextIds.length - budgets.context)) : pair.context,
     ]);
     const prefix = doc + this.separator + context;
-    const [prefixIds, ids] = await Promise.all([this.tokens.tokenize(prefix, true), this.tokens.tokenize(prefix + pair.continuation, true)]);
-    const yStart = continuationStartByIds(prefixIds, ids);
+    const ids = await this.tokens.tokenize(prefix + pair.continuation, true);
+    // Usually y's own tokens end the prompt unchanged (a clean junction), and then they are its span: the prefix
+    // needs no request of its own. Otherwise y starts where the prefix's tokens and the prompt's first differ.
+    const yStart = endsWith(ids, yIds) ? ids.length - yIds.length : continuationStartByIds(await this.tokens.tokenize(prefix, true), ids);
     if (ids.length - yStart > budgets.continuation) throw this.overBudget(ids.length - yStart);
     return { ids, yStart };
   }

@@ -120,10 +120,13 @@ export async function servedModels(client: LmClient): Promise<Json[]> {
     body = await client.get('/models', { timeoutMs: client.probeTimeoutMs });
   } catch (err) {
     if (err instanceof LmError && (err.kind === 'not-found' || err.kind === 'bad-request')) {
-      const hint = /\/v1\/?$/.test(client.baseUrl)
-        ? 'is this an OpenAI-compatible server?'
-        : `OpenAI-compatible servers answer under /v1: try --lm-url ${client.baseUrl.replace(/\/+$/, '')}/v1`;
-      throw new LmError(err.kind, `${err.message}; ${hint}`, err.status);
+      // A non-JSON body already says it does not look like an OpenAI-compatible endpoint: no second question.
+      const hint = !/\/v1\/?$/.test(client.baseUrl)
+        ? `; OpenAI-compatible servers answer under /v1: try --lm-url ${client.baseUrl.replace(/\/+$/, '')}/v1`
+        : /OpenAI-compatible/.test(err.message)
+          ? ''
+          : '; is this an OpenAI-compatible server?';
+      throw new LmError(err.kind, `${err.message}${hint}`, err.status);
     }
     throw err;
   }

@@ -51,6 +51,8 @@ export interface StartOptions {
   /** Extensions directory (defaults to an empty one in the scratch dir). */
   extensionsDir?: string;
   userSettings?: Record<string, unknown>;
+  /** Ask whether to trust the folder (Restricted Mode when declined); default: trust is off, everything trusted. */
+  workspaceTrust?: boolean;
   log?: (line: string) => void;
 }
 
@@ -60,7 +62,7 @@ export async function startCodeServer(opts: StartOptions): Promise<CodeServer> {
   await mkdir(join(userData, 'User'), { recursive: true });
   await writeFile(
     join(userData, 'User/settings.json'),
-    JSON.stringify({ ...CLEAN_USER_SETTINGS, ...opts.userSettings }, null, 2),
+    JSON.stringify({ ...CLEAN_USER_SETTINGS, 'security.workspace.trust.enabled': opts.workspaceTrust === true, ...opts.userSettings }, null, 2),
   );
   const extensionsDir = opts.extensionsDir ?? join(dir, 'extensions');
   await mkdir(extensionsDir, { recursive: true });
@@ -72,7 +74,7 @@ export async function startCodeServer(opts: StartOptions): Promise<CodeServer> {
     '--extensions-dir', extensionsDir,
     '--disable-telemetry',
     '--disable-update-check',
-    '--disable-workspace-trust',
+    ...(opts.workspaceTrust ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override',
     opts.folder,
   ];
