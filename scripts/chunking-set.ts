@@ -36,17 +36,8 @@ export interface Workspace {
 }
 
 const QUERY_LANGUAGES = new Set(['javascript', 'typescript', 'tsx', 'python']);
-/** Definitions that are functions (of the kinds the syntax chunker knows), not classes, interfaces or types. */
-const NOT_FUNCTIONS = new Set([
-  'class_declaration',
-  'abstract_class_declaration',
-  'interface_declaration',
-  'type_alias_declaration',
-  'enum_declaration',
-  'internal_module',
-  'module',
-  'class_definition',
-]);
+/** Definition kinds of the syntax chunker that are not functions: classes, interfaces, types, enums, namespaces. */
+const NOT_FUNCTION = /class|interface|type_alias|enum|module/;
 const MIN_WORDS = 3;
 const MAX_WORDS = 40;
 
@@ -135,7 +126,7 @@ type TreeNode = SyntaxNode & { startIndex: number; endIndex: number; text: strin
 /** A function (or `export` of one) by the syntax chunker's own definition kinds, minus classes, interfaces and types. */
 function isFunction(node: TreeNode, isDefinition: (n: SyntaxNode) => boolean): boolean {
   const inner = node.type === 'export_statement' ? (node.childForFieldName('declaration') as TreeNode | null) : node;
-  if (!inner || !isDefinition(inner) || NOT_FUNCTIONS.has(inner.type)) return false;
+  if (!inner || !isDefinition(inner) || NOT_FUNCTION.test(inner.type)) return false;
   // `const X = class …` and `a.B = class …` define classes by value.
   return !/^\s*(?:export\s+)?(?:const|let|var)?\s*[\w$.]+\s*=\s*class\b/.test(inner.text.split('\n')[0]);
 }

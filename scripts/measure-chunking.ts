@@ -1,14 +1,17 @@
 // Syntax-aware chunking against 20-line windows, on the same inputs in one run:
 // (a) code search: the labelled set of scripts/chunking-set.ts (a documented function's first sentence as the query,
-//     its definition as gold; doc comments blanked, and again with them kept), BM25 over each workspace's passages.
+//     its definition as gold; doc comments blanked, and again with them kept), over each workspace's passages by BM25
+//     and by the offline starter encoder (`replug-code starter-encoder`, the dense retriever a user has before training),
+//     the dense one on a seeded sample of the workspaces (--dense-workspaces) to keep the run to minutes.
 //     A passage is relevant when it lies in the gold file and shares at least half of the shorter one's non-blank lines
 //     with the definition (it holds most of the function, or lies mostly inside it); recall@10 is the share of the
 //     definition's lines the top 10 cover, which no chunker can game by cutting smaller or overlapping passages.
 // (b) held-out LSR points: REPLUG ensemble bits/byte of held-out continuations under the copy-LM test teacher
-//     (evaluate.ts, as `eval --held-out points` computes it, query by query), with the base retriever of the learning
-//     test (a random tiny BERT) and with BM25's top 10 equally weighted, on one real corpus per language.
-// Differences are syntax − lines per query with their paired standard error, and (a) also clustered by workspace.
-//   node --import tsx scripts/measure-chunking.ts [--part search|lsr|all] [--per-workspace 40] [--points 200]
+//     (evaluate.ts, as `eval --held-out points` computes it, query by query), with the starter encoder as the base
+//     retriever and with BM25's top 10 equally weighted, on one real corpus per language.
+// Differences are syntax − lines per query with their paired standard error, and clustered by workspace (a) or by file
+// (b). About 7 minutes on two shared cores.
+//   npm run measure:chunking -- [--part search|lsr|all] [--per-workspace 40] [--dense-workspaces 40] [--points 200]
 //     [--python STDLIB_DIR] [--work DIR]
 import { execFileSync } from 'node:child_process';
 import { existsSync, rmSync } from 'node:fs';
@@ -19,7 +22,8 @@ import { estimateTokens, splitLines } from '../sidecar/corpus/chunk';
 import { DEFAULT_FILE_CHUNKING, FileChunker, type ChunkingStrategy } from '../sidecar/corpus/file-chunker';
 import type { Passage } from '../sidecar/corpus/passage';
 import { languageOf } from '../sidecar/corpus/syntax-languages';
-import { loadEncoder } from '../sidecar/encoder/ort-encoder';
+import { loadEncoder, type RuntimeEncoder } from '../sidecar/encoder/ort-encoder';
+import { makeTinyBert, STARTER_ENCODER } from '../sidecar/encoder/random-bert';
 import { bitsPerByte, ensembleLogProb } from '../sidecar/eval/ensemble';
 import { evaluateRetrievers } from '../sidecar/eval/evaluate';
 import { ndcgAt, pairedDifference, reciprocalRank } from '../sidecar/eval/ranking-metrics';
@@ -32,7 +36,6 @@ import { DEFAULT_QUERY_SOURCE, loadQueries } from '../sidecar/lsr/query-source';
 import { seededRandom, type TrainingQuery } from '../sidecar/lsr/training-queries';
 import { CopyLm } from '../test/fixtures/lm/copy-lm';
 import { loadWorkspace, packageWorkspaces, pythonWorkspaces, type SetQuery, type Workspace } from './chunking-set';
-import { makeTinyBert } from './make-tiny-bert';
 
 const root = path.resolve(__dirname, '..');
 const modules = path.join(root, 'node_modules');
@@ -46,6 +49,7 @@ const { values: args } = parseArgs({
   options: {
     part: { type: 'string', default: 'all' },
     'per-workspace': { type: 'string', default: '40' },
+    'dense-workspaces': { type: 'string', default: '40' },
     points: { type: 'string', default: '200' },
     python: { type: 'string' },
     work: { type: 'string', default: path.join(os.tmpdir(), 'replug-measure-chunking') },
@@ -62,16 +66,28 @@ interface Row {
 async function main(): Promise<void> {
   const python = args.python ?? systemPythonStdlib();
   log(python ? `Python standard library: ${python}` : 'no Python standard library found: Python is left out');
-  if (args.part !== 'lsr') await measureSearch(python);
-  if (args.part !== 'search') await measureLsr(python);
+  const model = path.join(args.work!, 'starter-encoder');
+  if (!existsSync(path.join(model, 'config.json'))) await makeTinyBert(model, { ...STARTER_ENCODER, seed: 1 });
+  const encoder = await loadEncoder({ model });
+  try {
+    if (args.part !== 'lsr') await measureSearch(python, encoder);
+    if (args.part !== 'search') await measureLsr(python, encoder, model);
+  } finally {
+    await encoder.dispose();
+  }
 }
 
 // ---------- (a) code search on the labelled set ----------
 
-async function measureSearch(python: string | undefined): Promise<void> {
+const RETRIEVERS = ['BM25', 'starter encoder'] as const;
+type Retriever = (typeof RETRIEVERS)[number];
+type RetrieverRows = Record<Retriever, Row[]>;
+
+async function measureSearch(python: string | undefined, encoder: RuntimeEncoder): Promise<void> {
   const perWorkspace = Number(args['per-workspace']);
   const workspaces = [...packageWorkspaces(modules), ...(python ? pythonWorkspaces(python) : [])];
-  const rows = { blanked: [] as Row[], kept: [] as Row[] };
+  const dense = new Set(seededSample(workspaces, Number(args['dense-workspaces']), 'chunking-set:dense').map((w) => w.name));
+  const rows = { blanked: { BM25: [], 'starter encoder': [] } as RetrieverRows, kept: { BM25: [], 'starter encoder': [] } as RetrieverRows };
   const passageStats = new Map<string, { passages: number; lines: number; tokens: number }>();
   let queries = 0;
   for (const w of workspaces) {
@@ -81,18 +97,20 @@ async function measureSearch(python: string | undefined): Promise<void> {
     queries += chosen.length;
     for (const docs of ['blanked', 'kept'] as const) {
       const files = docs === 'blanked' ? set.files : await originalTexts(set);
-      const scored = await scoreWorkspace(files, chosen, docs === 'blanked' ? passageStats : undefined);
-      rows[docs].push(...scored);
+      const scored = await scoreWorkspace(files, chosen, dense.has(w.name) ? encoder : undefined, docs === 'blanked' ? passageStats : undefined);
+      for (const r of RETRIEVERS) rows[docs][r].push(...scored[r]);
     }
   }
-  console.log(`\n(a) code search: ${queries} queries (at most ${perWorkspace} per workspace), BM25 top ${POOL}`);
+  console.log(`\n(a) code search: ${queries} queries (at most ${perWorkspace} per workspace), ranked among each workspace's passages`);
   console.log('passages per language (docs blanked):');
   for (const [key, s] of [...passageStats].sort()) {
     console.log(`  ${key.padEnd(20)} ${String(s.passages).padStart(7)} passages, ${(s.lines / s.passages).toFixed(1)} lines and ${(s.tokens / s.passages).toFixed(0)} tokens each`);
   }
   for (const docs of ['blanked', 'kept'] as const) {
-    console.log(`\ndoc comments ${docs === 'blanked' ? 'blanked (the query words are not in the corpus)' : 'kept'}:`);
-    printTable(rows[docs], ['nDCG@10', 'recall@10', 'MRR'], 'workspaces');
+    for (const r of RETRIEVERS) {
+      console.log(`\n${r}, doc comments ${docs === 'blanked' ? 'blanked (the query words are not in the corpus)' : 'kept'}:`);
+      printTable(rows[docs][r], ['nDCG@10', 'recall@10', 'MRR'], 'workspaces');
+    }
   }
 }
 
@@ -102,13 +120,17 @@ async function originalTexts(set: Workspace) {
   return Promise.all(set.files.map(async (f) => ({ path: f.path, text: await readFile(f.path, 'utf8') })));
 }
 
+/** Each query's metrics under both strategies, by BM25 and (with an encoder) by dense search. */
 async function scoreWorkspace(
   files: { path: string; text: string }[],
   queries: SetQuery[],
+  encoder: RuntimeEncoder | undefined,
   stats: Map<string, { passages: number; lines: number; tokens: number }> | undefined,
-): Promise<Row[]> {
+): Promise<RetrieverRows> {
   const lines = new Map(files.map((f) => [f.path, splitLines(f.text)]));
-  const rows: Row[] = queries.map((q) => ({ group: q.language, cluster: q.workspace, metrics: { 'nDCG@10': [], 'recall@10': [], MRR: [] } }));
+  const newRows = (): Row[] => queries.map((q) => ({ group: q.language, cluster: q.workspace, metrics: { 'nDCG@10': [], 'recall@10': [], MRR: [] } }));
+  const rows: RetrieverRows = { BM25: newRows(), 'starter encoder': encoder ? newRows() : [] };
+  const queryVectors = encoder ? await encoder.embed(queries.map((q) => q.text)) : [];
   for (const strategy of STRATEGIES) {
     const chunker = new FileChunker({ ...DEFAULT_FILE_CHUNKING, strategy });
     const lexical = LexicalIndex.create();
@@ -132,6 +154,8 @@ async function scoreWorkspace(
         stats.set(`${language} ${strategy}`, s);
       }
     }
+    const ranked: Partial<Record<Retriever, string[][]>> = { BM25: queries.map((q) => lexical.search(q.text, POOL).map((h) => h.id)) };
+    if (encoder) ranked['starter encoder'] = await denseRankings(encoder, [...byId.values()], queryVectors);
     queries.forEach((q, i) => {
       const fileLines = lines.get(q.path)!;
       const nonBlank = (first: number, last: number) => {
@@ -149,58 +173,66 @@ async function scoreWorkspace(
           })
           .map((p) => p.id),
       );
-      const ranked = lexical.search(q.text, POOL).map((h) => h.id);
-      const covered = new Set<number>();
-      for (const id of ranked.slice(0, K)) {
-        const p = byId.get(id)!;
-        if (p.path === q.path) for (let r = p.startLine; r <= p.endLine; r++) if (gold.has(r)) covered.add(r);
+      for (const [retriever, rankings] of Object.entries(ranked) as [Retriever, string[][]][]) {
+        const covered = new Set<number>();
+        for (const id of rankings[i].slice(0, K)) {
+          const p = byId.get(id)!;
+          if (p.path === q.path) for (let r = p.startLine; r <= p.endLine; r++) if (gold.has(r)) covered.add(r);
+        }
+        const m = rows[retriever][i].metrics;
+        m['nDCG@10'].push(ndcgAt(rankings[i], relevant, K));
+        m['recall@10'].push(gold.size ? covered.size / gold.size : 0);
+        m.MRR.push(reciprocalRank(rankings[i], relevant));
       }
-      const m = rows[i].metrics;
-      m['nDCG@10'].push(ndcgAt(ranked, relevant, K));
-      m['recall@10'].push(gold.size ? covered.size / gold.size : 0);
-      m.MRR.push(reciprocalRank(ranked, relevant));
     });
   }
   return rows;
 }
 
+/** The top POOL passage ids by cosine similarity (the vectors are L2-normalised) for each query vector. */
+async function denseRankings(encoder: RuntimeEncoder, passages: Passage[], queryVectors: Float32Array[]): Promise<string[][]> {
+  const vectors = await encoder.embed(passages.map((p) => p.text));
+  return queryVectors.map((q) => {
+    const scored = vectors.map((v, j) => {
+      let dot = 0;
+      for (let d = 0; d < q.length; d++) dot += q[d] * v[d];
+      return { id: passages[j].id, dot };
+    });
+    return scored
+      .sort((a, b) => b.dot - a.dot)
+      .slice(0, POOL)
+      .map((s) => s.id);
+  });
+}
+
 // ---------- (b) held-out LSR points ----------
 
-async function measureLsr(python: string | undefined): Promise<void> {
+async function measureLsr(python: string | undefined, encoder: RuntimeEncoder, model: string): Promise<void> {
   const corpora: { language: string; roots: string[] }[] = [
     { language: 'javascript', roots: ['execa/lib', 'mocha/lib'].map((p) => path.join(modules, p)) },
     { language: 'typescript', roots: [path.join(modules, 'openai', 'src')] },
   ];
   if (python) corpora.push({ language: 'python', roots: ['json', 'email', 'asyncio', 'http'].map((p) => path.join(python, p)) });
-  const tiny = path.join(args.work!, 'tiny');
-  if (!existsSync(path.join(tiny, 'config.json'))) {
-    await makeTinyBert(tiny, { layers: 2, hidden: 64, heads: 4, ffn: 128, vocab: 'real', maxPos: 256, seed: 1, noShift: true });
-  }
-  const encoder = await loadEncoder({ model: tiny });
   const rows: Row[] = [];
-  try {
-    for (const corpus of corpora) {
-      if (!corpus.roots.every(existsSync)) {
-        log(`skipping ${corpus.language}: ${corpus.roots.join(', ')} missing`);
-        continue;
-      }
-      // A fresh teacher per corpus: the copy-LM's vocabulary fills with every piece it sees.
-      const server = new LmServer(new CopyLm('copy-lm', 65536));
-      const scorer = new LmScorer({ baseUrl: await server.listen(0), model: 'copy-lm', continuationTokens: 512 });
-      try {
-        rows.push(...(await lsrCorpus(corpus.language, corpus.roots, encoder, tiny, scorer)));
-      } finally {
-        await server.close();
-      }
+  for (const corpus of corpora) {
+    if (!corpus.roots.every(existsSync)) {
+      log(`skipping ${corpus.language}: ${corpus.roots.join(', ')} missing`);
+      continue;
     }
-  } finally {
-    await encoder.dispose();
+    // A fresh teacher per corpus: the copy-LM's vocabulary fills with every piece it sees.
+    const server = new LmServer(new CopyLm('copy-lm', 65536));
+    const scorer = new LmScorer({ baseUrl: await server.listen(0), model: 'copy-lm', continuationTokens: 512 });
+    try {
+      rows.push(...(await lsrCorpus(corpus.language, corpus.roots, encoder, model, scorer)));
+    } finally {
+      await server.close();
+    }
   }
   console.log(`\n(b) held-out LSR points: REPLUG bits/byte of the continuation, mean over points (lower is better), k = ${K}, γ = ${GAMMA}`);
-  printTable(rows, ['no retrieval', 'dense base', 'BM25 uniform'], 'files', true);
+  printTable(rows, ['no retrieval', 'starter encoder', 'BM25 uniform'], 'files', true);
 }
 
-async function lsrCorpus(language: string, roots: string[], encoder: Awaited<ReturnType<typeof loadEncoder>>, model: string, scorer: LmScorer): Promise<Row[]> {
+async function lsrCorpus(language: string, roots: string[], encoder: RuntimeEncoder, model: string, scorer: LmScorer): Promise<Row[]> {
   let points: TrainingQuery[] | undefined;
   const perQuery: { bytes: number; bits: number[] }[][] = [];
   for (const strategy of STRATEGIES) {
@@ -229,14 +261,14 @@ async function lsrCorpus(language: string, roots: string[], encoder: Awaited<Ret
     cluster: q.path,
     metrics: {
       'no retrieval': perQuery.map((s) => s[i].bits[0]),
-      'dense base': perQuery.map((s) => s[i].bits[1]),
+      'starter encoder': perQuery.map((s) => s[i].bits[1]),
       'BM25 uniform': perQuery.map((s) => s[i].bits[2]),
     },
   }));
 }
 
 /** Per point: bits/byte with no retrieval, with the base retriever's ensemble, and with BM25's top k equally weighted. */
-async function lsrScores(index: WorkspaceIndex, encoder: Awaited<ReturnType<typeof loadEncoder>>, model: string, scorer: LmScorer, points: TrainingQuery[]) {
+async function lsrScores(index: WorkspaceIndex, encoder: RuntimeEncoder, model: string, scorer: LmScorer, points: TrainingQuery[]) {
   const out: { bytes: number; bits: number[] }[] = [];
   for (const q of points) {
     // One query at a time, so that each point's bits/byte come back on their own (evaluate.ts sums over the set).
@@ -268,18 +300,22 @@ function printTable(rows: Row[], metrics: string[], clusters: string, lowerIsBet
     const cells = metrics.map((m) => {
       const d = pairedDifference(rs.map((r) => r.metrics[m][1]), rs.map((r) => r.metrics[m][0]));
       const c = clustered(rs, m);
-      return `${signed(d.mean)} ±${f(d.stdErr)} ±${f(c)}`.padStart(26);
+      return `${signed(d.mean)} ±${f(d.stdErr)} ${Number.isNaN(c) ? '  (1)' : `±${f(c)}`}`.padStart(26);
     });
     console.log(`${''.padEnd(11)} ${''.padStart(7)}  ${'Δ'.padEnd(8)} ${cells.join('')}`);
   }
-  console.log(`Δ = syntax − lines, ± its standard error over queries and over ${clusters} (queries of one are not independent)${lowerIsBetter ? '; negative is better' : ''}`);
+  console.log(
+    `Δ = syntax − lines, ± its standard error over queries and over ${clusters} (queries of one are not independent; (1): all in one)` +
+      (lowerIsBetter ? '; negative is better' : ''),
+  );
 }
 
-/** Standard error of the mean difference when each cluster's mean difference is one observation. */
+/** Standard error of the mean difference when each cluster's mean difference is one observation (NaN for one cluster). */
 function clustered(rows: Row[], metric: string): number {
   const byCluster = new Map<string, number[]>();
   for (const r of rows) byCluster.set(r.cluster, [...(byCluster.get(r.cluster) ?? []), r.metrics[metric][1] - r.metrics[metric][0]]);
   const means = [...byCluster.values()].map((d) => d.reduce((s, x) => s + x, 0) / d.length);
+  if (means.length < 2) return NaN;
   return pairedDifference(means, means.map(() => 0)).stdErr;
 }
 

@@ -12,11 +12,11 @@ export const CHUNKING_STRATEGIES = ['auto', 'lines', 'syntax'] as const;
 export type ChunkingStrategy = (typeof CHUNKING_STRATEGIES)[number];
 
 /**
- * Languages that `auto` cuts by syntax. Measured by scripts/measure-chunking.ts (README: Chunking): in Python, syntax
- * passages found documented functions better (nDCG@10 +0.044 ± 0.007 with docstrings blanked, +0.051 ± 0.008 kept)
- * and left REPLUG's held-out bits/byte unchanged (+0.002 ± 0.008); in JavaScript and TypeScript they raised bits/byte
- * (+0.030 ± 0.012, +0.024 ± 0.016) and lost recall@10 where doc comments are kept, so windows stay there. Other
- * languages were not measured and keep windows.
+ * Languages that `auto` cuts by syntax. Measured by `npm run measure:chunking` (README: Chunking): in Python, syntax
+ * passages found documented functions better by BM25 (nDCG@10 +0.041 ± 0.006 with docstrings blanked, +0.052 ± 0.008
+ * kept) and left REPLUG's held-out bits/byte unchanged (+0.007 ± 0.006 with the starter encoder, +0.003 ± 0.013 with
+ * BM25); in JavaScript and TypeScript they raised bits/byte (+0.030 ± 0.012, +0.038 ± 0.019) and lost recall@10 where
+ * doc comments are kept, so windows stay there. Other languages were not measured and keep windows.
  */
 export const SYNTAX_BY_DEFAULT: ReadonlySet<string> = new Set(['python']);
 
