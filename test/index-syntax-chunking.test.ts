@@ -36,23 +36,60 @@ test('indexing with line windows never loads the tree-sitter runtime; syntax chu
   }
 });
 
-test('changing the strategy rebuilds the index (the default cuts Python by syntax); the same one changes nothing', async () => {
+test('changing the strategy rebuilds the index; none asked for keeps the stored one; the same one changes nothing', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'replug-syntax-index-'));
   try {
     const lines = await indexOnce(dir, 'lines');
-    const syntax = await indexOnce(dir, undefined);
+    // An index built before `auto` became the default is not rebuilt by the new default.
+    const kept = await indexOnce(dir, undefined);
+    assert.equal(kept.report.rebuilt, undefined);
+    assert.equal(kept.report.filesChanged, 0);
+    const syntax = await indexOnce(dir, 'auto');
     assert.match(syntax.report.rebuilt ?? '', /chunking/);
     assert.equal(syntax.report.windowed, undefined);
     const shapes = (ps: typeof lines.passages) =>
       ps.filter((p) => p.path.endsWith('shapes.py')).map((p) => [p.startLine, p.endLine]).sort((a, b) => a[0] - b[0]);
     assert.deepEqual(shapes(lines.passages), [[1, 20], [11, 30], [21, 35], [31, 36]]);
+    assert.deepEqual(shapes(kept.passages), shapes(lines.passages));
     assert.deepEqual(shapes(syntax.passages), [[1, 14], [17, 31], [34, 36]]);
-    const again = await indexOnce(dir, 'auto');
-    assert.equal(again.report.rebuilt, undefined);
-    assert.equal(again.report.filesChanged, 0);
+    for (const strategy of ['auto', undefined]) {
+      const again = await indexOnce(dir, strategy as ChunkingStrategy | undefined);
+      assert.equal(again.report.rebuilt, undefined);
+      assert.equal(again.report.filesChanged, 0);
+      assert.deepEqual(shapes(again.passages), shapes(syntax.passages));
+    }
     // Cutting TypeScript by syntax too changes only what the fingerprint says: the index is rebuilt.
     assert.match((await indexOnce(dir, 'syntax')).report.rebuilt ?? '', /chunking/);
     assert.match((await indexOnce(dir, 'lines')).report.rebuilt ?? '', /chunking/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a rebuild beside an index (Rebuild Index) takes the default; the index then keeps what it was given', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'replug-syntax-beside-'));
+  try {
+    await indexOnce(path.join(dir, 'live'), 'lines');
+    const live = await WorkspaceIndex.open(path.join(dir, 'live'), {});
+    try {
+      assert.equal(live.pendingRebuild(), undefined); // kept lines: nothing to rebuild until asked
+      const scratch = await WorkspaceIndex.open(path.join(dir, 'scratch'), {});
+      try {
+        await scratch.update([FIXTURE_WORKSPACE]);
+        await live.replaceWith(scratch);
+      } finally {
+        await scratch.close();
+      }
+      // The saved manifest names the strategy the new contents were cut by.
+      assert.match(live.storedManifest()?.chunking ?? '', /^auto\(python\)-/);
+      const report = await live.update([FIXTURE_WORKSPACE]);
+      assert.equal(report.rebuilt, undefined);
+      assert.equal(report.filesChanged, 0);
+      const shapes = live.passages().filter((p) => p.path.endsWith('shapes.py'));
+      assert.deepEqual(shapes.map((p) => [p.startLine, p.endLine]).sort((a, b) => a[0] - b[0]), [[1, 14], [17, 31], [34, 36]]);
+    } finally {
+      await live.close();
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

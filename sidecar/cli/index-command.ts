@@ -1,6 +1,6 @@
 import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
-import { CHUNKING_STRATEGIES, strategyOfFingerprint, type ChunkingStrategy } from '../corpus/file-chunker';
+import { CHUNKING_STRATEGIES, type ChunkingStrategy } from '../corpus/file-chunker';
 import { IndexDamagedError } from '../index/index-files';
 import { WorkspaceIndex, type IndexReport } from '../index/workspace-index';
 import { addIndexDirOption, displayPath } from './index-dir';
@@ -69,8 +69,6 @@ export function registerIndexCommand(program: Command): void {
       process.stderr.write(`warning: the index cannot be used (${unusable.problem}) and does not say which encoder built it: pass --model to rebuild it with vectors\n`);
     }
     const encoder = await encoderFromOptions({ ...opts, model });
-    // Likewise the chunking strategy: re-running index without --chunking must not rebuild a syntax-chunked index.
-    const strategy = opts.chunking ?? (stored ? strategyOfFingerprint(stored.chunking) : undefined);
     const progress = new ProgressReporter();
     const index = await WorkspaceIndex.open(opts.indexDir, {
       encoder,
@@ -80,7 +78,7 @@ export function registerIndexCommand(program: Command): void {
       keep: opts.keep,
       maxFileBytes: opts.maxFileBytes,
       checkpointSeconds: opts.checkpointSeconds,
-      chunking: definedOnly({ windowLines: opts.windowLines, strideLines: opts.strideLines, maxTokens: opts.maxTokens, strategy }),
+      chunking: definedOnly({ windowLines: opts.windowLines, strideLines: opts.strideLines, maxTokens: opts.maxTokens, strategy: opts.chunking }),
     });
     const { damage } = index.status();
     if (damage) process.stderr.write(`warning: ${damage}\n`);

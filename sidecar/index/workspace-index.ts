@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { estimateTokens } from '../corpus/chunk';
 import { readCsvPassages } from '../corpus/csv';
-import { DEFAULT_FILE_CHUNKING, FileChunker, type FileChunkOptions, type SyntaxFallback } from '../corpus/file-chunker';
+import { DEFAULT_FILE_CHUNKING, FileChunker, strategyOfFingerprint, type FileChunkOptions, type SyntaxFallback } from '../corpus/file-chunker';
 import type { Passage, TokenCounter } from '../corpus/passage';
 import { explainExclusion, type Exclusion } from '../corpus/exclusion';
 import { DEFAULT_EXCLUDES, walkRoots, type SkipReason, type WalkOptions } from '../corpus/walk';
@@ -218,6 +218,7 @@ export class WorkspaceIndex {
     this.lexical = source.lexical;
     this.dense = source.dense;
     this.manifest = source.manifest;
+    this.fileChunker = undefined; // the rebuilt contents may have been cut by another strategy (see `chunking`)
     this.dirty = true;
     try {
       await this.save([]);
@@ -468,7 +469,9 @@ export class WorkspaceIndex {
   }
 
   private chunking(): FileChunkOptions {
-    return { ...DEFAULT_FILE_CHUNKING, ...this.options.chunking };
+    // An index keeps the strategy it was built with unless one is asked for, so a new default does not rebuild it.
+    const stored = this.manifest && { strategy: strategyOfFingerprint(this.manifest.chunking) };
+    return { ...DEFAULT_FILE_CHUNKING, ...stored, ...this.options.chunking };
   }
 
   private chunker(): FileChunker {
