@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { WorkspaceIndex, type SearchHit, type SearchMode } from '../index/workspace-index';
+import { QUERY_TOWER_PRECISION } from '../encoder/precision';
 import { isQueryTowerFor } from '../lsr/lsr-trainer';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
@@ -23,7 +24,7 @@ export function registerSearchCommand(program: Command): void {
     .addOption(new Option('--mode <mode>', 'hybrid needs vectors; default: hybrid if the index has them, else lexical').choices(['hybrid', 'dense', 'lexical']))
     .option('--json', 'machine-readable results');
   addIndexDirOption(cmd);
-  addModelOptions(cmd);
+  addModelOptions(cmd, "the index's; a trained query tower runs at fp32, as it was trained");
   cmd.action(async (query: string, opts: SearchCliOptions) => {
     const manifest = await WorkspaceIndex.readManifest(opts.indexDir).catch((err: Error) => {
       throw new Error(`the index at ${opts.indexDir} could not be read (${err.message}); run index again`);
@@ -34,8 +35,9 @@ export function registerSearchCommand(program: Command): void {
     const wanted = opts.mode === 'lexical' ? undefined : (opts.model ?? manifest.encoder?.model);
     const queryTower = wanted !== undefined && manifest.encoder !== undefined && isQueryTowerFor(wanted, manifest.encoder.fingerprint);
     const model = queryTower ? manifest.encoder!.model : wanted;
-    const encoder = await encoderFromOptions({ ...opts, model });
-    const queryEncoder = queryTower ? await encoderFromOptions({ ...opts, model: wanted }) : undefined;
+    // Queries are embedded at the precision of the stored vectors; a query tower at the fp32 of its training graph.
+    const encoder = await encoderFromOptions({ ...opts, model, precision: opts.precision ?? manifest.encoder?.precision });
+    const queryEncoder = queryTower ? await encoderFromOptions({ ...opts, model: wanted, precision: opts.precision ?? QUERY_TOWER_PRECISION }) : undefined;
     const index = await WorkspaceIndex.open(opts.indexDir, { encoder, queryEncoder, encoderSpec: model, readOnly: true });
     try {
       const hits = await index.search(query, { k: opts.k, mode: opts.mode });

@@ -3,7 +3,7 @@ import { SingleBar, Presets } from 'cli-progress';
 import { WorkspaceIndex } from '../index/workspace-index';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../lsr/query-source';
 import { DEFAULT_LSR_SETTINGS, trainLsr, type LsrEvent, type LsrSettings, type TrainingMode } from '../lsr/lsr-trainer';
-import type { Device } from '../encoder/ort-encoder';
+import { DEVICE_CHOICES, type Device } from '../encoder/cuda-provider';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addLmOptions, scorerFromOptions, type LmCliOptions } from './lm-options';
 import { nonNegativeInt, positiveInt, positiveNumber } from './option-parsers';
@@ -54,7 +54,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--train-word-embeddings', 'also train the word-embedding table (frozen by default)')
     .option('--seed <n>', 'seed for query sampling and order', nonNegativeInt, D.seed)
     .option('--queries-per-file <n>', 'workspace queries sampled per held-out file', positiveInt, DEFAULT_QUERY_SOURCE.perFile)
-    .addOption(new Option('--device <device>', 'where training runs').choices(['auto', 'cuda', 'cpu']).default('auto'))
+    .addOption(new Option('--device <device>', 'where training runs').choices(DEVICE_CHOICES).default('auto'))
     .option('--resume', 'continue the interrupted run in --output (same settings)');
   addIndexDirOption(cmd);
   addLmOptions(cmd);

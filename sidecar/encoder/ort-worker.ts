@@ -14,9 +14,9 @@ import type { Provider } from './cuda-provider';
 
 export interface WorkerInit {
   ortPath: string;
+  /** The graph; a pool's workers share one copy (it is only read while each creates its session). */
   model: Uint8Array;
-  /** Providers to try in order; the first that creates a session wins. */
-  providers: Provider[];
+  provider: Provider;
   options: SessionOptions;
 }
 
@@ -35,8 +35,8 @@ export function encoderSessionOptions(threads: number): SessionOptions {
 }
 
 type WorkerReply =
-  | { type: 'ready'; provider: Provider; failures: string[]; inputNames: string[] }
-  | { type: 'failed'; failures: string[] }
+  | { type: 'ready'; inputNames: string[] }
+  | { type: 'failed'; message: string }
   | { type: 'result'; id: number; data: Float32Array; dims: number[] }
   | { type: 'error'; id: number; message: string };
 
@@ -55,22 +55,19 @@ export interface RunResult {
 /** Main-thread handle on the worker: one session, requests answered in order. */
 export class OrtWorker {
   private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (r: RunResult) => void; reject: (e: Error) => void }>();
+  private readonly pendingRuns = new Map<number, { resolve: (r: RunResult) => void; reject: (e: Error) => void }>();
   private failure: Error | undefined;
 
   private constructor(
     private readonly worker: Worker,
-    readonly provider: Provider,
-    /** Why earlier providers in the list failed. */
-    readonly failures: string[],
     readonly inputNames: string[],
   ) {
     worker.on('message', (msg: WorkerReply) => {
       if (msg.type !== 'result' && msg.type !== 'error') return;
-      const p = this.pending.get(msg.id);
-      this.pending.delete(msg.id);
+      const p = this.pendingRuns.get(msg.id);
+      this.pendingRuns.delete(msg.id);
       // An idle worker must not keep the process alive; a busy one must (its caller awaits it).
-      if (this.pending.size === 0) worker.unref();
+      if (this.pendingRuns.size === 0) worker.unref();
       if (msg.type === 'result') p?.resolve({ data: msg.data, dims: msg.dims });
       else p?.reject(new Error(`ONNX Runtime failed: ${msg.message}`));
     });
@@ -79,23 +76,28 @@ export class OrtWorker {
     worker.unref();
   }
 
-  /** Starts a worker and waits for its session; rejects with every provider's failure when none works. */
+  /** Starts a worker and waits for its session; rejects with ORT's message when the session cannot be created. */
   static async start(init: WorkerInit): Promise<OrtWorker> {
-    const worker = new Worker(workerSource(), { eval: true, workerData: init, transferList: [init.model.buffer as ArrayBuffer] });
+    const worker = new Worker(workerSource(), { eval: true, workerData: init });
     const reply = await new Promise<WorkerReply>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', reject);
     });
-    if (reply.type === 'ready') return new OrtWorker(worker, reply.provider, reply.failures, reply.inputNames);
+    if (reply.type === 'ready') return new OrtWorker(worker, reply.inputNames);
     await worker.terminate();
-    throw new Error(reply.type === 'failed' ? reply.failures.join('; ') : `unexpected worker reply ${reply.type}`);
+    throw new Error(reply.type === 'failed' ? reply.message : `unexpected worker reply ${reply.type}`);
+  }
+
+  /** Requests sent and not yet answered. */
+  get pending(): number {
+    return this.pendingRuns.size;
   }
 
   run(inputs: Record<string, BigInt64Array>, dims: [number, number]): Promise<RunResult> {
     if (this.failure) return Promise.reject(this.failure);
     const req: RunRequest = { id: this.nextId++, inputs, dims };
     return new Promise((resolve, reject) => {
-      this.pending.set(req.id, { resolve, reject });
+      this.pendingRuns.set(req.id, { resolve, reject });
       this.worker.ref();
       this.worker.postMessage(req, Object.values(inputs).map((a) => a.buffer as ArrayBuffer));
     });
@@ -108,8 +110,8 @@ export class OrtWorker {
 
   private fail(err: Error): void {
     this.failure ??= err;
-    for (const p of this.pending.values()) p.reject(this.failure);
-    this.pending.clear();
+    for (const p of this.pendingRuns.values()) p.reject(this.failure);
+    this.pendingRuns.clear();
   }
 }
 
@@ -124,32 +126,23 @@ function ortWorkerMain(): void {
   const init = workerData as WorkerInit;
   const ort = require(init.ortPath) as typeof import('onnxruntime-node');
   const port = parentPort!;
-  // A failed CUDA load also prints a native error line to stderr; the caller reports the failure in words instead.
-  if (init.providers.includes('cuda')) ort.env.logLevel = 'fatal';
+  // A failed GPU provider load also prints native error lines to stderr; the caller reports the failure in words.
+  if (init.provider !== 'cpu') ort.env.logLevel = 'fatal';
   void (async () => {
-    const failures: string[] = [];
-    let session: import('onnxruntime-node').InferenceSession | undefined;
-    let provider: Provider | undefined;
-    for (const p of init.providers) {
-      try {
-        session = await ort.InferenceSession.create(init.model, {
-          executionProviders: [p],
-          ...init.options,
-        });
-        provider = p;
-        break;
-      } catch (err) {
-        failures.push(`${p}: ${(err as Error).message}`);
-      }
-    }
-    if (!session || !provider) {
-      port.postMessage({ type: 'failed', failures } satisfies WorkerReply);
+    let s: import('onnxruntime-node').InferenceSession;
+    try {
+      // ORT's native loader takes only a plain ArrayBuffer, not a pool's SharedArrayBuffer: copy (slice) it.
+      const model = init.model.buffer instanceof ArrayBuffer ? init.model : init.model.slice();
+      s = await ort.InferenceSession.create(model, { executionProviders: [init.provider], ...init.options });
+    } catch (err) {
+      port.postMessage({ type: 'failed', message: (err as Error).message } satisfies WorkerReply);
       return;
     }
-    const s = session;
+    // The session holds its own copy of the weights; let the graph bytes go.
+    (init as Partial<WorkerInit>).model = undefined;
     // Sentence-transformers exports have both; the pooled one saves work, per-token states are pooled by the caller.
     const outputName = ['sentence_embedding', 'last_hidden_state'].find((n) => s.outputNames.includes(n)) ?? s.outputNames[0];
-    port.postMessage({ type: 'ready', provider, failures, inputNames: [...s.inputNames] } satisfies WorkerReply);
+    port.postMessage({ type: 'ready', inputNames: [...s.inputNames] } satisfies WorkerReply);
     port.on('message', async (req: RunRequest) => {
       try {
         const feeds: Record<string, import('onnxruntime-node').Tensor> = {};

@@ -12,7 +12,7 @@ import { loadGeneration, readStoredManifest, saveGeneration } from './index-file
 import { IndexLock } from './index-lock';
 import { PassageTable, type StoredPassage } from './index-state';
 import { LexicalIndex } from './lexical-index';
-import { denseCompatible, INDEX_FORMAT_VERSION, rebuildReason, type EncoderStamp, type IndexManifest } from './manifest';
+import { denseCompatible, denseMismatch, INDEX_FORMAT_VERSION, rebuildReason, type EncoderStamp, type IndexManifest } from './manifest';
 
 export type { SearchMode } from '../retrieve/hybrid-search';
 
@@ -308,7 +308,7 @@ export class WorkspaceIndex {
     if (mode !== 'lexical' && !this.denseUsable()) {
       throw new Error(
         this.options.encoder
-          ? `The index has no vectors for this encoder yet: run index with the same --model first.`
+          ? `The index has no vectors for this encoder yet (${denseMismatch(this.manifest, this.encoderStamp()) ?? 'the index has no vectors yet'}): run index with the same --model and --precision first.`
           : `${mode} search needs an encoder: pass --model (the one the index was built with), or use --mode lexical.`,
       );
     }
@@ -376,7 +376,7 @@ export class WorkspaceIndex {
 
   private encoderStamp(): EncoderStamp | undefined {
     const encoder = this.options.encoder;
-    return encoder ? { fingerprint: encoder.fingerprint, dim: encoder.dim, model: this.options.encoderSpec } : undefined;
+    return encoder ? { fingerprint: encoder.fingerprint, dim: encoder.dim, model: this.options.encoderSpec, precision: encoder.precision } : undefined;
   }
 
   private chunking(): ChunkOptions {
@@ -426,14 +426,15 @@ export class WorkspaceIndex {
       this.dirty = true;
       return reason;
     }
-    if (this.manifest && encoder && !denseCompatible(this.manifest, this.encoderStamp()) && this.table.byId.size > 0) {
+    const mismatch = this.manifest && encoder ? denseMismatch(this.manifest, this.encoderStamp()) : undefined;
+    if (mismatch && encoder && this.table.byId.size > 0) {
       // Same passages, other vectors: forget every file's state so the scan re-embeds them all.
       this.table.files.clear();
       for (const passage of this.table.byId.values()) this.table.delete(passage.id);
       this.lexical = LexicalIndex.create();
       this.dense = DenseIndex.create(encoder.dim);
       this.dirty = true;
-      return 'the encoder changed';
+      return mismatch;
     }
     return undefined;
   }

@@ -8,6 +8,7 @@ import { buildBertEncoder } from '../encoder/graph/bert-graph';
 import { loadModelFolder, type BertFolder } from '../encoder/model-folder';
 import { resolveModel } from '../encoder/model-source';
 import type { Device } from '../encoder/ort-encoder';
+import type { Provider } from '../encoder/cuda-provider';
 import { encodeSafetensors, type Float32Tensor } from '../encoder/safetensors';
 import { EncoderTokenizer } from '../encoder/tokenizer';
 import { writeFileAtomic } from '../index/atomic-file';
@@ -66,7 +67,7 @@ export class TrainStep {
   private constructor(
     private readonly folder: BertFolder,
     private readonly trainer: GraphTrainer,
-    readonly provider: 'cuda' | 'cpu',
+    readonly provider: Provider,
     readonly fallbackReason: string | undefined,
     private readonly opts: TrainStepOptions,
     /** 'bert.' when the source checkpoint stored its weights under that prefix. */
@@ -194,7 +195,7 @@ export interface AdapterBatch extends LsrTargets {
 export class AdapterTrainStep {
   private constructor(
     private readonly trainer: GraphTrainer,
-    readonly provider: 'cuda' | 'cpu',
+    readonly provider: Provider,
     private readonly opts: AdapterTrainStepOptions,
   ) {}
 

@@ -5,7 +5,9 @@
  */
 import { dirname, join } from 'node:path';
 import { createConnection, ResponseError, ErrorCodes, LSPErrorCodes } from 'vscode-languageserver/node';
+import { noticeOnce } from '../encoder/cuda-provider';
 import { loadEncoder } from '../encoder/ort-encoder';
+import { QUERY_TOWER_PRECISION, type PrecisionChoice } from '../encoder/precision';
 import type { IndexOptions } from '../index/workspace-index';
 import { EvalService } from './eval-service';
 import { IndexService, errorMessage } from './index-service';
@@ -66,7 +68,7 @@ connection.onInitialize((params) => {
   service = new IndexService({
     indexDir: init.indexDir,
     indexOptions: indexOptions(init),
-    loadEncoder: init.encoderModel ? () => openEncoder(init.encoderModel!, init.encoderDevice) : undefined,
+    loadEncoder: init.encoderModel ? () => openEncoder(init.encoderModel!, init.encoderDevice, init.encoderPrecision) : undefined,
     onStatus: (status) => void connection.sendNotification(StatusNotification.type, status),
   });
   const indexService = service;
@@ -242,7 +244,7 @@ async function models(): Promise<ModelsResult> {
 async function useModel(model: string | undefined): Promise<void> {
   const { indexDir, encoderDevice } = lm();
   if (model) await assertQueryTowerFor(model, indexDir);
-  await ready().useQueryModel(model, (m) => openEncoder(m, encoderDevice));
+  await ready().useQueryModel(model, (m) => openEncoder(m, encoderDevice, QUERY_TOWER_PRECISION));
   connection.console.info(model ? `Searching with the tuned query encoder ${model}` : 'Searching with the base encoder');
 }
 
@@ -266,10 +268,11 @@ function indexOptions(init: Partial<InitializationOptions>): Omit<IndexOptions, 
   return options;
 }
 
-async function openEncoder(model: string, device: InitializationOptions['encoderDevice']) {
-  connection.console.info(`Loading encoder ${model} (${device ?? 'auto'})`);
-  const encoder = await loadEncoder({ model, device });
-  connection.console.info(`Encoder ready: dim ${encoder.dim}, max ${encoder.maxTokens} tokens`);
+async function openEncoder(model: string, device: InitializationOptions['encoderDevice'], precision: PrecisionChoice | undefined) {
+  connection.console.info(`Loading encoder ${model} (device ${device ?? 'auto'}, precision ${precision ?? 'auto'})`);
+  const encoder = await loadEncoder({ model, device, precision });
+  noticeOnce(encoder.fallbackReason, (line) => connection.console.warn(line));
+  connection.console.info(`Encoder ready on ${encoder.provider} at ${encoder.precision}: dim ${encoder.dim}, max ${encoder.maxTokens} tokens`);
   return encoder;
 }
 

@@ -24,7 +24,9 @@ export interface InitializationOptions {
   indexDir: string;
   /** Sentence-encoder model directory or name; empty = lexical search only. */
   encoderModel?: string;
-  encoderDevice?: 'auto' | 'cpu' | 'cuda';
+  encoderDevice?: 'auto' | 'cpu' | 'cuda' | 'webgpu';
+  /** Graph precision of the encoder (default auto: int8 on CPU, fp16 on CUDA, fp32 on WebGPU); stored in the index. */
+  encoderPrecision?: 'auto' | 'fp32' | 'int8' | 'fp16';
   /** Passage windowing, forwarded to the engine's ChunkOptions. */
   chunking?: { windowLines?: number; strideLines?: number; maxTokens?: number };
   /** Glob patterns relative to each root. */

@@ -1,0 +1,44 @@
+import { OrtWorker, type RunResult, type WorkerInit } from './ort-worker';
+
+/**
+ * Several single-session workers that run batches side by side. On a CPU this beats one session with as many
+ * intra-op threads: each batch is independent, so no thread waits at a barrier for a sibling the OS has
+ * descheduled, which is what made one 2-thread session lose to transformers.js when other processes share the
+ * cores (README › Encoder performance has the numbers).
+ */
+export class OrtWorkerPool {
+  private constructor(private readonly workers: OrtWorker[]) {}
+
+  /** Starts `size` workers on the same graph; fails (and stops any that started) when one cannot create its session. */
+  static async start(init: WorkerInit, size: number): Promise<OrtWorkerPool> {
+    // One copy of the graph for all workers instead of one structured clone each.
+    const shared = new Uint8Array(new SharedArrayBuffer(init.model.byteLength));
+    shared.set(init.model);
+    const started = await Promise.allSettled(Array.from({ length: size }, () => OrtWorker.start({ ...init, model: shared })));
+    const workers = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(workers.map((w) => w.close()));
+      throw failed.reason;
+    }
+    return new OrtWorkerPool(workers);
+  }
+
+  get size(): number {
+    return this.workers.length;
+  }
+
+  get inputNames(): string[] {
+    return this.workers[0].inputNames;
+  }
+
+  /** Runs on the worker with the fewest requests in flight. */
+  run(inputs: Record<string, BigInt64Array>, dims: [number, number]): Promise<RunResult> {
+    const idlest = this.workers.reduce((a, b) => (b.pending < a.pending ? b : a));
+    return idlest.run(inputs, dims);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.workers.map((w) => w.close()));
+  }
+}
