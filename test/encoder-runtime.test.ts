@@ -114,6 +114,16 @@ describe('OrtEncoder', () => {
     await assert.rejects(loadEncoder({ model: onnxDir, device: 'cpu', precision: 'int8' }), /--precision int8 needs a BERT safetensors folder; .*model\.onnx is a plain ONNX model/);
   });
 
+  test('two CPU sessions side by side return the same vectors, in the caller\'s order', async () => {
+    const pool = await loadEncoder({ model: tiny, device: 'cpu', threads: 2, workers: 2, batchSize: 1 });
+    try {
+      const many = Array.from({ length: 24 }, (_, i) => TEXTS[i % TEXTS.length] + ' '.repeat(i) + i);
+      assert.ok(maxAbsDiff(await pool.embed(many), await encoder.embed(many)) < 1e-6);
+    } finally {
+      await pool.dispose();
+    }
+  });
+
   test('int8 stays within cosine 0.99 of fp32, and a text gets the same int8 vector whatever its batch', async () => {
     const fp32 = await loadEncoder({ model: tiny, device: 'cpu', precision: 'fp32' });
     try {

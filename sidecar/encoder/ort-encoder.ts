@@ -27,6 +27,8 @@ export interface LoadEncoderOptions {
   batchSize?: number;
   /** CPU threads for ORT in all (default: available CPUs, at most 8). */
   threads?: number;
+  /** CPU sessions side by side, sharing `threads` (default: 2, or 1 with a single thread); see OrtWorkerPool. */
+  workers?: number;
   /** Where hub ids are cached (default `$REPLUG_CODE_CACHE/models`, else `~/.cache/replug-code/models`). */
   cacheDir?: string;
   onDownloadProgress?: (p: DownloadProgress) => void;
@@ -35,7 +37,7 @@ export interface LoadEncoderOptions {
 /** os.availableParallelism() counts logical CPUs; past ~8 threads a sentence-sized workload gains little. */
 const MAX_DEFAULT_THREADS = 8;
 /** CPU sessions side by side (see OrtWorkerPool); the threads are shared out between them. */
-const MAX_CPU_WORKERS = 2;
+const DEFAULT_CPU_WORKERS = 2;
 const DEFAULT_BATCH_SIZE = 16;
 /** Batches in flight per worker: one running, one ready to start, without materialising every batch's tensors. */
 const QUEUED_BATCHES_PER_WORKER = 2;
@@ -62,14 +64,15 @@ async function loadOrtEncoder(opts: LoadEncoderOptions): Promise<OrtEncoder> {
   const device = opts.device ?? 'auto';
   const threads = opts.threads ?? Math.min(os.availableParallelism(), MAX_DEFAULT_THREADS);
   const failures: string[] = [];
+  const providers = providersFor(device);
   // Each provider gets the graph that suits it, so they are tried one by one, each with its own workers.
-  for (const provider of providersFor(device)) {
-    const precision = folder.kind === 'bert' ? resolvePrecision(opts.precision, provider) : 'fp32';
+  for (const provider of providers) {
     if (provider === 'cuda' && !gpuFacts().cudaProvider) {
       failures.push('cuda: the CUDA provider library is not installed'); // no need to load anything to know
       continue;
     }
-    const workers = provider === 'cpu' ? Math.min(threads, MAX_CPU_WORKERS) : 1;
+    const precision = folder.kind === 'bert' ? resolvePrecision(opts.precision, provider) : 'fp32';
+    const workers = provider === 'cpu' ? Math.min(threads, opts.workers ?? DEFAULT_CPU_WORKERS) : 1;
     let pool: OrtWorkerPool;
     try {
       pool = await OrtWorkerPool.start(
@@ -97,14 +100,16 @@ async function loadOrtEncoder(opts: LoadEncoderOptions): Promise<OrtEncoder> {
       fallbackReason: cudaFallbackReason(provider, failures),
     };
     const encoder = new OrtEncoder(pool, info, tokenizer, opts.batchSize ?? DEFAULT_BATCH_SIZE);
-    // One tiny run checks the graph end to end and learns the width of a plain .onnx model's output.
+    // One tiny run checks the graph end to end and learns the width of a plain .onnx model's output; a GPU
+    // provider that creates the session but cannot run it gives way to the next.
     try {
       await encoder.embed(['probe']);
+      return encoder;
     } catch (err) {
       await encoder.dispose();
-      throw new Error(`${location}: the model does not run as a sentence encoder: ${(err as Error).message}`);
+      if (provider === providers.at(-1)) throw new Error(`${location}: the model does not run as a sentence encoder: ${(err as Error).message}`);
+      failures.push(`${provider}: ${(err as Error).message}`);
     }
-    return encoder;
   }
   throw providerError(device, location, failures);
 }

@@ -4,6 +4,7 @@ import { attentionBias, clsPool, embeddings, encoderLayer, l2Normalize, meanPool
 import { GraphBuilder } from './graph-builder';
 import type { Precision } from '../precision';
 import { ALL_FUSIONS, inferenceEncoderLayer, NO_FUSIONS, type Fusions } from './inference-layers';
+import type { QuantizedInputs } from './quantized-linear';
 
 export type { Fusions } from './inference-layers';
 
@@ -42,7 +43,7 @@ export function buildBertEncoder(cfg: BertConfig, weights: ReadonlyMap<string, F
   let h = embeddings(g, ids, cfg);
   if (fusions) {
     const keyMask = mha ? g.op('Cast', [mask], { to: 6 /* INT32 */ }) : '';
-    const quantized = new Map();
+    const quantized: QuantizedInputs = new Map();
     for (let i = 0; i < cfg.numLayers; i++) h = inferenceEncoderLayer(g, h, i, { cfg, weights, precision, fusions, keyMask, bias, quantized });
   } else {
     for (let i = 0; i < cfg.numLayers; i++) h = encoderLayer(g, h, bias, i, cfg);

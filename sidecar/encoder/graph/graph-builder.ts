@@ -123,6 +123,16 @@ export class GraphBuilder {
     return this.constant(`f:${value}`, () => (this.opts.float16 ? float16Tensor : floatTensor)(this.fresh('const_f'), [], data));
   }
 
+  /** A uint8 scalar constant (shared between uses), e.g. a quantisation zero point. */
+  uint8(value: number): string {
+    return this.constant(`u8:${value}`, () => ({
+      name: this.fresh('const_u8'),
+      dataType: onnx.TensorProto.DataType.UINT8,
+      dims: [],
+      rawData: new Uint8Array([value]),
+    }));
+  }
+
   /** An int64 1-D constant, or a scalar when `scalar` is set (shared between uses). */
   ints(values: number[], scalar = false): string {
     return this.constant(`i:${scalar}:${values}`, () => ({
@@ -155,7 +165,7 @@ export class GraphBuilder {
     return name;
   }
 
-  fresh(prefix: string): string {
+  private fresh(prefix: string): string {
     return `${prefix}_${this.counter++}`;
   }
 }

@@ -67,10 +67,13 @@ function matmul(g: GraphBuilder, x: string, name: string, ws: Float32Tensor[], c
   return c.precision === 'int8' ? int8MatMul(g, x, name, wT, c.quantized) : g.op('MatMul', [x, g.derived(`${name}.T`, wT)]);
 }
 
+/** LayerNorm(projection + bias + skip), the residual connection that closes each half of a layer. */
 function residualNorm(g: GraphBuilder, proj: Projection, skip: string, prefix: string, c: InferenceLayerContext): string {
-  const [gamma, beta] = [g.weight(`${prefix}.LayerNorm.weight`), g.weight(`${prefix}.LayerNorm.bias`)];
-  if (!c.fusions.skipLayerNorm) return layerNorm(g, g.op('Add', [g.op('Add', [proj.out, proj.bias]), skip]), `${prefix}.LayerNorm`, c.cfg.layerNormEps);
-  return g.msOp('SkipLayerNormalization', [proj.out, skip, gamma, beta, proj.bias], { epsilon: { float: c.cfg.layerNormEps } });
+  const norm = `${prefix}.LayerNorm`;
+  if (!c.fusions.skipLayerNorm) return layerNorm(g, g.op('Add', [g.op('Add', [proj.out, proj.bias]), skip]), norm, c.cfg.layerNormEps);
+  return g.msOp('SkipLayerNormalization', [proj.out, skip, g.weight(`${norm}.weight`), g.weight(`${norm}.bias`), proj.bias], {
+    epsilon: { float: c.cfg.layerNormEps },
+  });
 }
 
 function selfAttention(g: GraphBuilder, x: string, prefix: string, c: InferenceLayerContext): string {

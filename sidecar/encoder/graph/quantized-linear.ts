@@ -48,7 +48,7 @@ function quantizeRows(g: GraphBuilder, x: string, k: number, cache: QuantizedInp
   const rows = g.op('Reshape', [x, g.ints([-1, k])]);
   const amax = g.op('ReduceMax', [g.op('Abs', [rows])], { axes: [1], keepdims: 1 });
   const scale = g.op('Max', [g.op('Div', [amax, g.float(127)]), g.float(1e-12)]);
-  const zeroPoint = g.initializer(g.fresh('zero_point_128'), 'uint8', [], new Uint8Array([128]));
+  const zeroPoint = g.uint8(128);
   const quantized = { xq: g.op('QuantizeLinear', [g.op('Div', [rows, scale]), g.float(1), zeroPoint]), scale, zeroPoint };
   cache.set(x, quantized);
   return quantized;
