@@ -15,6 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
+import { disableOrtTelemetry } from '../sidecar/encoder/ort-environment';
 import { makeTinyBert, MINILM_SHAPE } from './make-tiny-bert';
 import { peerEmbed, transformersJsPeer } from './transformers-js-peer';
 import { buildBertEncoder, type BertGraphOptions } from '../sidecar/encoder/graph/bert-graph';
@@ -68,6 +69,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: { threads: { type: 'string' }, seconds: { type: 'string' }, model: { type: 'string' }, precision: { type: 'string' }, fusions: { type: 'boolean' } },
   });
+  disableOrtTelemetry(); // before the first session, which may be the --fusions table's
   const precision = resolvePrecision(values.precision as PrecisionChoice | undefined, 'cpu');
   const threads = Number(values.threads ?? Math.min(os.availableParallelism(), 8));
   const seconds = Number(values.seconds ?? 4);

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { gpuFacts, providersFor, type Provider } from '../sidecar/encoder/cuda-provider';
+import { disableOrtTelemetry } from '../sidecar/encoder/ort-environment';
 import { buildBertEncoder } from '../sidecar/encoder/graph/bert-graph';
 import { ALL_FUSIONS, NO_FUSIONS } from '../sidecar/encoder/graph/inference-layers';
 import { loadModelFolder, type BertFolder } from '../sidecar/encoder/model-folder';
@@ -29,6 +30,7 @@ const TRAIN = { batch: 4, k: 20, steps: 3 };
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { seconds: { type: 'string' }, model: { type: 'string' } } });
   const seconds = Number(values.seconds ?? 5);
+  disableOrtTelemetry(); // before the first session, which may be opened here rather than in a worker
   const work = await mkdtemp(path.join(os.tmpdir(), 'replug-bench-gpu-'));
   try {
     const model = values.model ?? (await makeTinyBert(path.join(work, 'minilm'), { ...MINILM_SHAPE, seed: 1 }));

@@ -8,8 +8,10 @@ import path from 'node:path';
 import { env, pipeline, type FeatureExtractionPipeline } from '@huggingface/transformers';
 import { buildBertEncoder } from '../sidecar/encoder/graph/bert-graph';
 import type { BertFolder } from '../sidecar/encoder/model-folder';
+import { disableOrtTelemetry } from '../sidecar/encoder/ort-environment';
 
 export async function transformersJsPeer(bert: BertFolder, workDir: string, threads: number): Promise<FeatureExtractionPipeline> {
+  disableOrtTelemetry(); // transformers.js opens its session in this thread
   const modelDir = path.join(workDir, 'tfjs', 'model');
   await mkdir(path.join(modelDir, 'onnx'), { recursive: true });
   for (const f of ['config.json', 'tokenizer.json', 'tokenizer_config.json']) await copyFile(path.join(bert.dir, f), path.join(modelDir, f));

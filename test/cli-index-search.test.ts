@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -19,7 +19,7 @@ test('index prints counts and skip reasons; search prints ranked passages and JS
   try {
     const index = run('index', tree.root, '--index-dir', dir, '-v');
     assert.equal(index.status, 0, index.stderr);
-    assert.match(index.stdout, /indexed 1 files \(1 changed, 0 removed\) → 1 passages, 0 embedded/);
+    assert.match(index.stdout, /indexed 1 file \(1 changed, 0 removed\) → 1 passage, 0 embedded/);
     assert.match(index.stdout, /skipped 2 files: (1 binary, 1 lock-file|1 lock-file, 1 binary)/);
     assert.match(index.stdout, /skipped .*image\.png: binary/);
     assert.match(index.stdout, /lexical only/);
@@ -62,6 +62,25 @@ test('bad input is a clear error with a non-zero exit code', () => {
     const badK = run('search', 'x', '--index-dir', path.join(dir, 'ix'), '-k', 'zero');
     assert.notEqual(badK.status, 0);
     assert.match(badK.stderr, /expected a positive whole number/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('Ctrl-C during index saves what was done and exits with status 130', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'replug-cli-'));
+  try {
+    // A big real tree (this checkout's dependencies), so the run is still scanning when the signal arrives.
+    const child = spawn(CLI[0], [...CLI.slice(1), 'index', path.resolve(__dirname, '..', 'node_modules'), '--index-dir', dir, '--checkpoint-seconds', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    let sent = false;
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (!sent && /scan: /.test(stderr)) sent = child.kill('SIGINT');
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    assert.equal(code, 130, stderr);
+    assert.match(stderr, /interrupted: progress so far was saved; run index again to finish/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

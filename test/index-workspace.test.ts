@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { openManifest, sealManifest } from '../sidecar/index/generation-integrity';
 import { WorkspaceIndex } from '../sidecar/index/workspace-index';
 import { HashingEncoder } from './helpers/hashing-encoder';
 import { makeTree, writeFiles } from './helpers/temp-tree';
@@ -155,7 +156,7 @@ describe('dense + lexical index', () => {
       await index.close();
       const other = new HashingEncoder(32);
       index = await WorkspaceIndex.open(dir, { encoder: other, encoderSpec: 'b' });
-      await assert.rejects(index.search('matmul', { mode: 'dense' }), /no vectors for this encoder/);
+      await assert.rejects(index.search('matmul', { mode: 'dense' }), /no vectors for this encoder yet \(the encoder changed\)/);
       const report = await index.update([tree.root]);
       assert.equal(report.rebuilt, 'the encoder changed');
       assert.equal(report.passagesEmbedded, report.passages);
@@ -176,19 +177,20 @@ describe('dense + lexical index', () => {
       let index = await WorkspaceIndex.open(dir, { encoder: new HashingEncoder(64, 'same', 'fp32'), encoderSpec: 'm' });
       await index.update([tree.root]);
       await index.close();
-      // Indexes written before precisions existed have no field: strip it and expect fp32 vectors to be kept.
+      // Indexes written before precisions existed have no field: strip it (resealing the manifest) and expect the
+      // fp32 vectors to be kept.
       const gen = readdirSync(dir).find((e) => e.startsWith('gen-'))!;
       const manifestFile = path.join(dir, gen, 'manifest.json');
-      const stored = JSON.parse(readFileSync(manifestFile, 'utf8'));
-      delete stored.encoder.precision;
-      writeFileSync(manifestFile, JSON.stringify(stored));
+      const { manifest, parts } = openManifest(readFileSync(manifestFile, 'utf8'));
+      delete manifest.encoder!.precision;
+      writeFileSync(manifestFile, sealManifest(manifest, parts));
       index = await WorkspaceIndex.open(dir, { encoder: new HashingEncoder(64, 'same', 'fp32'), encoderSpec: 'm' });
       assert.equal((await index.update([tree.root])).passagesEmbedded, 0);
       await index.close();
 
       const int8 = new HashingEncoder(64, 'same', 'int8');
       index = await WorkspaceIndex.open(dir, { encoder: int8, encoderSpec: 'm' });
-      await assert.rejects(index.search('matmul', { mode: 'dense' }), /no vectors for this encoder/);
+      await assert.rejects(index.search('matmul', { mode: 'dense' }), /no vectors for this encoder yet \(the encoder precision changed \(fp32 → int8\)\): run index with the same --model and --precision first/);
       const report = await index.update([tree.root]);
       assert.equal(report.rebuilt, 'the encoder precision changed (fp32 → int8)');
       assert.equal(report.passagesEmbedded, report.passages);
@@ -213,7 +215,7 @@ describe('dense + lexical index', () => {
       index = await WorkspaceIndex.open(dir);
       assert.equal(index.status().passages, 0);
       const report = await index.update([tree.root]);
-      assert.match(report.rebuilt ?? '', /could not be read/);
+      assert.match(report.rebuilt ?? '', /gen-000001 is damaged \(passages\.json has 9 bytes/);
       assert.equal(report.files, 3);
       await index.close();
     } finally {

@@ -49,7 +49,7 @@ describe('LmScorer under faults', () => {
     const { port } = closed.address() as net.AddressInfo;
     await new Promise((resolve) => closed.close(resolve));
     await assert.rejects(scorer(`http://127.0.0.1:${port}/v1`).score([PAIR]), (err: LmError) =>
-      err.kind === 'connection' && /cannot reach LM server .* is the server running/.test(err.message) && /gave up after 3 attempts/.test(err.message));
+      err.kind === 'connection' && /cannot reach the LM server \(GET http:\/\/127\.0\.0\.1:\d+\/v1\/models: .*ECONNREFUSED.*is it running/.test(err.message) && /gave up after 3 attempts/.test(err.message));
   });
 
   test('dropped connections are retried and the score is unchanged', async () => {
@@ -71,14 +71,16 @@ describe('LmScorer under faults', () => {
     await assert.rejects(scorer(busy.url).score([PAIR]), (err: LmError) => err.kind === 'rate-limit' && /429/.test(err.message));
   });
 
-  test('a server slower than the timeout: retried, then a timeout error that says what to change', async () => {
+  test('a server slower than the timeout: retried once, then a timeout error that names the request and says what to change', async () => {
     const slow = await faulty(async (req, res) => {
       if (!isScoring(req)) return false;
       await new Promise((resolve) => setTimeout(resolve, 1500));
       return sendError(res, 500, 'too late');
     });
-    await assert.rejects(scorer(slow.url, { timeoutMs: 150, retries: 1 }).score([PAIR]), (err: LmError) =>
-      err.kind === 'timeout' && /did not answer within 150 ms; raise the timeout/.test(err.message));
+    const s = scorer(slow.url, { timeoutMs: 150, retries: 4 });
+    await assert.rejects(s.score([PAIR]), (err: LmError) =>
+      err.kind === 'timeout' && /did not answer POST http:\/\/127\.0\.0\.1:\d+\/v1\/completions within 150 ms; is it hung or overloaded\? Raise --timeout-ms/.test(err.message));
+    assert.equal(slow.counts.get('/v1/completions'), 3, 'the probe, then two scoring attempts (a timeout is retried once, not 4 times)');
   });
 
   test('broken JSON or missing fields: a clear error at once, no retries, never a zero score', async () => {
@@ -109,13 +111,13 @@ describe('LmScorer under faults', () => {
 
   test('a wrong model name lists the served models', async () => {
     await assert.rejects(new LmScorer({ baseUrl: url, model: 'gpt-4o' }).score([PAIR]), (err: LmError) =>
-      err.kind === 'model-not-found' && err.message.includes('model "gpt-4o" not served') && err.message.includes('served models: copy-lm'));
+      err.kind === 'model-not-found' && err.message.includes('model "gpt-4o" not served') && err.message.includes('served models: "copy-lm"') && err.message.includes('--lm-model'));
   });
 
-  test('context-length 400 (nested or old flat vLLM error shape) says which budget to lower', async () => {
+  test('budgets that cannot fit the served context are refused up front; a context-length 400 (nested or old flat vLLM shape) says which budget to lower', async () => {
     const long = { doc: ' w'.repeat(9000), context: 'x', continuation: ' y' };
     await assert.rejects(scorer(url, { docTokens: 10_000 }).score([long]), (err: LmError) =>
-      err.kind === 'context-length' && /maximum context length is 8192/.test(err.message) && /--doc-tokens/.test(err.message));
+      err.kind === 'context-length' && /context is 8192 tokens, too short for doc 10000/.test(err.message) && /lower --doc-tokens 10000/.test(err.message));
     const flat = await faulty((req, res) => (isScoring(req) ? sendError(res, 400, "This model's maximum context length is 64 tokens.", true) : false));
     await assert.rejects(scorer(flat.url).score([PAIR]), (err: LmError) => err.kind === 'context-length' && /64 tokens/.test(err.message));
   });

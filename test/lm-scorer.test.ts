@@ -23,6 +23,12 @@ const PAIRS: ScorePair[] = [
   { doc: 'const total = items.reduce(add, 0);', context: 'let answer =', continuation: ' items.reduce(add, 0);' },
 ];
 
+/** The parts of the probed capabilities these tests pin down. */
+async function modes(s: LmScorer) {
+  const { tokenize, source, maxTokens } = await s.capabilities();
+  return { tokenize, source, maxTokens };
+}
+
 function assertMatchesDirect(scores: { logProb: number; tokens: number; perToken?: number[] }[], pairs = PAIRS): void {
   pairs.forEach((pair, i) => {
     const want = direct(`${pair.doc}\n${pair.context}`, pair.continuation);
@@ -52,14 +58,14 @@ describe('LmScorer against the copy-LM server', () => {
 
   test('token-id path (server has /tokenize): sums exactly the model log-probs of y', async () => {
     const s = scorer(url);
-    assert.deepEqual(await s.capabilities(), { tokenize: true, source: 'echo', maxTokens: 0 });
+    assert.deepEqual(await modes(s), { tokenize: true, source: 'echo', maxTokens: 0 });
     assertMatchesDirect(await s.score(PAIRS));
   });
 
   test('text_offset path (no /tokenize) gives the same scores', async () => {
     const proxy = await variant((req, res) => (req.path === '/tokenize' ? sendError(res, 404, 'Not Found') : false));
     const s = scorer(proxy.url);
-    assert.deepEqual(await s.capabilities(), { tokenize: false, source: 'echo', maxTokens: 0 });
+    assert.deepEqual(await modes(s), { tokenize: false, source: 'echo', maxTokens: 0 });
     assertMatchesDirect(await s.score(PAIRS));
   });
 
@@ -69,7 +75,7 @@ describe('LmScorer against the copy-LM server', () => {
     const noTokenize = await variant((req, res) => (req.path === '/tokenize' ? sendError(res, 404, 'Not Found') : rejectZero(req, res)));
     for (const [proxy, tokenize] of [[withTokenize, true], [noTokenize, false]] as const) {
       const s = scorer(proxy.url);
-      assert.deepEqual(await s.capabilities(), { tokenize, source: 'echo', maxTokens: 1 });
+      assert.deepEqual(await modes(s), { tokenize, source: 'echo', maxTokens: 1 });
       assertMatchesDirect(await s.score(PAIRS));
     }
   });
@@ -77,7 +83,7 @@ describe('LmScorer against the copy-LM server', () => {
   test('without echo support it uses prompt_logprobs; with neither it says the server cannot score', async () => {
     const noEcho = await variant((req, res) => (req.body?.echo ? sendError(res, 400, 'echo is not supported') : false));
     const s = scorer(noEcho.url);
-    assert.deepEqual(await s.capabilities(), { tokenize: true, source: 'prompt_logprobs', maxTokens: 1 });
+    assert.deepEqual(await modes(s), { tokenize: true, source: 'prompt_logprobs', maxTokens: 1 });
     assertMatchesDirect(await s.score(PAIRS));
     const hopeless = await variant((req, res) => (req.body?.echo || req.path === '/tokenize' ? sendError(res, 400, 'unsupported') : false));
     await assert.rejects(scorer(hopeless.url).score(PAIRS), (err: LmError) => err.kind === 'unsupported' && /cannot return log-probabilities of prompt tokens/.test(err.message));
@@ -126,7 +132,7 @@ describe('LmScorer against the copy-LM server', () => {
     assert.equal(s.stats().cacheHits, 3);
     assert.deepEqual(again, first.slice(0, 2));
     const stats = s.stats();
-    assert.ok(stats.requestsPerSecond > 0 && stats.tokensPerSecond > 0 && stats.promptTokens > 0);
+    assert.ok(stats.completionRequestsPerSecond > 0 && stats.tokensPerSecond > 0 && stats.promptTokens > 0);
     assert.equal(stats.scoredPairs, 5);
   });
 
@@ -142,11 +148,13 @@ describe('LmScorer against the copy-LM server', () => {
     assert.ok(Math.abs(score.logProb - direct('alpha beta gamma\n two three four', ' five').logProb) < 1e-6);
   });
 
-  test('a continuation over its budget is an error on both paths, never silently cut', async () => {
+  test('a continuation over its budget is an error, never silently cut; without /tokenize it is scored whole', async () => {
     const pair = { doc: 'd', context: 'c', continuation: ' a b c d e f' };
     await assert.rejects(scorer(url, { continuationTokens: 4 }).score([pair]), (err: LmError) => err.kind === 'over-budget' && /6 tokens, over its budget of 4/.test(err.message));
+    // Budgets are character estimates without /tokenize: the continuation is never cut, so all 6 tokens are scored.
     const proxy = await variant((req, res) => (req.path === '/tokenize' ? sendError(res, 404, 'Not Found') : false));
-    await assert.rejects(scorer(proxy.url, { continuationTokens: 4 }).score([pair]), (err: LmError) => err.kind === 'over-budget');
+    const [whole] = await scorer(proxy.url, { continuationTokens: 4 }).score([pair]);
+    assert.equal(whole.tokens, 6);
   });
 
   test('a junction inside a token: the straddling token counts toward y, the same on both paths', async () => {

@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -28,7 +29,7 @@ test('shared mode re-embeds the documents every refreshEvery steps, and its mode
       indexDir: path.join(dir, 'index'),
       model,
       output,
-      scorer: new LmScorer({ baseUrl: await server.listen(0), model: 'copy-lm', continuationTokens: 512 }),
+      scorer: new LmScorer({ baseUrl: await server.listen(0), model: 'copy-lm' }),
       queries: await loadQueries(passages, { ...DEFAULT_QUERY_SOURCE, split: 'train', trainFraction: 1, evalFraction: 0, perFile: 3 }),
       settings: { ...DEFAULT_LSR_SETTINGS, mode: 'shared', k: 4, batchSize: 4, steps: 5, refreshEvery: 2, lr: 1e-3, checkpointEvery: 100 },
       onEvent: (e) => events.push(e),
@@ -47,6 +48,35 @@ test('shared mode re-embeds the documents every refreshEvery steps, and its mode
     await index.close();
     await tuned.dispose();
     await base.dispose();
+  } finally {
+    await server.close();
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('an interrupted and resumed run ends with the same model as an uninterrupted one, in both modes', { timeout: 180_000 }, async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'replug-exact-resume-'));
+  const server = new LmServer(new CopyLm('copy-lm', 16384));
+  try {
+    const model = await makeTinyBert(path.join(dir, 'tiny'), { layers: 1, hidden: 32, heads: 4, ffn: 64, vocab: 'real', maxPos: 256, seed: 4, noShift: true });
+    const base = await loadEncoder({ model });
+    const indexDir = path.join(dir, 'index');
+    const passages = await buildDenseIndex(indexDir, base, model);
+    await base.dispose();
+    const url = await server.listen(0);
+    const queries = await loadQueries(passages, { ...DEFAULT_QUERY_SOURCE, split: 'train', trainFraction: 1, evalFraction: 0, perFile: 3 });
+    for (const mode of ['query-tower', 'shared'] as const) {
+      const settings = { ...DEFAULT_LSR_SETTINGS, mode, k: 4, batchSize: 4, steps: 6, refreshEvery: 2, lr: 1e-3, checkpointEvery: 100 };
+      const train = (output: string, extra: Partial<Parameters<typeof trainLsr>[0]> = {}) =>
+        trainLsr({ indexDir, model, output, scorer: new LmScorer({ baseUrl: url, model: 'copy-lm' }), queries, settings, ...extra });
+      await train(path.join(dir, `${mode}-whole`));
+      const abort = new AbortController();
+      const stopped = await train(path.join(dir, `${mode}-split`), { signal: abort.signal, onEvent: (e) => e.type === 'step' && e.step === 3 && abort.abort() });
+      assert.equal(stopped.step, 3);
+      await train(path.join(dir, `${mode}-split`), { resume: true });
+      const weights = (run: string) => readFileSync(path.join(dir, run, 'model.safetensors'));
+      assert.ok(weights(`${mode}-whole`).equals(weights(`${mode}-split`)), `${mode}: the resumed model differs from the uninterrupted one`);
+    }
   } finally {
     await server.close();
     await rm(dir, { recursive: true, force: true });

@@ -6,10 +6,12 @@ import { candidateIndexFor, evaluateRetrievers, retrieverPrecision, type EvalRep
 import { ndcgGainLines } from '../eval/gain-text';
 import { WorkspaceIndex } from '../index/workspace-index';
 import { DEFAULT_LSR_SETTINGS } from '../lsr/lsr-trainer';
+import { readyTeacher } from '../lsr/fit-queries';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../lsr/query-source';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addLmOptions, scorerFromOptions, type LmCliOptions } from './lm-options';
 import { nonNegativeInt, positiveInt, positiveNumber } from './option-parsers';
+import { RunProgress } from './run-progress';
 
 interface EvalCliOptions extends LmCliOptions {
   indexDir: string;
@@ -21,11 +23,14 @@ interface EvalCliOptions extends LmCliOptions {
   gamma: number;
   seed: number;
   queriesPerFile: number;
-  maxQueries?: number;
+  maxQueries: number;
   heldOut: 'files' | 'points';
   device: Device;
   json?: boolean;
 }
+
+/** As the editor's replugCode.eval.maxQueries: enough for a paired standard error, short enough to finish. */
+const DEFAULT_MAX_QUERIES = 50;
 
 export function registerEvalCommand(program: Command): void {
   const cmd = program
@@ -39,7 +44,7 @@ export function registerEvalCommand(program: Command): void {
     .option('--gamma <t>', 'temperature of the ensemble weights softmax(cos/γ)', positiveNumber, DEFAULT_LSR_SETTINGS.gamma)
     .option('--seed <n>', 'seed of the workspace query split (as in train)', nonNegativeInt, DEFAULT_LSR_SETTINGS.seed)
     .option('--queries-per-file <n>', 'workspace queries sampled per held-out file', positiveInt, DEFAULT_QUERY_SOURCE.perFile)
-    .option('--max-queries <n>', 'evaluate at most this many queries', positiveInt)
+    .option('--max-queries <n>', 'evaluate at most this many held-out queries (each costs a few dozen LM pairs)', positiveInt, DEFAULT_MAX_QUERIES)
     .addOption(
       new Option('--held-out <what>', 'workspace queries from unseen files, or from unseen points of the training files').choices(['files', 'points']).default('files'),
     )
@@ -48,33 +53,34 @@ export function registerEvalCommand(program: Command): void {
   addIndexDirOption(cmd);
   addLmOptions(cmd);
   cmd.action(async (opts: EvalCliOptions) => {
+    const scorer = scorerFromOptions(opts);
     const { index, retrievers } = await openRetrievers(opts.indexDir, opts.base, opts.tuned, opts.device);
     try {
-      const queries = (
+      const sampled = (
         await loadQueries(index.passages(), {
           ...DEFAULT_QUERY_SOURCE,
           data: opts.data,
           split: opts.heldOut === 'points' ? 'eval-points' : 'eval',
-          contextTokens: opts.contextTokens,
-          continuationTokens: opts.continuationTokens,
+          contextTokens: opts.contextTokens ?? DEFAULT_QUERY_SOURCE.contextTokens,
+          continuationTokens: opts.continuationTokens ?? DEFAULT_QUERY_SOURCE.continuationTokens,
           perFile: opts.queriesPerFile,
           seed: opts.seed,
         })
       ).slice(0, opts.maxQueries);
-      if (queries.length === 0) throw new Error('no held-out queries: pass --data, or index more files');
+      if (sampled.length === 0) throw new Error('no held-out queries: pass --data, or index more files');
+      const { queries } = await readyTeacher(scorer, sampled, (line) => process.stderr.write(`${line}\n`));
+      const progress = new RunProgress('evaluating', queries.length);
+      progress.start();
       const report = await evaluateRetrievers({
         index,
         retrievers,
-        scorer: scorerFromOptions(opts, { continuationTokens: 4 * opts.continuationTokens }),
+        scorer,
         queries,
         k: opts.k,
         ensembleK: opts.ensembleK,
         gamma: opts.gamma,
-        onProgress: (done, total) => {
-          if (process.stderr.isTTY) process.stderr.write(`\revaluating ${done}/${total}`);
-        },
-      });
-      if (process.stderr.isTTY) process.stderr.write('\n');
+        onProgress: (done) => progress.update(done, 'queries'),
+      }).finally(() => progress.stop());
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
     } finally {
       await index.close();
@@ -88,7 +94,7 @@ export function registerCompareCommand(program: Command): void {
     .command('compare')
     .description('top-k of the base and the tuned retriever for one query, side by side')
     .argument('<query>', 'code or question to retrieve for')
-    .requiredOption('--tuned <model>', 'encoder trained by `train`')
+    .requiredOption('--tuned <model>', 'encoder trained by `train`, i.e. its --output folder (required)')
     .option('--base <model>', 'base encoder (default: the one the index was built with)')
     .option('-k, --k <n>', 'results per retriever', positiveInt, 5)
     .addOption(new Option('--device <device>', 'where the encoders run').choices(DEVICE_CHOICES).default('auto'));

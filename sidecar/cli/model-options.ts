@@ -42,13 +42,22 @@ export async function encoderFromOptions(opts: ModelCliOptions): Promise<Encoder
   }
 }
 
-/** One bar per downloaded file, replaced when the next file starts. */
+/** One bar per downloaded file, replaced when the next file starts; without a terminal, a line per file and per 10 %. */
 class DownloadBars {
   private bar: SingleBar | undefined;
   private file: string | undefined;
+  private lastTenth = -1;
 
   update(p: DownloadProgress): void {
-    if (!process.stderr.isTTY) return;
+    if (!process.stderr.isTTY) {
+      const tenth = p.total ? Math.floor((10 * p.received) / p.total) : 0;
+      if (p.file === this.file && tenth === this.lastTenth) return;
+      this.file = p.file;
+      this.lastTenth = tenth;
+      const size = p.total ? ` ${(p.received / 1e6).toFixed(1)}/${(p.total / 1e6).toFixed(1)} MB` : '';
+      process.stderr.write(`downloading ${p.file}:${size}${p.total ? ` (${tenth * 10}%)` : ''}\n`);
+      return;
+    }
     if (p.file !== this.file) {
       this.stop();
       this.file = p.file;

@@ -36,10 +36,11 @@ export function register(program: Command): void {
       const [result] = await scorer.score([pair]);
       const mean = result.logProb / result.tokens;
       if (opts.json) {
-        const server = await scorer.capabilities();
-        console.log(JSON.stringify({ model: opts.lmModel, logProb: result.logProb, tokens: result.tokens, meanLogProb: mean, perToken: result.perToken, server }, null, 2));
+        const { capabilities: server, budgets } = await scorer.setup();
+        console.log(JSON.stringify({ model: opts.lmModel, logProb: result.logProb, tokens: result.tokens, meanLogProb: mean, perToken: result.perToken, server, budgets: budgets.budgets }, null, 2));
       } else {
-        console.log(`log P(continuation | doc, context) = ${result.logProb.toFixed(4)} over ${result.tokens} tokens (mean ${mean.toFixed(4)} per token, perplexity ${Math.exp(-mean).toFixed(2)})`);
+        const given = opts.doc === undefined ? 'context' : 'doc, context';
+        console.log(`log P(continuation | ${given}) = ${result.logProb.toFixed(4)} over ${result.tokens} tokens (mean ${mean.toFixed(4)} per token, perplexity ${Math.exp(-mean).toFixed(2)})`);
       }
     });
 }

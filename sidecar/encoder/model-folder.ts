@@ -48,6 +48,7 @@ export async function loadModelFolder(location: string): Promise<ModelFolder> {
   const isOnnxFile = location.endsWith('.onnx');
   const dir = isOnnxFile ? path.dirname(location) : location;
   if (!existsSync(location)) throw new ModelFormatError(location, 'does not exist');
+  await assertNotUnfinishedRun(dir);
   const file = (name: string) => path.join(dir, name);
   const tokenizerConfig = (await readJsonIfExists(file('tokenizer_config.json'))) ?? {};
   const tokenizer = { json: await loadTokenizerJson(dir, tokenizerConfig), config: tokenizerConfig };
@@ -79,6 +80,19 @@ export async function loadModelFolder(location: string): Promise<ModelFolder> {
   const maxTokens = await readMaxTokens(dir, tokenizerConfig, config.maxPositions);
   hash.update(weightBytes).update(JSON.stringify(config)).update(`max:${maxTokens}`);
   return { kind: 'bert', dir, config, weights, tokenizer, pooling, maxTokens, fingerprint: hash.digest('hex'), tokenizerFingerprint };
+}
+
+/**
+ * A training output whose run was interrupted holds checkpoints but no model yet: say so, and how to finish it,
+ * rather than reporting missing tokenizer files.
+ */
+async function assertNotUnfinishedRun(dir: string): Promise<void> {
+  const current = path.join(dir, 'checkpoints', 'CURRENT');
+  if (!existsSync(current) || existsSync(path.join(dir, 'config.json')) || existsSync(path.join(dir, 'model.onnx'))) return;
+  const generation = (await readFile(current, 'utf8')).trim();
+  const state = await readJsonIfExists(path.join(dir, 'checkpoints', generation, 'trainer-state.json')).catch(() => undefined);
+  const step = typeof state?.step === 'number' ? ` (its last checkpoint is at step ${state.step})` : '';
+  throw new ModelFormatError(dir, `holds a training run that did not finish${step}, not a model: finish it with \`replug-code train --resume --output ${dir}\``);
 }
 
 async function readJsonIfExists(file: string): Promise<Record<string, unknown> | undefined> {

@@ -8,7 +8,7 @@ import { buildBertEncoder } from './graph/bert-graph';
 import type { Pooling } from './bert-config';
 import { loadModelFolder, type ModelFolder } from './model-folder';
 import { resolveModel, type DownloadProgress } from './model-source';
-import { encoderSessionOptions } from './ort-worker';
+import { encoderSessionOptions, type TensorValue } from './ort-worker';
 import { l2Normalize, poolRow } from './pooling';
 import { resolvePrecision, type Precision, type PrecisionChoice } from './precision';
 import { EncoderTokenizer } from './tokenizer';
@@ -79,13 +79,13 @@ async function loadOrtEncoder(opts: LoadEncoderOptions): Promise<OrtEncoder> {
         {
           ortPath: require.resolve('onnxruntime-node'),
           model: await encoderGraph(folder, precision),
-          provider,
+          providers: [provider],
           options: encoderSessionOptions(Math.max(1, Math.floor(threads / workers))),
         },
         workers,
       );
     } catch (err) {
-      failures.push(`${provider}: ${(err as Error).message}`);
+      failures.push((err as Error).message); // the worker prefixes it with the provider's name
       continue;
     }
     // Only this summary outlives loading: the weights now live in the workers' sessions.
@@ -217,9 +217,14 @@ export class OrtEncoder implements RuntimeEncoder {
         mask[r * seq + c] = 1n;
       });
     });
-    const inputs: Record<string, BigInt64Array> = { input_ids: inputIds, attention_mask: mask };
-    if (this.workers.inputNames.includes('token_type_ids')) inputs.token_type_ids = new BigInt64Array(batch.length * seq);
-    const { data, dims } = await this.workers.run(inputs, [batch.length, seq]);
+    const dims2 = [batch.length, seq];
+    const feeds: Record<string, TensorValue> = { input_ids: { data: inputIds, dims: dims2 }, attention_mask: { data: mask, dims: dims2 } };
+    if (this.workers.inputNames.includes('token_type_ids')) feeds.token_type_ids = { data: new BigInt64Array(batch.length * seq), dims: dims2 };
+    const { outputNames } = this.workers;
+    // Sentence-transformers exports have both; the pooled one saves work, per-token states are pooled below.
+    const output = ['sentence_embedding', 'last_hidden_state'].find((n) => outputNames.includes(n)) ?? outputNames[0];
+    const { data: values, dims } = (await this.workers.run(feeds, [output]))[output];
+    const data = values as Float32Array;
     const dim = dims[dims.length - 1];
     this.width ??= dim;
     if (dims.length === 3) return batch.map((row, r) => poolRow(data, r, row.length, seq, dim, this.info.pooling));

@@ -11,12 +11,13 @@ import { Worker } from 'node:worker_threads';
 
 export type { Provider } from './cuda-provider';
 import type { Provider } from './cuda-provider';
+import { disableOrtTelemetry } from './ort-environment';
 
 export interface WorkerInit {
   ortPath: string;
-  /** The graph; a pool's workers share one copy (it is only read while each creates its session). */
   model: Uint8Array;
-  provider: Provider;
+  /** Providers to try in order; the first that creates a session wins. */
+  providers: Provider[];
   options: SessionOptions;
 }
 
@@ -34,73 +35,81 @@ export function encoderSessionOptions(threads: number): SessionOptions {
   };
 }
 
+/** A tensor crossing the thread boundary; its element type follows from the array (float32, int32 or int64). */
+export interface TensorValue {
+  data: Float32Array | Int32Array | BigInt64Array;
+  dims: number[];
+}
+
 type WorkerReply =
-  | { type: 'ready'; inputNames: string[] }
-  | { type: 'failed'; message: string }
-  | { type: 'result'; id: number; data: Float32Array; dims: number[] }
+  | { type: 'ready'; provider: Provider; failures: string[]; inputNames: string[]; outputNames: string[] }
+  | { type: 'failed'; failures: string[] }
+  | { type: 'result'; id: number; outputs: Record<string, TensorValue> }
   | { type: 'error'; id: number; message: string };
 
 interface RunRequest {
   id: number;
-  /** int64 inputs by name, all with the same dims. */
-  inputs: Record<string, BigInt64Array>;
-  dims: [number, number];
-}
-
-export interface RunResult {
-  data: Float32Array;
-  dims: number[];
+  feeds: Record<string, TensorValue>;
+  fetches: string[];
 }
 
 /** Main-thread handle on the worker: one session, requests answered in order. */
 export class OrtWorker {
   private nextId = 0;
-  private readonly pendingRuns = new Map<number, { resolve: (r: RunResult) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (r: Record<string, TensorValue>) => void; reject: (e: Error) => void }>();
   private failure: Error | undefined;
 
   private constructor(
     private readonly worker: Worker,
+    readonly provider: Provider,
+    /** Why earlier providers in the list failed. */
+    readonly failures: string[],
     readonly inputNames: string[],
+    readonly outputNames: string[],
   ) {
     worker.on('message', (msg: WorkerReply) => {
       if (msg.type !== 'result' && msg.type !== 'error') return;
-      const p = this.pendingRuns.get(msg.id);
-      this.pendingRuns.delete(msg.id);
+      const p = this.pending.get(msg.id);
+      this.pending.delete(msg.id);
       // An idle worker must not keep the process alive; a busy one must (its caller awaits it).
-      if (this.pendingRuns.size === 0) worker.unref();
-      if (msg.type === 'result') p?.resolve({ data: msg.data, dims: msg.dims });
+      if (this.pending.size === 0) worker.unref();
+      if (msg.type === 'result') p?.resolve(msg.outputs);
       else p?.reject(new Error(`ONNX Runtime failed: ${msg.message}`));
     });
     worker.on('error', (err) => this.fail(err));
-    worker.on('exit', (code) => this.fail(new Error(`encoder worker exited (code ${code})`)));
+    worker.on('exit', (code) => this.fail(new Error(`ONNX Runtime worker exited (code ${code})`)));
     worker.unref();
   }
 
-  /** Starts a worker and waits for its session; rejects with ORT's message when the session cannot be created. */
+  /** Starts a worker and waits for its session; rejects with every provider's failure when none works. */
   static async start(init: WorkerInit): Promise<OrtWorker> {
-    const worker = new Worker(workerSource(), { eval: true, workerData: init });
+    disableOrtTelemetry();
+    // A pool's workers share one SharedArrayBuffer copy of the graph, which is shared rather than transferred.
+    const transferList = init.model.buffer instanceof ArrayBuffer ? [init.model.buffer] : [];
+    const worker = new Worker(workerSource(), { eval: true, workerData: init, transferList });
     const reply = await new Promise<WorkerReply>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', reject);
     });
-    if (reply.type === 'ready') return new OrtWorker(worker, reply.inputNames);
+    if (reply.type === 'ready') return new OrtWorker(worker, reply.provider, reply.failures, reply.inputNames, reply.outputNames);
     await worker.terminate();
-    throw new Error(reply.type === 'failed' ? reply.message : `unexpected worker reply ${reply.type}`);
+    throw new Error(reply.type === 'failed' ? reply.failures.join('; ') : `unexpected worker reply ${reply.type}`);
+  }
+
+  /** Runs the session on `feeds` (their buffers are transferred: do not reuse them) and returns the `fetches` outputs. */
+  run(feeds: Record<string, TensorValue>, fetches: string[]): Promise<Record<string, TensorValue>> {
+    if (this.failure) return Promise.reject(this.failure);
+    const req: RunRequest = { id: this.nextId++, feeds, fetches };
+    return new Promise((resolve, reject) => {
+      this.pending.set(req.id, { resolve, reject });
+      this.worker.ref();
+      this.worker.postMessage(req, Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer));
+    });
   }
 
   /** Requests sent and not yet answered. */
-  get pending(): number {
-    return this.pendingRuns.size;
-  }
-
-  run(inputs: Record<string, BigInt64Array>, dims: [number, number]): Promise<RunResult> {
-    if (this.failure) return Promise.reject(this.failure);
-    const req: RunRequest = { id: this.nextId++, inputs, dims };
-    return new Promise((resolve, reject) => {
-      this.pendingRuns.set(req.id, { resolve, reject });
-      this.worker.ref();
-      this.worker.postMessage(req, Object.values(inputs).map((a) => a.buffer as ArrayBuffer));
-    });
+  get inFlight(): number {
+    return this.pending.size;
   }
 
   async close(): Promise<void> {
@@ -110,8 +119,8 @@ export class OrtWorker {
 
   private fail(err: Error): void {
     this.failure ??= err;
-    for (const p of this.pendingRuns.values()) p.reject(this.failure);
-    this.pendingRuns.clear();
+    for (const p of this.pending.values()) p.reject(this.failure);
+    this.pending.clear();
   }
 }
 
@@ -127,31 +136,51 @@ function ortWorkerMain(): void {
   const ort = require(init.ortPath) as typeof import('onnxruntime-node');
   const port = parentPort!;
   // A failed GPU provider load also prints native error lines to stderr; the caller reports the failure in words.
-  if (init.provider !== 'cpu') ort.env.logLevel = 'fatal';
+  if (init.providers.some((p) => p !== 'cpu')) ort.env.logLevel = 'fatal';
   void (async () => {
-    let s: import('onnxruntime-node').InferenceSession;
-    try {
-      // ORT's native loader takes only a plain ArrayBuffer, not a pool's SharedArrayBuffer: copy (slice) it.
-      const model = init.model.buffer instanceof ArrayBuffer ? init.model : init.model.slice();
-      s = await ort.InferenceSession.create(model, { executionProviders: [init.provider], ...init.options });
-    } catch (err) {
-      port.postMessage({ type: 'failed', message: (err as Error).message } satisfies WorkerReply);
+    const failures: string[] = [];
+    // ORT's native loader takes only a plain ArrayBuffer, not a pool's SharedArrayBuffer: copy (slice) it.
+    const model = init.model.buffer instanceof ArrayBuffer ? init.model : init.model.slice();
+    let session: import('onnxruntime-node').InferenceSession | undefined;
+    let provider: Provider | undefined;
+    for (const p of init.providers) {
+      try {
+        session = await ort.InferenceSession.create(model, {
+          executionProviders: [p],
+          ...init.options,
+        });
+        provider = p;
+        break;
+      } catch (err) {
+        failures.push(`${p}: ${(err as Error).message}`);
+      }
+    }
+    if (!session || !provider) {
+      port.postMessage({ type: 'failed', failures } satisfies WorkerReply);
       return;
     }
+    const s = session;
     // The session holds its own copy of the weights; let the graph bytes go.
     (init as Partial<WorkerInit>).model = undefined;
-    // Sentence-transformers exports have both; the pooled one saves work, per-token states are pooled by the caller.
-    const outputName = ['sentence_embedding', 'last_hidden_state'].find((n) => s.outputNames.includes(n)) ?? s.outputNames[0];
-    port.postMessage({ type: 'ready', inputNames: [...s.inputNames] } satisfies WorkerReply);
+    port.postMessage({ type: 'ready', provider, failures, inputNames: [...s.inputNames], outputNames: [...s.outputNames] } satisfies WorkerReply);
     port.on('message', async (req: RunRequest) => {
       try {
         const feeds: Record<string, import('onnxruntime-node').Tensor> = {};
-        for (const [name, data] of Object.entries(req.inputs)) feeds[name] = new ort.Tensor('int64', data, req.dims);
-        const out = (await s.run(feeds, [outputName]))[outputName];
-        // Transfer the result without copying, unless it is a view into a larger native-owned buffer.
-        const view = out.data as Float32Array;
-        const data = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view : view.slice();
-        port.postMessage({ type: 'result', id: req.id, data, dims: [...out.dims] } satisfies WorkerReply, [data.buffer as ArrayBuffer]);
+        for (const [name, { data, dims }] of Object.entries(req.feeds)) {
+          const type = data instanceof Float32Array ? 'float32' : data instanceof Int32Array ? 'int32' : 'int64';
+          feeds[name] = new ort.Tensor(type, data, dims);
+        }
+        const results = await s.run(feeds, req.fetches);
+        const outputs: Record<string, TensorValue> = {};
+        const transfer: ArrayBuffer[] = [];
+        for (const name of req.fetches) {
+          // Transfer each result without copying, unless it is a view into a larger native-owned buffer.
+          const view = results[name].data as TensorValue['data'];
+          const data = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view : view.slice();
+          outputs[name] = { data, dims: [...results[name].dims] };
+          transfer.push(data.buffer as ArrayBuffer);
+        }
+        port.postMessage({ type: 'result', id: req.id, outputs } satisfies WorkerReply, transfer);
       } catch (err) {
         port.postMessage({ type: 'error', id: req.id, message: (err as Error).message } satisfies WorkerReply);
       }

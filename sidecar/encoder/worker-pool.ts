@@ -1,4 +1,4 @@
-import { OrtWorker, type RunResult, type WorkerInit } from './ort-worker';
+import { OrtWorker, type TensorValue, type WorkerInit } from './ort-worker';
 
 /**
  * Several single-session workers that run batches side by side. On a CPU this beats one session with as many
@@ -32,10 +32,14 @@ export class OrtWorkerPool {
     return this.workers[0].inputNames;
   }
 
-  /** Runs on the worker with the fewest requests in flight. */
-  run(inputs: Record<string, BigInt64Array>, dims: [number, number]): Promise<RunResult> {
-    const idlest = this.workers.reduce((a, b) => (b.pending < a.pending ? b : a));
-    return idlest.run(inputs, dims);
+  get outputNames(): string[] {
+    return this.workers[0].outputNames;
+  }
+
+  /** Runs on the worker with the fewest requests in flight (see OrtWorker.run). */
+  run(feeds: Record<string, TensorValue>, fetches: string[]): Promise<Record<string, TensorValue>> {
+    const idlest = this.workers.reduce((a, b) => (b.inFlight < a.inFlight ? b : a));
+    return idlest.run(feeds, fetches);
   }
 
   async close(): Promise<void> {

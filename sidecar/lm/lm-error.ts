@@ -4,12 +4,15 @@ export type LmErrorKind =
   | 'timeout'
   | 'rate-limit' // 429
   | 'server' // 5xx
-  | 'model-not-found' // 404 on the model name
+  | 'auth' // 401 / 403
+  | 'not-found' // 404: a missing route, or a model the server does not know
+  | 'model-not-found' // the model name is not among the served ones
   | 'context-length' // 400: prompt longer than the model's context
   | 'bad-request' // other 4xx
-  | 'malformed' // not JSON, or JSON missing the fields we need
+  | 'malformed' // not JSON, JSON missing the fields we need, or numbers that cannot be true
   | 'unsupported' // server cannot return prompt log-probabilities
-  | 'over-budget'; // continuation longer than its token budget
+  | 'over-budget' // continuation longer than its token budget
+  | 'cancelled';
 
 const RETRYABLE: ReadonlySet<LmErrorKind> = new Set(['connection', 'timeout', 'rate-limit', 'server']);
 
@@ -22,4 +25,16 @@ export class LmError extends Error {
   get retryable(): boolean {
     return RETRYABLE.has(this.kind);
   }
+}
+
+const MAX_SERVER_TEXT = 300;
+
+/**
+ * Text a server sent (an error message, a model name) made fit to quote in our own messages: control characters
+ * (terminal escape sequences among them) become spaces and it is cut to a few hundred characters, so a hostile or
+ * broken server can neither drive the user's terminal nor flood it.
+ */
+export function serverText(text: string, max = MAX_SERVER_TEXT): string {
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  return clean.length > max ? `${clean.slice(0, max)}…` : clean;
 }

@@ -1,21 +1,21 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { appendFile, cp, mkdir, readFile, rm } from 'node:fs/promises';
+import { appendFile, cp, mkdir, readdir, readFile, rm } from 'node:fs/promises';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Passage } from '../corpus/passage';
 import type { Device } from '../encoder/ort-encoder';
 import { logSoftmax } from '../eval/ensemble';
-import { writeFileDurable } from '../index/atomic-file';
+import { writeFileAtomic, writeFileDurable } from '../index/atomic-file';
 import { commitGeneration, readCurrentGeneration } from '../index/generations';
 import { WorkspaceIndex } from '../index/workspace-index';
-import type { EncoderStamp } from '../index/manifest';
+import type { EncoderStamp, IndexManifest } from '../index/manifest';
 import { loadModelFolder } from '../encoder/model-folder';
 import { resolveModel } from '../encoder/model-source';
 import { isAdapterFolder, readAdapterConfig } from '../encoder/query-adapter';
 import type { Scorer } from '../lm/scorer';
 import { RefreshedCandidates, StoredCandidates, type CandidateIndex } from './candidate-index';
 import { seededRandom, type TrainingQuery } from './training-queries';
-import { AdapterQueryTrainer, createQueryTrainer, type QueryTrainer } from './query-trainer';
+import { AdapterQueryTrainer, createQueryTrainer, type QueryTrainer, type StepRunner } from './query-trainer';
 
 export type TrainingMode = 'query-tower' | 'shared';
 
@@ -68,10 +68,16 @@ export interface LsrRun {
   queries: TrainingQuery[];
   settings: LsrSettings;
   device?: Device;
-  /** Continue from the last checkpoint in `output` (same settings required). */
+  /** Continue from the last checkpoint in `output` (same settings and index required). */
   resume?: boolean;
+  /** Replace a training run already in `output` (without it, such a folder is refused). */
+  overwrite?: boolean;
+  /** The caller's description of the run (teacher, budgets, query source), saved in every checkpoint for --resume. */
+  spec?: object;
   signal?: AbortSignal;
   onEvent?: (event: LsrEvent) => void;
+  /** How steps run (default: the device's plan, every thread); bench:train compares plans. */
+  stepRunner?: StepRunner;
 }
 
 export interface StepMetrics {
@@ -119,7 +125,36 @@ export function isQueryTowerFor(model: string, documentFingerprint: string): boo
   return readTrainingRecord(model)?.documentEncoder?.fingerprint === documentFingerprint;
 }
 const STATE_FILE = 'trainer-state.json';
-const METRICS_FILE = 'metrics.jsonl';
+export const METRICS_FILE = 'metrics.jsonl';
+/** Shared mode: the document vectors of the last refresh, saved with a checkpoint so a resumed run searches the same ones. */
+const VECTORS_FILE = 'document-vectors.f32';
+
+/** Which index a run trains against; a resumed run must find the same one. */
+export interface IndexStamp {
+  fingerprint: string;
+  updatedAt: string;
+  passages: number;
+}
+
+/** What a checkpoint holds besides the weights. */
+export interface CheckpointState {
+  step: number;
+  settings: LsrSettings;
+  index?: IndexStamp;
+  /** Shared mode: the step whose weights embedded the saved document vectors (0: the index's own vectors). */
+  refreshStep?: number;
+  /** The caller's LsrRun.spec. */
+  spec?: unknown;
+}
+
+/** The state of the last checkpoint in `output`, or undefined when it has none. */
+export async function readCheckpointState(output: string): Promise<CheckpointState | undefined> {
+  const generation = await readCurrentGeneration(path.join(output, 'checkpoints'));
+  if (!generation) return undefined;
+  const file = path.join(generation.dir, STATE_FILE);
+  if (!existsSync(file)) throw new Error(`checkpoint ${generation.dir} has no ${STATE_FILE}; start a new run in another --output`);
+  return JSON.parse(await readFile(file, 'utf8')) as CheckpointState;
+}
 /** Passages embedded per call when shared mode refreshes document vectors. */
 const REFRESH_BATCH = 64;
 
@@ -133,14 +168,20 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
   const { settings } = run;
   validate(run);
   const checkpoints = path.join(run.output, 'checkpoints');
+  if (!run.resume && (await checkOutputFolder(run.output, run.overwrite ?? false))) await rm(run.output, { recursive: true, force: true });
   await mkdir(run.output, { recursive: true });
   const resumeFrom = run.resume ? await readCurrentGeneration(checkpoints) : undefined;
   if (run.resume && !resumeFrom) throw new Error(`nothing to resume: ${checkpoints} has no checkpoint`);
-  if (resumeFrom) await assertSameSettings(path.join(resumeFrom.dir, STATE_FILE), settings);
+  const saved = resumeFrom ? await readCheckpointState(run.output) : undefined;
+  if (saved) assertSameSettings(saved.settings, settings);
 
   const manifest = await WorkspaceIndex.readManifest(run.indexDir);
   if (!manifest?.encoder) throw new Error(`the index at ${run.indexDir} has no vectors: run index with --model ${run.model} first`);
+  const indexStamp = stampOf(manifest);
+  if (saved?.index) assertSameIndex(saved.index, indexStamp, run.indexDir);
   if (!resumeFrom) await assertStartsFromIndexEncoder(run.model, manifest.encoder);
+  // A run killed after its checkpoint logged steps the resumed run does again: keep the log in step with the weights.
+  if (saved) await truncateMetrics(path.join(run.output, METRICS_FILE), saved.step);
   // The checkpoint generation is replaced (and deleted) by the next checkpoint, but its tokenizer and config files
   // are copied into every later save: start from a private copy.
   const source = resumeFrom ? path.join(run.output, `.resume-${process.pid}`) : run.model;
@@ -154,6 +195,7 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
     trainer = await createQueryTrainer({
       model: source,
       device: run.device,
+      ...run.stepRunner,
       gamma: settings.gamma,
       freezeWordEmbeddings: settings.freezeWordEmbeddings,
       freezeLayers: settings.freezeLayers,
@@ -185,8 +227,11 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
   });
 
   let candidates: CandidateIndex = new StoredCandidates(index);
-  let refreshing: Promise<void> | undefined;
+  /** Shared mode: the document vectors of the last refresh, and the step whose weights made them. */
+  let refreshed: { step: number; vectors: Float32Array[] } | undefined;
   const passages = settings.mode === 'shared' ? index.passages() : [];
+  // Synchronous, unlike REPLUG's asynchronous refresh: each step then sees exactly the vectors of the last refresh
+  // step's weights, so a run is reproducible and a resumed run equals an uninterrupted one.
   const refresh = async (step: number) => {
     const t = performance.now();
     const vectors: Float32Array[] = [];
@@ -194,15 +239,20 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
       const slice = passages.slice(i, i + REFRESH_BATCH);
       vectors.push(...(await trainer.embed(slice.map((p) => p.text))));
     }
-    // Swapped in whole: steps meanwhile keep using the previous vectors, as REPLUG's asynchronous refresh does.
-    candidates = RefreshedCandidates.build(passages, vectors);
+    useRefreshed(step, vectors);
     run.onEvent?.({ type: 'refresh', step, passages: passages.length, seconds: (performance.now() - t) / 1000 });
+  };
+  const useRefreshed = (step: number, vectors: Float32Array[]) => {
+    refreshed = { step, vectors };
+    candidates = RefreshedCandidates.build(passages, vectors);
   };
 
   const saveCheckpoint = async (step: number) => {
     const gen = await commitGeneration(checkpoints, async (dir) => {
       await trainer.saveCheckpoint(dir);
-      await writeFileDurable(path.join(dir, STATE_FILE), JSON.stringify({ step, settings }, null, 2));
+      if (refreshed) await writeFileDurable(path.join(dir, VECTORS_FILE), packVectors(refreshed.vectors));
+      const state: CheckpointState = { step, settings, index: indexStamp, refreshStep: refreshed?.step ?? 0, spec: run.spec };
+      await writeFileDurable(path.join(dir, STATE_FILE), JSON.stringify(state, null, 2));
     });
     run.onEvent?.({ type: 'checkpoint', step, dir: gen.dir });
   };
@@ -210,7 +260,9 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
   let step = resumeFrom ? trainer.optimizerStep : 0;
   let cancelled = false;
   try {
-    if (settings.mode === 'shared' && step > 0) await refresh(step);
+    if (saved?.refreshStep && resumeFrom) {
+      useRefreshed(saved.refreshStep, unpackVectors(await readFile(path.join(resumeFrom.dir, VECTORS_FILE)), passages.length, trainer.dim));
+    }
     while (step < settings.steps) {
       if (run.signal?.aborted) {
         cancelled = true;
@@ -220,12 +272,9 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
       step = metrics.step;
       await appendFile(path.join(run.output, METRICS_FILE), `${JSON.stringify(metrics)}\n`);
       run.onEvent?.({ type: 'step', ...metrics });
-      if (settings.mode === 'shared' && step % settings.refreshEvery === 0 && step < settings.steps && !refreshing) {
-        refreshing = refresh(step).finally(() => (refreshing = undefined));
-      }
+      if (settings.mode === 'shared' && step % settings.refreshEvery === 0 && step < settings.steps) await refresh(step);
       if (step % settings.checkpointEvery === 0 && step < settings.steps) await saveCheckpoint(step);
     }
-    await refreshing;
     // The last state is always checkpointed, so a cancelled run resumes where it stopped.
     await saveCheckpoint(step);
     if (!cancelled) {
@@ -264,7 +313,9 @@ async function trainOneStep(run: LsrRun, trainer: QueryTrainer, candidates: Cand
   const { settings } = run;
   const t0 = performance.now();
   const batch = batchFor(run.queries, step, settings.batchSize, settings.seed);
-  const queryVectors = await trainer.embed(batch.map((q) => q.context));
+  // The step's own forward pass: its query embeddings are what retrieval uses, and its finish reuses it.
+  const pending = await trainer.begin(batch.map((q) => q.context));
+  const queryVectors = pending.queryEmb;
   const t1 = performance.now();
 
   const kept: number[] = [];
@@ -284,8 +335,8 @@ async function trainOneStep(run: LsrRun, trainer: QueryTrainer, candidates: Cand
     const logProbs = scores.slice(j * settings.k, (j + 1) * settings.k).map((s) => s.logProb / settings.beta);
     return Float64Array.from(logSoftmax(logProbs), Math.exp);
   });
-  const result = await trainer.step({
-    texts: kept.map((b) => batch[b].context),
+  const result = await pending.finish({
+    rows: kept,
     candidates: kept.map((b) => hits[b].map((h) => h.vector)),
     target,
     gamma: settings.gamma,
@@ -339,13 +390,65 @@ async function assertStartsFromIndexEncoder(model: string, stored: EncoderStamp)
   );
 }
 
-async function assertSameSettings(stateFile: string, settings: LsrSettings): Promise<void> {
-  if (!existsSync(stateFile)) throw new Error(`checkpoint ${path.dirname(stateFile)} has no ${STATE_FILE}; start a new run in another --output`);
-  const saved = (JSON.parse(await readFile(stateFile, 'utf8')) as { settings: LsrSettings }).settings;
+function assertSameSettings(saved: LsrSettings, settings: LsrSettings): void {
   const differing = (Object.keys(settings) as (keyof LsrSettings)[]).filter((key) => saved[key] !== settings[key]);
   if (differing.length) {
     throw new Error(
       `--resume needs the settings of the interrupted run; these differ: ${differing.map((k) => `${k} (${saved[k]} then, ${settings[k]} now)`).join(', ')}`,
     );
   }
+}
+
+function stampOf(manifest: IndexManifest): IndexStamp {
+  return { fingerprint: manifest.encoder?.fingerprint ?? '', updatedAt: manifest.updatedAt, passages: manifest.passages };
+}
+
+function assertSameIndex(saved: IndexStamp, now: IndexStamp, indexDir: string): void {
+  if (saved.fingerprint === now.fingerprint && saved.updatedAt === now.updatedAt && saved.passages === now.passages) return;
+  throw new Error(
+    `the index at ${indexDir} changed since this run started (${saved.passages} passages updated ${saved.updatedAt} then, ` +
+      `${now.passages} updated ${now.updatedAt} now): a resumed run needs the index it was trained on; start a new run with another --output`,
+  );
+}
+
+/** Files a training run leaves in its output folder; a folder holding any of them is a run. */
+const RUN_MARKERS = ['checkpoints', METRICS_FILE, TRAINING_RECORD];
+
+/**
+ * A new run writes into an empty or new folder. A folder with an earlier run is replaced only when asked (its model,
+ * checkpoints and metrics would otherwise mix with the new run's); a non-empty folder that holds no run is never
+ * touched. Returns whether the folder holds a run to replace; throws when the folder may not be used.
+ */
+export async function checkOutputFolder(output: string, overwrite: boolean): Promise<boolean> {
+  const entries = await readdir(output).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  if (entries.length === 0) return false;
+  if (!entries.some((e) => RUN_MARKERS.includes(e))) {
+    throw new Error(`${output} is not empty and holds no training run: choose a new or empty folder for --output`);
+  }
+  if (!overwrite) {
+    throw new Error(`${output} already holds a training run: continue it with --resume, replace it with --overwrite, or choose another --output`);
+  }
+  return true;
+}
+
+/** Keeps the metrics lines of steps up to `step` (written atomically; a missing file is fine). */
+async function truncateMetrics(file: string, step: number): Promise<void> {
+  const text = await readFile(file, 'utf8').catch(() => undefined);
+  if (text === undefined) return;
+  const kept = text.split('\n').filter((line) => line.trim() !== '' && (JSON.parse(line) as { step: number }).step <= step);
+  if (kept.length === text.split('\n').filter((l) => l.trim() !== '').length) return;
+  await writeFileAtomic(file, kept.map((l) => `${l}\n`).join(''));
+}
+
+function packVectors(vectors: Float32Array[]): Buffer {
+  return Buffer.concat(vectors.map((v) => Buffer.from(v.buffer, v.byteOffset, v.byteLength)));
+}
+
+function unpackVectors(bytes: Buffer, count: number, dim: number): Float32Array[] {
+  if (bytes.length !== count * dim * 4) throw new Error(`the checkpoint's document vectors hold ${bytes.length} bytes, expected ${count} × ${dim} floats: the checkpoint is damaged`);
+  const all = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length));
+  return Array.from({ length: count }, (_, i) => all.subarray(i * dim, (i + 1) * dim));
 }
