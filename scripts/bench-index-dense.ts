@@ -1,17 +1,18 @@
 /**
- * Dense indexing on a real code corpus (default: this project's sidecar/ folder), three contenders on the same
- * passages in one run:
- *   ours (default)       — `index` as a user runs it: WorkspaceIndex.update from an empty index with the encoder at
- *                          its default precision (int8 on a CPU): walk, chunk, embed, BM25, HNSW, save;
- *   ours, one session    — the default precision in one session with all the threads (the layout before the
- *                          worker pool: its threads meet at a barrier after every op, which a busy machine stalls);
- *   ours fp32            — the default layout at --precision fp32 (the figure before int8);
- *   transformers.js fp32 — its feature-extraction pipeline on the passages that index cut, batch 32, in corpus order.
+ * Dense indexing on a real code corpus (default: this project's sidecar/ folder), contenders on the same passages
+ * in one run:
+ *   ours int8            — `index` as a user runs it (WorkspaceIndex.update from an empty index: walk, chunk, embed,
+ *                          BM25, HNSW, save) with --precision int8;
+ *   ours fp32            — the same at --precision fp32 (the CPU default);
+ *   transformers.js fp32 — its feature-extraction pipeline on the passages that index cut, batch 32, in corpus order;
+ *   ours int8, one session (with --one-session) — int8 in one session with all the threads, the layout before the
+ *                          worker pool (its threads meet at a barrier after every op, which a busy machine stalls).
  * Rounds alternate between the machine as it is ("quiet") and the machine with one busy-loop process per core
- * ("contended"), and within a round the contenders take turns, so each condition's comparison is side by side.
- * Prints passages/s (best round and the range), the ratios to transformers.js, and what padding costs.
+ * ("contended"; `--conditions quiet` skips it), and within a round the contenders take turns, so each condition's
+ * comparison is side by side. Prints passages/s (best round and the range), the ratios to transformers.js, and what
+ * padding costs.
  *
- *   npm run bench:index-dense -- [ROOT] [--model DIR] [--rounds N] [--threads N]
+ *   npm run bench:index-dense -- [ROOT] [--model DIR] [--rounds N] [--threads N] [--conditions quiet,contended] [--one-session]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -33,12 +34,21 @@ const INDEX_GROUP = 256;
 const ENCODER_BATCH = 16;
 
 type Condition = 'quiet' | 'contended';
-type Contender = 'ours (default)' | 'ours, one session' | 'ours fp32' | 'transformers.js fp32';
 
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     allowPositionals: true,
-    options: { model: { type: 'string' }, rounds: { type: 'string' }, threads: { type: 'string' } },
+    options: {
+      model: { type: 'string' },
+      rounds: { type: 'string' },
+      threads: { type: 'string' },
+      conditions: { type: 'string', default: 'quiet,contended' },
+      'one-session': { type: 'boolean' },
+    },
+  });
+  const conditions = values.conditions!.split(',').map((c) => {
+    if (c !== 'quiet' && c !== 'contended') throw new Error(`--conditions takes quiet and/or contended, not ${c}`);
+    return c as Condition;
   });
   const root = path.resolve(positionals[0] ?? 'sidecar');
   const rounds = Number(values.rounds ?? 2);
@@ -48,32 +58,32 @@ async function main(): Promise<void> {
     const modelDir = values.model ?? (await makeTinyBert(path.join(work, 'minilm'), { ...MINILM_SHAPE, seed: 1 }));
     const bert = (await loadModelFolder(modelDir)) as BertFolder;
     if (bert.kind !== 'bert') throw new Error(`${modelDir} is not a BERT safetensors folder`);
-    const ours = await loadEncoder({ model: modelDir, device: 'cpu', threads });
-    const oneSession = await loadEncoder({ model: modelDir, device: 'cpu', threads, workers: 1 });
+    const oursInt8 = await loadEncoder({ model: modelDir, device: 'cpu', threads, precision: 'int8' });
     const oursFp32 = await loadEncoder({ model: modelDir, device: 'cpu', threads, precision: 'fp32' });
+    const oneSession = values['one-session'] ? await loadEncoder({ model: modelDir, device: 'cpu', threads, precision: 'int8', workers: 1 }) : undefined;
     const peer = await transformersJsPeer(bert, work, threads);
 
     // The passages the index cuts are the peer's input too.
-    const texts = await indexOnce(ours, root, path.join(work, 'probe-index')).then((r) => r.texts);
+    const texts = await indexOnce(oursInt8, root, path.join(work, 'probe-index')).then((r) => r.texts);
     const lengths = texts.map((t) => new EncoderTokenizer(bert.tokenizer, bert.maxTokens).encode(t).length);
     console.log(
       `corpus: ${root} (${texts.length} passages, mean ${(lengths.reduce((a, b) => a + b, 0) / lengths.length).toFixed(0)} tokens), ` +
-        `MiniLM shape (${bert.config.numLayers}×${bert.config.hiddenSize}), ours at ${ours.precision} and fp32, ${threads} threads, ` +
+        `MiniLM shape (${bert.config.numLayers}×${bert.config.hiddenSize}), random weights, ${threads} threads, ` +
         `${os.availableParallelism()} CPUs (${os.cpus()[0]?.model ?? 'cpu'})`,
     );
     printPadding(lengths);
 
-    const contenders: Record<Contender, (dir: string) => Promise<number>> = {
-      'ours (default)': async (dir) => (await indexOnce(ours, root, dir)).seconds,
-      'ours, one session': async (dir) => (await indexOnce(oneSession, root, dir)).seconds,
+    const contenders: Record<string, (dir: string) => Promise<number>> = {
+      'ours int8': async (dir) => (await indexOnce(oursInt8, root, dir)).seconds,
       'ours fp32': async (dir) => (await indexOnce(oursFp32, root, dir)).seconds,
       'transformers.js fp32': () => peerOnce(peer, texts),
     };
+    if (oneSession) contenders['ours int8, one session'] = async (dir) => (await indexOnce(oneSession, root, dir)).seconds;
     const rates = new Map<string, number[]>();
-    console.log('(each round: one full index or embedding run per contender, quiet then contended)');
+    console.log(`(each round: one full index or embedding run per contender, ${conditions.join(' then ')})`);
     const load = new Map<Condition, number[]>();
     for (let round = 0; round < rounds; round++) {
-      for (const condition of ['quiet', 'contended'] as const) {
+      for (const condition of conditions) {
         const hogs = condition === 'contended' ? busyLoops(os.availableParallelism()) : [];
         try {
           for (const [name, run] of Object.entries(contenders)) {
@@ -89,7 +99,7 @@ async function main(): Promise<void> {
     }
 
     console.log('\ncondition  contender              passages/s (best; range)   vs transformers.js');
-    for (const condition of ['quiet', 'contended'] as const) {
+    for (const condition of conditions) {
       const peerBest = Math.max(...rates.get(`${condition}|transformers.js fp32`)!);
       for (const name of Object.keys(contenders)) {
         const r = rates.get(`${condition}|${name}`)!;
@@ -98,12 +108,16 @@ async function main(): Promise<void> {
         console.log(`${condition.padEnd(10)} ${name.padEnd(22)} ${best.toFixed(1).padStart(8)} (${range})`.padEnd(61) + `${(best / peerBest).toFixed(2)}×`);
       }
     }
-    const ratio = (c: Condition) => Math.max(...rates.get(`${c}|ours (default)`)!) / Math.max(...rates.get(`${c}|transformers.js fp32`)!);
-    console.log(
-      `\ngoal: ours ≥ 2× transformers.js quiet (${ratio('quiet').toFixed(2)}×), ≥ 1.5× contended (${ratio('contended').toFixed(2)}×); ` +
-        `1-min load average during the rounds: quiet ${fmt(load.get('quiet')!)}, contended ${fmt(load.get('contended')!)}`,
-    );
-    await Promise.all([ours.dispose(), oneSession.dispose(), oursFp32.dispose(), peer.dispose()]);
+    const best = (c: Condition, name: string) => Math.max(...rates.get(`${c}|${name}`)!);
+    for (const c of conditions) {
+      console.log(
+        `${c}: int8/transformers.js ${(best(c, 'ours int8') / best(c, 'transformers.js fp32')).toFixed(2)}×, ` +
+          `fp32/transformers.js ${(best(c, 'ours fp32') / best(c, 'transformers.js fp32')).toFixed(2)}×, int8/fp32 ${(best(c, 'ours int8') / best(c, 'ours fp32')).toFixed(2)}×; ` +
+          `1-min load average during its rounds ${fmt(load.get(c)!)}`,
+      );
+    }
+    console.log('goal (issue 10): int8 ≥ 2× transformers.js on a quiet machine, ≥ 1.5× contended');
+    await Promise.all([oursInt8.dispose(), oneSession?.dispose(), oursFp32.dispose(), peer.dispose()]);
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -7,7 +7,7 @@ import { checkPrecision } from '../scripts/check-precision';
 import { makeTinyBert } from '../scripts/make-tiny-bert';
 
 /**
- * The quality bar int8 must meet to be the CPU default, on real code (this project's corpus and encoder modules):
+ * The quality bar int8 must meet before it may be chosen over fp32, on real code (this project's corpus and encoder modules):
  * cosine ≥ 0.99 to fp32 for every passage and query, and retrieval nDCG@10 within noise of fp32. A small random BERT
  * stands in for a trained encoder here (README › Encoder precision says what that can and cannot show);
  * `npm run check:precision -- --model DIR` runs the same check on a real one.

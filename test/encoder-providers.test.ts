@@ -44,7 +44,8 @@ describe('execution providers', () => {
   });
 
   test('auto precision follows the provider; an explicit one is kept', () => {
-    assert.equal(resolvePrecision('auto', 'cpu'), 'int8');
+    assert.equal(resolvePrecision('auto', 'cpu'), 'fp32');
+    assert.equal(resolvePrecision('int8', 'cpu'), 'int8');
     assert.equal(resolvePrecision(undefined, 'cuda'), 'fp16');
     assert.equal(resolvePrecision('auto', 'webgpu'), 'fp32');
     assert.equal(resolvePrecision('fp32', 'cpu'), 'fp32');

@@ -49,9 +49,9 @@ describe('OrtEncoder', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('device auto on a machine without a GPU runs int8 on the CPU and has nothing to say about CUDA', { skip: gpuHere && 'a GPU or the CUDA provider is here' }, () => {
+  test('device auto on a machine without a GPU runs fp32 on the CPU and has nothing to say about CUDA', { skip: gpuHere && 'a GPU or the CUDA provider is here' }, () => {
     assert.equal(encoder.provider, 'cpu');
-    assert.equal(encoder.precision, 'int8');
+    assert.equal(encoder.precision, 'fp32');
     assert.equal(encoder.fallbackReason, undefined);
   });
 

@@ -21,7 +21,7 @@ export interface LoadEncoderOptions {
   /** Model folder, `.onnx` file, or hub id such as `sentence-transformers/all-MiniLM-L6-v2`. */
   model: string;
   device?: Device;
-  /** Graph precision (default 'auto': int8 on the CPU, fp16 on CUDA, fp32 on WebGPU). */
+  /** Graph precision (default 'auto': fp16 on CUDA, else fp32). */
   precision?: PrecisionChoice;
   /** Texts per ORT run (default 16). */
   batchSize?: number;

@@ -9,13 +9,13 @@ export type PrecisionChoice = Precision | 'auto';
 export const PRECISION_CHOICES: readonly PrecisionChoice[] = ['auto', 'fp32', 'int8', 'fp16'];
 
 /**
- * What 'auto' means on each provider: int8 on the CPU (about 2× fp32's throughput at embedding cosine ≥ 0.999 to
- * fp32, see README › Encoder precision), fp16 on CUDA (tensor cores), fp32 on WebGPU (whose int8 and fp16 support
- * depends on the adapter).
+ * What 'auto' means on each provider: fp16 on CUDA (tensor cores), fp32 elsewhere. int8 (about 2× fp32's CPU
+ * throughput) stays opt-in: its quality has been shown only on a random-weight encoder, not on a trained one, whose
+ * outlier activations are what int8 loses on (README › Encoder precision; `npm run check:precision` checks a model).
  */
 export function resolvePrecision(choice: PrecisionChoice | undefined, provider: Provider): Precision {
   if (choice && choice !== 'auto') return choice;
-  return provider === 'cpu' ? 'int8' : provider === 'cuda' ? 'fp16' : 'fp32';
+  return provider === 'cuda' ? 'fp16' : 'fp32';
 }
 
 /**

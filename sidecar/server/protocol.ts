@@ -26,7 +26,7 @@ export interface InitializationOptions {
   /** Sentence-encoder model directory or name; empty = lexical search only. */
   encoderModel?: string;
   encoderDevice?: 'auto' | 'cpu' | 'cuda' | 'webgpu';
-  /** Graph precision of the encoder (default auto: int8 on CPU, fp16 on CUDA, fp32 on WebGPU); stored in the index. */
+  /** Graph precision of the encoder (default auto: fp16 on CUDA, else fp32); stored in the index. */
   encoderPrecision?: 'auto' | 'fp32' | 'int8' | 'fp16';
   /** Passage windowing, forwarded to the engine's ChunkOptions. */
   chunking?: { windowLines?: number; strideLines?: number; maxTokens?: number };
