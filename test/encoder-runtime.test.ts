@@ -59,6 +59,10 @@ describe('OrtEncoder', () => {
     await assert.rejects(loadEncoder({ model: tiny, device: 'cuda' }), /--device cuda: .*libonnxruntime_providers_cuda\.so.*ONNXRUNTIME_NODE_INSTALL=cuda12/);
   });
 
+  test('device webgpu without a GPU fails saying why', { skip: gpuFacts().webgpu && 'a GPU with WebGPU is here' }, async () => {
+    await assert.rejects(loadEncoder({ model: tiny, device: 'webgpu' }), /--device webgpu: ONNX Runtime's WebGPU provider could not start for .*\(.*adapter.*\).*; use --device cpu/);
+  });
+
   test('reports shape, max length and token counts', () => {
     assert.equal(encoder.dim, 32);
     assert.equal(encoder.maxTokens, 64);

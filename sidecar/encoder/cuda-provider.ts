@@ -83,6 +83,11 @@ export function noticeOnce(line: string | undefined, write: (line: string) => vo
 /** The error for a session that could not start on the requested device. */
 export function providerError(device: Device, what: string, failures: readonly string[]): Error {
   if (device === 'cuda' && !cudaProviderInstalled()) return new Error(`--device cuda: ${CUDA_HINT} (${failures.join('; ')})`);
+  if (device === 'webgpu' && failures.length === 1) {
+    // Dawn, inside ORT's WebGPU provider, drives the GPU through Vulkan on Linux; without a loader it finds no adapter.
+    const hint = process.platform === 'linux' && !vulkanLoaderPresent() ? '; on Linux it needs a GPU driver and the Vulkan loader (libvulkan.so.1), not found here' : '';
+    return new Error(`--device webgpu: ONNX Runtime's WebGPU provider could not start for ${what} (${shortError(failures[0].replace(/^webgpu: /, ''))})${hint}; use --device cpu`);
+  }
   return new Error(`could not start ONNX Runtime for ${what}: ${failures.join('; ')}`);
 }
 
