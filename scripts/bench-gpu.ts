@@ -58,7 +58,7 @@ async function main(): Promise<void> {
       try {
         fp32 = await loadEncoder({ model, device: provider, batchSize: BATCH, precision: 'fp32' });
       } catch (err) {
-        console.log(`${provider.padEnd(9)} no     ${firstLine((err as Error).message)}`);
+        console.log(`${provider.padEnd(9)} no     ${(err as Error).message}`); // in full: the reason is the point
         continue;
       }
       const startup = performance.now() - t;

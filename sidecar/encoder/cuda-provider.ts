@@ -84,9 +84,7 @@ export function noticeOnce(line: string | undefined, write: (line: string) => vo
 export function providerError(device: Device, what: string, failures: readonly string[]): Error {
   if (device === 'cuda' && !cudaProviderInstalled()) return new Error(`--device cuda: ${CUDA_HINT} (${failures.join('; ')})`);
   if (device === 'webgpu' && failures.length === 1) {
-    // Dawn, inside ORT's WebGPU provider, drives the GPU through Vulkan on Linux; without a loader it finds no adapter.
-    const hint = process.platform === 'linux' && !vulkanLoaderPresent() ? '; on Linux it needs a GPU driver and the Vulkan loader (libvulkan.so.1), not found here' : '';
-    return new Error(`--device webgpu: ONNX Runtime's WebGPU provider could not start for ${what} (${shortError(failures[0].replace(/^webgpu: /, ''))})${hint}; use --device cpu`);
+    return new Error(`--device webgpu: ONNX Runtime's WebGPU provider could not start for ${what} (${shortError(failures[0].replace(/^webgpu: /, ''))}); use --device cpu`);
   }
   return new Error(`could not start ONNX Runtime for ${what}: ${failures.join('; ')}`);
 }
@@ -102,6 +100,14 @@ function nvidiaGpuPresent(): boolean {
   if (process.platform === 'win32') return existsSync(path.join(process.env.SystemRoot ?? 'C:\\Windows', 'System32', 'nvcuda.dll'));
   // /dev/dxg: WSL 2's GPU paravirtualisation, through which CUDA works without /dev/nvidia*.
   return process.platform === 'linux' && ['/dev/nvidiactl', '/dev/nvidia0', '/dev/dxg'].some((f) => existsSync(f));
+}
+
+/**
+ * Why the WebGPU provider cannot start here without trying it, or undefined: on Linux its Dawn backend drives the GPU
+ * through Vulkan, and without the loader it only prints native warnings and finds no adapter.
+ */
+export function webgpuMissing(): string | undefined {
+  return process.platform === 'linux' && !vulkanLoaderPresent() ? 'no Vulkan loader (libvulkan.so.1), which it needs on Linux' : undefined;
 }
 
 /** Whether the dynamic linker can find libvulkan.so.1 (its cache, or LD_LIBRARY_PATH). */

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import { cudaFallbackReason, gpuFacts, providerError, providersFor, type Device, type Provider } from './cuda-provider';
+import { cudaFallbackReason, gpuFacts, providerError, providersFor, webgpuMissing, type Device, type Provider } from './cuda-provider';
 import type { RuntimeEncoder } from './encoder';
 export type { RuntimeEncoder } from './encoder';
 import { AdaptedEncoder, isAdapterFolder, readAdapterConfig } from './query-adapter';
@@ -69,6 +69,11 @@ async function loadOrtEncoder(opts: LoadEncoderOptions): Promise<OrtEncoder> {
   for (const provider of providers) {
     if (provider === 'cuda' && !gpuFacts().cudaProvider) {
       failures.push('cuda: the CUDA provider library is not installed'); // no need to load anything to know
+      continue;
+    }
+    const noWebgpu = provider === 'webgpu' ? webgpuMissing() : undefined;
+    if (noWebgpu) {
+      failures.push(`webgpu: ${noWebgpu}`);
       continue;
     }
     const precision = folder.kind === 'bert' ? resolvePrecision(opts.precision, provider) : 'fp32';
