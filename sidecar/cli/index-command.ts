@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
+import { checkShard, type ShardSpec } from '../corpus/shard';
+import { beirCorpusFile } from '../eval/beir-dataset';
 import { WorkspaceIndex, type IndexReport } from '../index/workspace-index';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
@@ -10,6 +12,9 @@ import { ProgressReporter } from './progress-reporter';
 interface IndexCliOptions extends ModelCliOptions {
   indexDir: string;
   passages?: string[];
+  beir?: string;
+  shardId?: number;
+  numShards?: number;
   include?: string[];
   exclude?: string[];
   maxFileBytes?: number;
@@ -23,9 +28,12 @@ interface IndexCliOptions extends ModelCliOptions {
 export function registerIndexCommand(program: Command): void {
   const cmd = program
     .command('index')
-    .description('Build or update the index of one or more folders (and/or CSV corpora with id,text columns).')
+    .description('Build or update the index of one or more folders (and/or corpus files: CSV with id,text columns, BEIR-style JSON Lines).')
     .argument('[roots...]', 'folders to index (a multi-root workspace is several folders)')
-    .option('--passages <csv...>', 'CSV corpus files with at least the columns id and text')
+    .option('--passages <file...>', 'corpus files: CSV with at least the columns id and text, or JSON Lines with _id and text (a title column or field is prepended)')
+    .option('--beir <dir>', 'the corpus of a BEIR / CodeRAG-Bench dataset folder (DIR/corpus.jsonl), for eval --beir')
+    .option('--shard-id <i>', 'index only shard I (0-based) of the corpus files\' rows, chosen by a hash of the row id; with --num-shards', nonNegativeInt)
+    .option('--num-shards <n>', 'how many shards the corpus files are split into (merge them with merge-shards)', positiveInt)
     .option('--include <glob...>', 'only index files matching these globs (relative to each root)')
     .option('--exclude <glob...>', 'also skip files matching these globs')
     .option('--max-file-bytes <n>', 'skip files larger than this', positiveInt)
@@ -37,12 +45,14 @@ export function registerIndexCommand(program: Command): void {
   addIndexDirOption(cmd);
   addModelOptions(cmd);
   cmd.action(async (roots: string[], opts: IndexCliOptions) => {
-    if (roots.length === 0 && !opts.passages?.length) {
-      throw new Error('nothing to index: give one or more folders, or --passages FILE.csv');
+    const passages = [...(opts.passages ?? []), ...(opts.beir ? [beirCorpusFile(opts.beir)] : [])];
+    if (roots.length === 0 && passages.length === 0) {
+      throw new Error('nothing to index: give one or more folders, or --passages FILE.csv, or --beir DATASET_DIR');
     }
-    for (const file of [...roots, ...(opts.passages ?? [])]) {
+    for (const file of [...roots, ...passages]) {
       if (!existsSync(file)) throw new Error(`${file} does not exist`);
     }
+    const shard = shardOption(opts);
     // Keep the dense side of an existing index when --model is not repeated.
     const stored = await WorkspaceIndex.readManifest(opts.indexDir).catch(() => undefined);
     const model = opts.model ?? stored?.encoder?.model;
@@ -55,13 +65,14 @@ export function registerIndexCommand(program: Command): void {
       exclude: opts.exclude,
       maxFileBytes: opts.maxFileBytes,
       checkpointSeconds: opts.checkpointSeconds,
+      shard,
       chunking: definedOnly({ windowLines: opts.windowLines, strideLines: opts.strideLines, maxTokens: opts.maxTokens }),
     });
     const abort = new AbortController();
     const onSigint = () => abort.abort(new Interrupted('interrupted: progress so far was saved; run index again to finish'));
     process.once('SIGINT', onSigint);
     try {
-      const report = await index.update(roots, { csv: opts.passages, signal: abort.signal, onProgress: (p) => progress.update(p) });
+      const report = await index.update(roots, { csv: passages, signal: abort.signal, onProgress: (p) => progress.update(p) });
       progress.stop();
       printReport(report, index, model, opts.verbose ?? false);
     } finally {
@@ -93,6 +104,15 @@ function printReport(report: IndexReport, index: WorkspaceIndex, model: string |
 /** "1 file", "2 files". */
 function count(n: number, noun: string): string {
   return `${n} ${noun}${n === 1 ? '' : 's'}`;
+}
+
+/** --shard-id and --num-shards, given together or not at all. */
+function shardOption(opts: IndexCliOptions): ShardSpec | undefined {
+  if (opts.shardId === undefined && opts.numShards === undefined) return undefined;
+  if (opts.shardId === undefined || opts.numShards === undefined) throw new Error('--shard-id and --num-shards go together: give both, or neither');
+  const shard = { id: opts.shardId, count: opts.numShards };
+  checkShard(shard);
+  return shard;
 }
 
 function definedOnly<T extends object>(obj: T): Partial<T> {

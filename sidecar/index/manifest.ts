@@ -1,3 +1,5 @@
+import type { ShardSpec } from '../corpus/shard';
+
 /** Bumped whenever the on-disk layout of a generation changes; an older index is rebuilt, never misread. */
 export const INDEX_FORMAT_VERSION = 1;
 
@@ -19,6 +21,10 @@ export interface IndexManifest {
   roots: string[];
   files: number;
   passages: number;
+  /** Set when the index holds one shard of its corpus files (`index --shard-id I --num-shards N`). */
+  shard?: ShardSpec;
+  /** Set by the checkpoints of an update that has not finished (killed, stopped, failed): a rerun completes it. */
+  partial?: true;
 }
 
 /** Why an existing index cannot be reused as is, or undefined when it can. */
