@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { registerCompareCommand, registerEvalCommand } from './eval-command';
 import { registerIndexCommand } from './index-command';
 import { Interrupted, INTERRUPTED_EXIT_CODE } from './interrupted';
+import { registerMergeShardsCommand } from './merge-shards-command';
 import { register as registerScoreCommand } from './score';
 import { registerSearchCommand } from './search-command';
 import { registerStarterEncoderCommand } from './starter-encoder';
@@ -17,6 +18,7 @@ const program = new Command('replug-code')
 
 registerStarterEncoderCommand(program);
 registerIndexCommand(program);
+registerMergeShardsCommand(program);
 registerSearchCommand(program);
 registerScoreCommand(program);
 registerServeLmCommand(program);
