@@ -98,7 +98,9 @@ function printReport(report: IndexReport, index: WorkspaceIndex, model: string |
     for (const s of report.skippedFiles) out.write(`  skipped ${displayPath(s.path)}: ${s.reason}${s.detail ? ` (${s.detail})` : ''}\n`);
   }
   const status = index.status();
-  out.write(`index: ${displayPath(status.dir)} (${status.dense ? `lexical + dense, model ${model}` : 'lexical only'})\n`);
+  const shard = index.storedManifest()?.shard;
+  const of = shard ? `, shard ${shard.id} of ${shard.count}: merge all ${shard.count} with merge-shards` : '';
+  out.write(`index: ${displayPath(status.dir)} (${status.dense ? `lexical + dense, model ${model}` : 'lexical only'}${of})\n`);
 }
 
 /** "1 file", "2 files". */

@@ -42,6 +42,8 @@ export interface IndexOptions {
 export interface IndexProgress {
   phase: 'scan' | 'embed' | 'save';
   files: number;
+  /** Rows of corpus files (CSV, JSON Lines) read so far. */
+  rows: number;
   passagesToEmbed: number;
   passagesEmbedded: number;
 }
@@ -192,7 +194,7 @@ export class WorkspaceIndex {
       files: 0, filesChanged: 0, filesRemoved: 0, passages: 0, passagesEmbedded: 0,
       skipped: {}, skippedFiles: [], seconds: 0, rebuilt,
     };
-    const progress: IndexProgress = { phase: 'scan', files: 0, passagesToEmbed: 0, passagesEmbedded: 0 };
+    const progress: IndexProgress = { phase: 'scan', files: 0, rows: 0, passagesToEmbed: 0, passagesEmbedded: 0 };
     const emit = () => opts.onProgress?.({ ...progress });
     const seen = new Set<string>();
     let pending: FileChange[] = [];
@@ -231,7 +233,8 @@ export class WorkspaceIndex {
       for (const file of corpora) {
         seen.add(file);
         report.files++;
-        const { changed, embedded } = await this.streamCorpus(file, opts.signal, (discovered) => {
+        const { changed, embedded } = await this.streamCorpus(file, opts.signal, (rows, discovered) => {
+          progress.rows += rows;
           progress.passagesToEmbed += this.dense ? discovered : 0;
           emit();
         }, (n) => {
@@ -499,7 +502,7 @@ export class WorkspaceIndex {
   private async streamCorpus(
     file: string,
     signal: AbortSignal | undefined,
-    onDiscovered: (n: number) => void,
+    onBatch: (rows: number, newPassages: number) => void,
     onEmbedded: (n: number) => void,
   ): Promise<{ changed: boolean; embedded: number }> {
     const stat = await fs.stat(file);
@@ -508,9 +511,11 @@ export class WorkspaceIndex {
     const before = record.passageIds.slice();
     const inFile: string[] = [];
     let batch: Passage[] = [];
+    let rows = 0;
     let embedded = 0;
     const applyBatch = async () => {
-      onDiscovered(batch.length);
+      onBatch(rows, batch.length);
+      rows = 0;
       const { vectors, embedded: n } = await this.embedNew(batch, onEmbedded);
       embedded += n;
       // From here to the end nothing awaits: the passages and their file record change together.
@@ -522,13 +527,20 @@ export class WorkspaceIndex {
     };
     for await (const passages of corpusPassages(file, this.tokenCounter(), this.chunking(), this.options.shard)) {
       throwIfAborted(signal);
+      rows++;
       for (const passage of passages) {
         inFile.push(passage.id);
         if (!this.table.byId.has(passage.id)) batch.push(passage);
       }
       if (batch.length >= EMBED_BATCH) await applyBatch();
+      else if (rows >= EMBED_BATCH) {
+        // Rows already indexed (a resumed build) still show progress.
+        onBatch(rows, 0);
+        rows = 0;
+      }
     }
     if (batch.length > 0) await applyBatch();
+    else if (rows > 0) onBatch(rows, 0);
 
     const keep = new Set(inFile);
     for (const id of record.passageIds) if (!keep.has(id)) this.deletePassage(id);
