@@ -11,7 +11,7 @@
  * --dir keeps the corpora and indexes there (they are large); by default a temporary folder, removed at the end.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,28 +24,36 @@ interface Measured {
   seconds: number;
   peakMb: number;
   passages: number;
+  /** Set when the build failed: what it threw (time and memory are those until then). */
+  error?: string;
 }
 
-/** In a child: one build (or merge), reported as a JSON line on stdout. */
+/** In a child: one build (or merge), reported as a JSON line on stdout, failed or not. */
 async function child(args: string[]): Promise<void> {
   const [what, out, ...rest] = args;
   const started = performance.now();
-  let passages: number;
-  if (what === 'merge') {
-    passages = (await mergeShards(out, rest)).passages;
-  } else {
-    const [csv, model, shardId, shardCount] = rest;
-    const encoder = model ? await loadEncoder({ model, device: 'cpu' }) : undefined;
-    const shard = shardCount ? { id: Number(shardId), count: Number(shardCount) } : undefined;
-    const index = await WorkspaceIndex.open(out, { encoder, encoderSpec: model || undefined, shard });
-    try {
-      passages = (await index.update([], { csv: [csv] })).passages;
-    } finally {
-      await index.close();
-      await encoder?.dispose();
+  let passages = 0;
+  let error: string | undefined;
+  try {
+    if (what === 'merge') {
+      passages = (await mergeShards(out, rest)).passages;
+    } else {
+      const [csv, model, shardId, shardCount] = rest;
+      const encoder = model ? await loadEncoder({ model, device: 'cpu' }) : undefined;
+      const shard = shardCount ? { id: Number(shardId), count: Number(shardCount) } : undefined;
+      const index = await WorkspaceIndex.open(out, { encoder, encoderSpec: model || undefined, shard });
+      try {
+        passages = (await index.update([], { csv: [csv] })).passages;
+      } finally {
+        await index.close().catch(() => undefined);
+        await encoder?.dispose();
+      }
     }
+  } catch (err) {
+    error = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    passages = (await WorkspaceIndex.readManifest(out).catch(() => undefined))?.passages ?? 0;
   }
-  const measured: Measured = { seconds: (performance.now() - started) / 1000, peakMb: process.resourceUsage().maxRSS / 1024, passages };
+  const measured: Measured = { seconds: (performance.now() - started) / 1000, peakMb: process.resourceUsage().maxRSS / 1024, passages, error };
   process.stdout.write(`${JSON.stringify(measured)}\n`);
 }
 
@@ -56,15 +64,18 @@ function inChild(...args: string[]): Measured {
 }
 
 function dirBytes(dir: string): number {
+  if (!existsSync(dir)) return 0;
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
     .reduce((sum, e) => sum + statSync(path.join(e.parentPath, e.name)).size, 0);
 }
 
+/** Writes the corpus under a temporary name first, so a run stopped halfway never leaves a short corpus to reuse. */
 function generate(file: string, rows: number): void {
   if (existsSync(file)) return;
-  const made = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'make-synthetic-csv.ts'), file, '--rows', String(rows)], { stdio: 'inherit' });
+  const made = spawnSync(process.execPath, ['--import', 'tsx', path.join(__dirname, 'make-synthetic-csv.ts'), `${file}.part`, '--rows', String(rows)], { stdio: 'inherit' });
   if (made.status !== 0) throw new Error('make-synthetic-csv failed');
+  renameSync(`${file}.part`, file);
 }
 
 /** Single build, then the shards in turn and their merge; prints one line each and the ratios. */
@@ -78,15 +89,18 @@ function compare(label: string, csv: string, work: string, shards: number, model
     seconds: parts.reduce((s, p) => s + p.seconds, 0),
     peakMb: Math.max(...parts.map((p) => p.peakMb)),
     passages: parts.reduce((s, p) => s + p.passages, 0),
+    error: parts.find((p) => p.error)?.error,
   };
   const line = (name: string, m: Measured) =>
-    `  ${name.padEnd(26)} ${m.seconds.toFixed(1).padStart(8)} s ${(m.passages / m.seconds).toFixed(0).padStart(8)} passages/s  peak RSS ${m.peakMb.toFixed(0).padStart(6)} MB  (${m.passages} passages)`;
+    `  ${name.padEnd(26)} ${m.seconds.toFixed(1).padStart(8)} s ${(m.passages / m.seconds).toFixed(0).padStart(8)} passages/s  peak RSS ${m.peakMb.toFixed(0).padStart(6)} MB  ` +
+    (m.error ? `FAILED: ${m.error} (${m.passages} passages saved before)` : `(${m.passages} passages)`);
   console.log(`${label}: ${csv} (${(statSync(csv).size / 2 ** 20).toFixed(0)} MB)`);
   console.log(line('single build', single));
   parts.forEach((p, id) => console.log(line(`shard ${id} of ${shards}`, p)));
   console.log(line(`${shards} shards, one after another`, sharded));
   console.log(line(`merge-shards`, merge));
   console.log(`  index on disk: single ${(dirBytes(path.join(work, 'single')) / 2 ** 20).toFixed(0)} MB, merged ${(dirBytes(path.join(work, 'merged')) / 2 ** 20).toFixed(0)} MB`);
+  if (single.error || sharded.error) return { single, sharded };
   console.log(
     `  ${shards} shards in turn / single: time ×${(sharded.seconds / single.seconds).toFixed(2)}, peak memory ×${(sharded.peakMb / single.peakMb).toFixed(2)}; ` +
       `merge adds ${merge.seconds.toFixed(1)} s at ${merge.peakMb.toFixed(0)} MB`,
