@@ -137,7 +137,11 @@ async function main(): Promise<void> {
       if (!existsSync(model)) await makeTinyBert(model, { ...MINILM_SHAPE });
       const { single } = compare(`lexical + dense (MiniLM shape, CPU), ${denseRows} rows`, small, path.join(dir, 'dense'), shards, model);
       const rate = single.passages / single.seconds;
-      console.log(`  extrapolated to ${rows} rows at ${rate.toFixed(1)} passages/s: ${(rows / rate / 3600).toFixed(1)} h on this machine (passages per row as above)`);
+      const passages = (rows * single.passages) / denseRows;
+      console.log(
+        `  extrapolated to ${rows} rows (${(passages / 1e6).toFixed(2)}M passages at ${(single.passages / denseRows).toFixed(2)} a row, as here) ` +
+          `at ${rate.toFixed(1)} passages/s: ${(passages / rate / 3600).toFixed(1)} h on this machine`,
+      );
     }
   } finally {
     if (typeof values.dir !== 'string') rmSync(dir, { recursive: true, force: true });
