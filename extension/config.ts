@@ -1,5 +1,6 @@
 import * as vscode from 'vscode';
 import type {
+  CompletionMode,
   InitializationOptions,
   LmEndpoint,
   QuerySelection,
@@ -7,8 +8,12 @@ import type {
   StartLmParams,
   TrainingSettings,
 } from '../sidecar/server/protocol';
+import type { SettingLayers } from './lm-trust';
 
 export const SECTION = 'replugCode';
+
+/** The settings that choose where code and the API key go, or what runs: a workspace's values need approval. */
+export type LmSettingKey = 'lm.baseUrl' | 'lm.model' | 'lm.serverCommand';
 
 /** Settings the sidecar reads only at start; changing one restarts it (and re-indexes). */
 const SIDECAR_SETTINGS = [
@@ -16,6 +21,7 @@ const SIDECAR_SETTINGS = [
   `${SECTION}.chunking`,
   `${SECTION}.include`,
   `${SECTION}.exclude`,
+  `${SECTION}.keep`,
   'files.exclude',
 ];
 
@@ -38,14 +44,27 @@ export class Config {
     return this.raw.get<boolean>('hover.enabled', true);
   }
 
-  /** The LM teacher's endpoint; the API key comes from SecretStorage, never from settings. */
-  lmEndpoint(apiKey: string | undefined): LmEndpoint {
+  inlineCompletion(): { enabled: boolean; mode: CompletionMode; k: number; maxTokens: number } {
+    return {
+      enabled: this.raw.get<boolean>('inlineCompletion.enabled', false),
+      mode: this.raw.get<CompletionMode>('inlineCompletion.mode', 'replug'),
+      k: this.raw.get<number>('inlineCompletion.k', 4),
+      maxTokens: this.raw.get<number>('inlineCompletion.maxTokens', 32),
+    };
+  }
+
+  /** The LM teacher's endpoint, without the API key (which comes from SecretStorage, never from settings). */
+  lmEndpoint(): LmEndpoint {
     return {
       baseUrl: this.raw.get<string>('lm.baseUrl', ''),
       model: this.raw.get<string>('lm.model', ''),
-      apiKey,
       concurrency: this.raw.get<number>('lm.concurrency', 8),
     };
+  }
+
+  /** Every layer (default, user, workspace, folder) of one of the LM settings, to tell who chose its value. */
+  lmSettingLayers(key: LmSettingKey): SettingLayers<unknown> | undefined {
+    return this.raw.inspect(key);
   }
 
   /** The managed LM server: the command (empty = vLLM's OpenAI server) serves `lm.model`. */
@@ -76,7 +95,12 @@ export class Config {
     return {
       k: this.raw.get<number>('eval.k', 10),
       maxQueries: this.raw.get<number>('eval.maxQueries', 50),
-      queries: { perFile: this.raw.get<number>('training.queriesPerFile'), evalFraction: this.raw.get<number>('eval.fileShare') },
+      // The training share goes too: evaluation files are drawn after it, so they are never files trained on.
+      queries: {
+        perFile: this.raw.get<number>('training.queriesPerFile'),
+        trainFraction: this.raw.get<number>('training.trainFileShare'),
+        evalFraction: this.raw.get<number>('eval.fileShare'),
+      },
     };
   }
 
@@ -91,6 +115,7 @@ export class Config {
       chunking,
       include: include.length ? include : undefined,
       exclude: [...this.raw.get<string[]>('exclude', []), ...filesExcludeGlobs()],
+      keep: this.raw.get<string[]>('keep', []),
       queryModel,
       workspaceTrusted: vscode.workspace.isTrusted,
     };

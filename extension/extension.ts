@@ -1,24 +1,30 @@
 import * as vscode from 'vscode';
-import type { IndexResult, IndexStatusResult, SearchParams, StatusParams, TrainingStatus, WireHit } from '../sidecar/server/protocol';
-import { indexWorkspace, registerCommands } from './commands';
+import type { IndexStatusResult, SearchParams, StatusParams, TrainingStatus, WireHit } from '../sidecar/server/protocol';
+import { catchUpIndex, indexWorkspace, registerCommands } from './commands';
 import { Config } from './config';
+import { EncoderFallbackNotice } from './encoder-notice';
 import { IndexFileWatcher } from './file-watcher';
 import { RetrievalHoverProvider } from './hover';
+import { InlineCompletionController } from './inline-completion';
 import { LmAccess } from './lm-access';
-import { describeError, errorMessage, log } from './log';
+import { registerLmTools } from './lm-tools';
+import { describeError, log } from './log';
 import { ModelCommands, QUERY_MODEL_KEY } from './model-commands';
+import { showWithLog } from './notify';
 import { SearchViewProvider } from './search-view';
-import { SidecarClient } from './sidecar-client';
+import { SidecarClient, type IndexOutcome } from './sidecar-client';
 import { StatusBar } from './status-bar';
 import { TrainingController } from './training';
 import { TrainingViewProvider } from './training-view';
+import { notice } from './untrusted-text';
 
 /** What `activate` returns: lets other extensions (and the integration tests) use the index. */
 export interface ReplugApi {
   whenRunning(): Promise<void>;
   readonly status: StatusParams;
   indexStatus(): Promise<IndexStatusResult>;
-  index(roots: string[], rebuild?: boolean): Promise<IndexResult>;
+  /** Resolves when the job ends, resumed after sidecar crashes if need be. */
+  index(roots: string[], rebuild?: boolean): Promise<IndexOutcome>;
   search(params: SearchParams): Promise<WireHit[]>;
   /** The latest training status the sidecar sent. */
   readonly training: TrainingStatus;
@@ -33,7 +39,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<Replug
   } catch (err) {
     // VS Code does not tell the user when an extension fails to activate.
     log.error(`Activation failed: ${describeError(err)}`);
-    void vscode.window.showErrorMessage(`Cannot activate REPLUG: ${errorMessage(err)}`, 'Show Log').then((c) => c && log.show());
+    void showWithLog('error', notice`Cannot activate REPLUG: ${err}`);
     throw err;
   }
 }
@@ -48,8 +54,9 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
   );
   sidecar = client;
   const statusBar = new StatusBar(() => vscode.workspace.isTrusted);
+  const encoderNotice = new EncoderFallbackNotice();
   const searchView = new SearchViewProvider(context.extensionUri, client, config);
-  const lm = new LmAccess(context.secrets, config);
+  const lm = new LmAccess(context.secrets, config, context.workspaceState);
   const training = new TrainingController(client, config, lm);
   const trainingView = new TrainingViewProvider(context.extensionUri, training);
   const models = new ModelCommands({ sidecar: client, config, lm, trainingView, workspaceState: context.workspaceState });
@@ -60,7 +67,10 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
     searchView,
     training,
     trainingView,
-    client.onDidChangeStatus((s) => statusBar.update(s)),
+    client.onDidChangeStatus((s) => {
+      statusBar.update(s);
+      encoderNotice.update(s);
+    }),
     vscode.workspace.onDidGrantWorkspaceTrust(() => {
       statusBar.update(client.status);
       client.workspaceTrusted();
@@ -69,6 +79,8 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
     vscode.window.registerWebviewViewProvider(TrainingViewProvider.viewType, trainingView),
     vscode.languages.registerHoverProvider({ scheme: 'file' }, new RetrievalHoverProvider(client, config)),
     new IndexFileWatcher(client),
+    ...registerLmTools(client),
+    new InlineCompletionController(client, config, lm, searchView),
     ...registerCommands({ sidecar: client, config, searchView, training, models, lm }),
     vscode.workspace.onDidChangeConfiguration(async (e) => {
       if (!Config.affectsSidecar(e)) return;
@@ -82,10 +94,7 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
   log.info(`Index directory: ${indexDir}`);
 
   await client.start();
-  // Bring the index up to date in the background: the first full build shows a notification (it can take a
-  // while), later catch-up scans only the status bar. Errors go to the log.
-  const empty = (await client.indexStatus().catch(() => undefined))?.passages === 0;
-  void indexWorkspace(client, false, empty ? vscode.ProgressLocation.Notification : vscode.ProgressLocation.Window);
+  void catchUpIndex(client);
 
   return {
     whenRunning: () => client.whenRunning(),

@@ -8,8 +8,8 @@ const HOVER_DEBOUNCE_MS = 250;
 const HOVER_HITS = 3;
 
 /**
- * On an identifier (or inside a selection) shows the top snippets from elsewhere in the workspace,
- * leaving out the passages that cover the hovered lines themselves.
+ * On an identifier (or inside a selection) shows the top snippets from other files of the workspace: the hovered
+ * file is open already, so its own passages would only repeat what the user sees.
  */
 export class RetrievalHoverProvider implements vscode.HoverProvider {
   constructor(
@@ -27,11 +27,7 @@ export class RetrievalHoverProvider implements vscode.HoverProvider {
     if (!target) return undefined;
     await new Promise((resolve) => setTimeout(resolve, HOVER_DEBOUNCE_MS));
     if (token.isCancellationRequested) return undefined;
-    const lines: [number, number] = [target.range.start.line + 1, target.range.end.line + 1];
-    const hits = await this.sidecar.search(
-      { query: target.query, k: HOVER_HITS, excludePath: document.uri.fsPath, excludeLines: lines },
-      token,
-    );
+    const hits = await this.sidecar.search({ query: target.query, k: HOVER_HITS, excludePath: document.uri.fsPath }, token);
     if (token.isCancellationRequested || hits.length === 0) return undefined;
     return new vscode.Hover(snippetsMarkdown(hits), target.range);
   }

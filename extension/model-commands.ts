@@ -4,9 +4,11 @@ import type { EvalReport, ModelInfo } from '../sidecar/server/protocol';
 import type { Config } from './config';
 import type { LmAccess } from './lm-access';
 import { queryAtCursor } from './locations';
-import { errorMessage, log } from './log';
+import { log } from './log';
+import { reportFailure } from './notify';
 import type { SidecarClient } from './sidecar-client';
 import type { TrainingViewProvider } from './training-view';
+import { notice, quickPickText } from './untrusted-text';
 
 /** Where the chosen query encoder is remembered, so a restarted sidecar searches with it again. */
 export const QUERY_MODEL_KEY = 'replugCode.queryModel';
@@ -64,14 +66,15 @@ export class ModelCommands {
   async useModel(): Promise<void> {
     const { sidecar, workspaceState } = this.deps;
     const { models, active } = await sidecar.listModels();
-    type Item = vscode.QuickPickItem & { model?: string };
+    type Item = vscode.QuickPickItem & { model?: string; runId?: string };
     const items: Item[] = [
       { label: '$(database) Base encoder', description: active ? '' : 'in use', detail: 'The encoder the index was built with' },
       ...models.map((m): Item => ({
-        label: `$(sparkle) ${m.runId}`,
+        label: `$(sparkle) ${quickPickText(m.runId)}`,
         description: m.path === active ? 'in use' : modelSummary(m),
-        detail: m.fitsIndex ? m.path : `Not usable here: ${m.trained ? 'trained against other vectors or in shared mode' : 'stopped before the end (resume to finish)'}`,
+        detail: m.fitsIndex ? quickPickText(m.path) : `Not usable here: ${m.trained ? 'trained against other vectors or in shared mode' : 'stopped before the end (resume to finish)'}`,
         model: m.fitsIndex ? m.path : undefined,
+        runId: m.runId,
       })),
     ];
     const picked = await vscode.window.showQuickPick(items, { title: 'REPLUG: Query encoder for searches', placeHolder: 'Pick a trained model, or the base encoder' });
@@ -79,21 +82,23 @@ export class ModelCommands {
     await this.reportErrors('switching the model', async () => {
       const result = await sidecar.useModel(picked.model);
       await workspaceState.update(QUERY_MODEL_KEY, result.active);
-      void vscode.window.showInformationMessage(`REPLUG: searches now use ${result.active ? `the tuned model ${picked.label.replace(/^\$\([^)]*\) /, '')}` : 'the base encoder'}.`);
+      void vscode.window.showInformationMessage(
+        result.active ? notice`REPLUG: searches now use the tuned model ${picked.runId}.` : 'REPLUG: searches now use the base encoder.',
+      );
     });
   }
 
   async startLm(): Promise<void> {
-    const { sidecar, config, lm } = this.deps;
-    if (!lm.trusted('Starting an LM server')) return;
-    const params = config.lmServer(vscode.workspace.workspaceFolders?.[0]?.uri.fsPath);
-    const title = `REPLUG: Starting ${params.command?.[0] ?? 'vLLM'}… (first start can take minutes)`;
+    const { sidecar, lm } = this.deps;
+    const params = await lm.serverParams(vscode.workspace.workspaceFolders?.[0]?.uri.fsPath);
+    if (!params) return;
+    const title = notice`REPLUG: Starting ${params.command?.[0] ?? 'vLLM'}… (first start can take minutes)`;
     await this.reportErrors('starting the LM server', async () => {
       const status = await vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title }, () => sidecar.startLm(params));
       // Training and evaluation use it while it runs (the setting is left alone).
       lm.useManagedServer(status.baseUrl);
       log.info(`LM server ${status.pid} serves ${status.models?.join(', ')} at ${status.baseUrl}`);
-      void vscode.window.showInformationMessage(`REPLUG: LM server ready at ${status.baseUrl} (${status.models?.join(', ')}).`);
+      void vscode.window.showInformationMessage(notice`REPLUG: LM server ready at ${status.baseUrl} (${status.models?.join(', ')}).`);
     });
   }
 
@@ -113,8 +118,7 @@ export class ModelCommands {
     try {
       return await run();
     } catch (err) {
-      log.error(`${what} failed: ${errorMessage(err)}`);
-      void vscode.window.showErrorMessage(`REPLUG: ${what} failed: ${errorMessage(err)}`);
+      void reportFailure(what, err);
       return undefined;
     }
   }

@@ -2,7 +2,7 @@ import * as vscode from 'vscode';
 import type { WireHit } from '../sidecar/server/protocol';
 import type { Config } from './config';
 import { hitLabel, openHit } from './locations';
-import { errorMessage } from './log';
+import { quickPickText, quoteUntrusted } from './untrusted-text';
 import type { SidecarClient } from './sidecar-client';
 
 /** Pause after the last keystroke before searching, so typing a query costs one request, not one per key. */
@@ -33,15 +33,15 @@ export async function searchQuickPick(sidecar: SidecarClient, config: Config, in
       if (mine.token.isCancellationRequested) return;
       // alwaysShow: the ranking is the sidecar's; the quick pick must not filter it again by label.
       pick.items = hits.map((hit) => ({
-        label: hitLabel(hit),
+        label: quickPickText(hitLabel(hit)),
         description: `score ${hit.score.toFixed(3)}`,
-        detail: firstCodeLine(hit.text),
+        detail: quickPickText(firstCodeLine(hit.text)),
         alwaysShow: true,
         hit,
       }));
     } catch (err) {
       if (!mine.token.isCancellationRequested) pick.items = [];
-      pick.placeholder = `Search failed: ${errorMessage(err)}`;
+      pick.placeholder = `Search failed: ${quoteUntrusted(err)}`;
     } finally {
       if (cts === mine) pick.busy = false;
     }

@@ -1,7 +1,7 @@
 import * as vscode from 'vscode';
 import type { WireHit } from '../sidecar/server/protocol';
 import type { Config } from './config';
-import { hitLabel, openHit, queryAtCursor } from './locations';
+import { openHit, queryAtCursor, viewHit } from './locations';
 import { errorMessage, log } from './log';
 import type { SidecarClient } from './sidecar-client';
 import { webviewPage } from './webview-html';
@@ -52,21 +52,19 @@ export class SearchViewProvider implements vscode.WebviewViewProvider, vscode.Di
     try {
       const hits = await this.sidecar.search({ query, k: this.config.k, mode: this.config.mode, ...exclude }, cts.token);
       if (cts.token.isCancellationRequested) return;
-      this.hits = hits;
-      this.post({
-        type: 'results',
-        query,
-        hits: hits.map((hit) => ({
-          label: hitLabel(hit),
-          score: hit.score.toFixed(3),
-          code: hit.text.split('\n').slice(0, SNIPPET_LINES).join('\n'),
-        })),
-      });
+      this.show(query, hits);
     } catch (err) {
       if (cts.token.isCancellationRequested) return;
       log.error(`Search failed: ${errorMessage(err)}`);
       this.post({ type: 'error', message: errorMessage(err) });
     }
+  }
+
+  /** Shows hits that did not come from a search (the passages behind a completion), under `title`. */
+  async showHits(title: string, hits: WireHit[], score: (hit: WireHit) => string): Promise<void> {
+    this.pending?.cancel();
+    await vscode.commands.executeCommand(`${SearchViewProvider.viewType}.focus`);
+    this.show(title, hits, score);
   }
 
   dispose(): void {
@@ -88,6 +86,11 @@ export class SearchViewProvider implements vscode.WebviewViewProvider, vscode.Di
         await this.retrieveAtCursor();
         break;
     }
+  }
+
+  private show(query: string, hits: WireHit[], score = (hit: WireHit) => hit.score.toFixed(3)): void {
+    this.hits = hits;
+    this.post({ type: 'results', query, hits: hits.map((hit) => ({ ...viewHit(hit, SNIPPET_LINES), score: score(hit) })) });
   }
 
   private post(message: ToWebview): void {

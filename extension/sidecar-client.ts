@@ -14,7 +14,9 @@ import {
 import {
   CancelTrainingRequest,
   CompareRequest,
+  CompleteRequest,
   EvaluateRequest,
+  ExplainFileRequest,
   IndexRequest,
   IndexStatusRequest,
   ListModelsRequest,
@@ -30,9 +32,12 @@ import {
   UseModelRequest,
   WorkspaceTrustedNotification,
   type CompareParams,
+  type CompleteParams,
+  type CompleteResult,
   type CompareResult,
   type EvalReport,
   type EvaluateParams,
+  type FileExplanation,
   type IndexResult,
   type IndexStatusResult,
   type InitializationOptions,
@@ -47,21 +52,33 @@ import {
   type WireHit,
 } from '../sidecar/server/protocol';
 import { log } from './log';
+import { lostConnection, SidecarStoppedError } from './sidecar-errors';
+import { showWithLog } from './notify';
 
 /** Crashes tolerated within CRASH_WINDOW_MS before the sidecar is left stopped (a crash loop helps nobody). */
 const MAX_RESTARTS = 3;
 const CRASH_WINDOW_MS = 3 * 60_000;
 
+/** An index job's outcome, and how many times it was resumed after the sidecar restarted under it. */
+export type IndexOutcome = IndexResult & { resumedAfterRestarts?: number };
+
 /**
  * Owns the sidecar process: starts it, restarts it after a crash (bounded), and exposes the protocol as typed
- * methods. Status notifications and client state changes are re-published as one `onDidChangeStatus` event.
+ * methods. Requests wait out a start or restart; a request cut off by a crash fails with plain words
+ * (SidecarStoppedError), except an index job, which is sent again once the sidecar is back and resumes from its
+ * checkpoint. Status notifications and client state changes are re-published as one `onDidChangeStatus` event.
  */
 export class SidecarClient implements vscode.Disposable {
   private client: LanguageClient | undefined;
+  /** A start or restart in progress: requests wait for it. */
+  private starting: Promise<void> | undefined;
   private crashes: number[] = [];
+  /** How many times a sidecar has come up: a request lost in run N waits for run N + 1. */
+  private runs = 0;
+  private runWaiters: { after: number; resolve: (running: boolean) => void }[] = [];
+  private indexJobs = 0;
   private readonly statusEmitter = new vscode.EventEmitter<StatusParams>();
   private lastStatus: StatusParams = { health: 'ok', busy: true, message: 'Starting…' };
-  private readyWaiters: (() => void)[] = [];
   private readonly trainingEmitter = new vscode.EventEmitter<TrainingStatus>();
   /** Fires on every status change (sidecar notification, start, stop, crash). */
   readonly onDidChangeStatus = this.statusEmitter.event;
@@ -81,12 +98,204 @@ export class SidecarClient implements vscode.Disposable {
     return this.client?.state === State.Running;
   }
 
-  async start(): Promise<void> {
+  /** Whether a sidecar runs, once a start or restart in progress has finished. */
+  async runningAfterStart(): Promise<boolean> {
+    await this.starting?.catch(() => undefined);
+    return this.running;
+  }
+
+  start(): Promise<void> {
+    return this.whileStarting(() => this.launch());
+  }
+
+  /** Resolves once a sidecar is running (after start or a restart), or will not be. */
+  async whenRunning(): Promise<void> {
+    if (!this.running) await this.nextRun(this.runs);
+  }
+
+  restart(): Promise<void> {
+    return this.whileStarting(async () => {
+      await this.stop();
+      this.crashes = [];
+      await this.launch();
+    });
+  }
+
+  async stop(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (client?.isRunning()) await client.stop();
+  }
+
+  indexStatus(): Promise<IndexStatusResult> {
+    return this.request('reading the index status', (c) => c.sendRequest(IndexStatusRequest.type));
+  }
+
+  search(params: SearchParams, token?: vscode.CancellationToken): Promise<WireHit[]> {
+    return this.request('searching', (c) => c.sendRequest(SearchRequest.type, params, token));
+  }
+
+  explainFile(path: string): Promise<FileExplanation> {
+    return this.request('explaining a file', (c) => c.sendRequest(ExplainFileRequest.type, { path }));
+  }
+
+  updateFile(path: string): Promise<void> {
+    return this.request('updating a file', (c) => c.sendRequest(UpdateFileRequest.type, { path }));
+  }
+
+  removeFile(path: string): Promise<void> {
+    return this.request('removing a file', (c) => c.sendRequest(RemoveFileRequest.type, { path }));
+  }
+
+  train(params: TrainParams): Promise<TrainStarted> {
+    return this.request('starting the training', (c) => c.sendRequest(TrainRequest.type, params));
+  }
+
+  trainingStatus(): Promise<TrainingStatus> {
+    return this.request('reading the training status', (c) => c.sendRequest(TrainingStatusRequest.type));
+  }
+
+  /** Resolves once the run has stopped (after its checkpoint is saved). */
+  cancelTraining(): Promise<TrainingStatus> {
+    return this.request('stopping the training', (c) => c.sendRequest(CancelTrainingRequest.type));
+  }
+
+  /** Evaluates with the sidecar's work-done progress shown as a notification. */
+  evaluate(params: EvaluateParams): Promise<EvalReport> {
+    return Promise.resolve(
+      vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'REPLUG: Evaluating' }, (progress) =>
+        this.request('evaluating', async (client) => {
+          const workDoneToken = progressToken('eval');
+          const listener = client.onProgress(WorkDoneProgress.type, workDoneToken, (value) => {
+            if (value.kind !== 'end') progress.report({ message: value.message });
+          });
+          try {
+            return await client.sendRequest(EvaluateRequest.type, { ...params, workDoneToken });
+          } finally {
+            listener.dispose();
+          }
+        }),
+      ),
+    );
+  }
+
+  compare(params: CompareParams): Promise<CompareResult> {
+    return this.request('comparing', (c) => c.sendRequest(CompareRequest.type, params));
+  }
+
+  /** Cancelling `token` stops the generation at the next token. */
+  complete(params: CompleteParams, token: vscode.CancellationToken): Promise<CompleteResult> {
+    return this.request('completing', (c) => c.sendRequest(CompleteRequest.type, params, token));
+  }
+
+  listModels(): Promise<ModelsResult> {
+    return this.request('listing the trained models', (c) => c.sendRequest(ListModelsRequest.type));
+  }
+
+  useModel(model: string | undefined): Promise<ModelsResult> {
+    return this.request('switching the model', (c) => c.sendRequest(UseModelRequest.type, { model }));
+  }
+
+  startLm(params: StartLmParams): Promise<LmServerStatus> {
+    return this.request('starting the LM server', (c) => c.sendRequest(StartLmRequest.type, params));
+  }
+
+  stopLm(): Promise<LmServerStatus> {
+    return this.request('stopping the LM server', (c) => c.sendRequest(StopLmRequest.type));
+  }
+
+  workspaceTrusted(): void {
+    if (this.running) void this.client!.sendNotification(WorkspaceTrustedNotification.type);
+  }
+
+  /**
+   * Runs an index job with its work-done progress shown at `location`; cancelling the progress cancels the job.
+   * Resolves `{ cancelled: true }` when cancelled. When the sidecar crashes under it, the job is sent again once
+   * the sidecar has restarted and resumes from the last checkpoint (a rebuild from the rebuild's own).
+   */
+  index(roots: string[], rebuild: boolean, location: vscode.ProgressLocation): Promise<IndexOutcome> {
+    const title = rebuild ? 'REPLUG: Rebuilding index' : 'REPLUG: Indexing';
+    return Promise.resolve(
+      vscode.window.withProgress({ location, title, cancellable: true }, async (progress, token) => {
+        this.indexJobs++;
+        try {
+          for (let restarts = 0; ; restarts++) {
+            try {
+              const result = await this.indexOnce(roots, rebuild, progress, token);
+              return restarts ? { ...result, resumedAfterRestarts: restarts } : result;
+            } catch (err) {
+              if (token.isCancellationRequested) return { cancelled: true as const };
+              if (!(err instanceof SidecarStoppedError)) throw err;
+              progress.report({ message: 'The sidecar stopped; indexing resumes from the last checkpoint once it has restarted…' });
+              if (!(await this.nextRun(err.run))) throw new SidecarStoppedError(err.what, err.run, false);
+              log.info(`The sidecar restarted: resuming ${rebuild ? 'the rebuild' : 'indexing'} from the last checkpoint`);
+            }
+          }
+        } finally {
+          this.indexJobs--;
+        }
+      }),
+    );
+  }
+
+  dispose(): void {
+    void this.stop();
+    this.giveUp();
+    this.statusEmitter.dispose();
+    this.trainingEmitter.dispose();
+  }
+
+  private async indexOnce(
+    roots: string[],
+    rebuild: boolean,
+    progress: vscode.Progress<{ message?: string; increment?: number }>,
+    token: vscode.CancellationToken,
+  ): Promise<IndexResult> {
+    return this.request('indexing', async (client) => {
+      const workDoneToken = progressToken('index');
+      let reported = 0;
+      const listener = client.onProgress(WorkDoneProgress.type, workDoneToken, (value) => {
+        if (value.kind === 'end') return;
+        const increment = value.percentage !== undefined ? Math.max(0, value.percentage - reported) : undefined;
+        reported += increment ?? 0;
+        progress.report({ message: value.message, increment });
+      });
+      try {
+        return await client.sendRequest(IndexRequest.type, { roots, rebuild, workDoneToken }, token);
+      } finally {
+        listener.dispose();
+      }
+    });
+  }
+
+  /**
+   * Sends a request once a sidecar runs (waiting out a start or restart in progress). A request the connection
+   * loss cut off fails with SidecarStoppedError; anything else as the sidecar answered.
+   */
+  private async request<R>(what: string, send: (client: LanguageClient) => Promise<R>): Promise<R> {
+    if (!(await this.runningAfterStart()) || !this.client) throw new Error('The REPLUG sidecar is not running. Run "REPLUG: Show Log" to see why.');
+    const run = this.runs;
+    try {
+      return await send(this.client);
+    } catch (err) {
+      throw lostConnection(err) ? new SidecarStoppedError(what, run) : err;
+    }
+  }
+
+  private whileStarting(start: () => Promise<void>): Promise<void> {
+    const starting = start();
+    this.starting = starting;
+    return starting.finally(() => {
+      if (this.starting === starting) this.starting = undefined;
+    });
+  }
+
+  private async launch(): Promise<void> {
     const client = this.createClient();
     this.client = client;
     client.onDidChangeState(({ newState }) => {
       log.info(`Sidecar ${State[newState].toLowerCase()}`);
-      if (newState === State.Running) for (const resolve of this.readyWaiters.splice(0)) resolve();
+      if (newState === State.Running) this.ran();
       if (newState === State.Stopped && this.client === client) {
         this.setStatus({ health: 'error', busy: false, message: 'Sidecar stopped' });
       }
@@ -97,132 +306,23 @@ export class SidecarClient implements vscode.Disposable {
     await client.start();
   }
 
-  /** Resolves once a sidecar is running (after start or a restart). */
-  whenRunning(): Promise<void> {
-    return this.running ? Promise.resolve() : new Promise((resolve) => this.readyWaiters.push(resolve));
+  /** A sidecar came up: requests lost in earlier runs may go again. */
+  private ran(): void {
+    this.runs++;
+    const ready = this.runWaiters.filter((w) => w.after < this.runs);
+    this.runWaiters = this.runWaiters.filter((w) => w.after >= this.runs);
+    for (const waiter of ready) waiter.resolve(true);
   }
 
-  async restart(): Promise<void> {
-    await this.stop();
-    this.crashes = [];
-    await this.start();
+  /** No sidecar will come up again on its own (crash loop, failed start, disposal). */
+  private giveUp(): void {
+    for (const waiter of this.runWaiters.splice(0)) waiter.resolve(false);
   }
 
-  async stop(): Promise<void> {
-    const client = this.client;
-    this.client = undefined;
-    if (client?.isRunning()) await client.stop();
-  }
-
-  indexStatus(): Promise<IndexStatusResult> {
-    return this.ready().sendRequest(IndexStatusRequest.type);
-  }
-
-  search(params: SearchParams, token?: vscode.CancellationToken): Promise<WireHit[]> {
-    return this.ready().sendRequest(SearchRequest.type, params, token);
-  }
-
-  updateFile(path: string): Promise<void> {
-    return this.ready().sendRequest(UpdateFileRequest.type, { path });
-  }
-
-  removeFile(path: string): Promise<void> {
-    return this.ready().sendRequest(RemoveFileRequest.type, { path });
-  }
-
-  train(params: TrainParams): Promise<TrainStarted> {
-    return this.ready().sendRequest(TrainRequest.type, params);
-  }
-
-  trainingStatus(): Promise<TrainingStatus> {
-    return this.ready().sendRequest(TrainingStatusRequest.type);
-  }
-
-  /** Resolves once the run has stopped (after its checkpoint is saved). */
-  cancelTraining(): Promise<TrainingStatus> {
-    return this.ready().sendRequest(CancelTrainingRequest.type);
-  }
-
-  /** Evaluates with the sidecar's work-done progress shown as a notification. */
-  evaluate(params: EvaluateParams): Promise<EvalReport> {
-    const client = this.ready();
-    return Promise.resolve(
-      vscode.window.withProgress({ location: vscode.ProgressLocation.Notification, title: 'REPLUG: Evaluating' }, async (progress) => {
-        const workDoneToken = `replug-eval-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-        const listener = client.onProgress(WorkDoneProgress.type, workDoneToken, (value) => {
-          if (value.kind !== 'end') progress.report({ message: value.message });
-        });
-        try {
-          return await client.sendRequest(EvaluateRequest.type, { ...params, workDoneToken });
-        } finally {
-          listener.dispose();
-        }
-      }),
-    );
-  }
-
-  compare(params: CompareParams): Promise<CompareResult> {
-    return this.ready().sendRequest(CompareRequest.type, params);
-  }
-
-  listModels(): Promise<ModelsResult> {
-    return this.ready().sendRequest(ListModelsRequest.type);
-  }
-
-  useModel(model: string | undefined): Promise<ModelsResult> {
-    return this.ready().sendRequest(UseModelRequest.type, { model });
-  }
-
-  startLm(params: StartLmParams): Promise<LmServerStatus> {
-    return this.ready().sendRequest(StartLmRequest.type, params);
-  }
-
-  stopLm(): Promise<LmServerStatus> {
-    return this.ready().sendRequest(StopLmRequest.type);
-  }
-
-  workspaceTrusted(): void {
-    if (this.running) void this.client!.sendNotification(WorkspaceTrustedNotification.type);
-  }
-
-  /**
-   * Runs an index job with its work-done progress shown at `location`; cancelling the progress cancels the job.
-   * Resolves `{ cancelled: true }` when cancelled.
-   */
-  index(roots: string[], rebuild: boolean, location: vscode.ProgressLocation): Promise<IndexResult> {
-    const client = this.ready();
-    const title = rebuild ? 'REPLUG: Rebuilding index' : 'REPLUG: Indexing';
-    return Promise.resolve(
-      vscode.window.withProgress({ location, title, cancellable: true }, async (progress, token) => {
-        const workDoneToken = `replug-index-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-        let reported = 0;
-        const listener = client.onProgress(WorkDoneProgress.type, workDoneToken, (value) => {
-          if (value.kind === 'end') return;
-          const increment = value.percentage !== undefined ? Math.max(0, value.percentage - reported) : undefined;
-          reported += increment ?? 0;
-          progress.report({ message: value.message, increment });
-        });
-        try {
-          return await client.sendRequest(IndexRequest.type, { roots, rebuild, workDoneToken }, token);
-        } catch (err) {
-          if (token.isCancellationRequested) return { cancelled: true as const };
-          throw err;
-        } finally {
-          listener.dispose();
-        }
-      }),
-    );
-  }
-
-  dispose(): void {
-    void this.stop();
-    this.statusEmitter.dispose();
-    this.trainingEmitter.dispose();
-  }
-
-  private ready(): LanguageClient {
-    if (!this.client || !this.running) throw new Error('The REPLUG sidecar is not running. Run "REPLUG: Show Log" to see why.');
-    return this.client;
+  /** True once a sidecar run after `after` is up; false when none will be. */
+  private nextRun(after: number): Promise<boolean> {
+    if (this.runs > after) return Promise.resolve(true);
+    return new Promise((resolve) => this.runWaiters.push({ after, resolve }));
   }
 
   private setStatus(status: StatusParams): void {
@@ -246,6 +346,7 @@ export class SidecarClient implements vscode.Disposable {
       initializationFailedHandler: (err) => {
         log.error(`Sidecar initialization failed: ${err instanceof Error ? err.message : String(err)}`);
         showFailure('The REPLUG sidecar failed to start.');
+        this.giveUp();
         return false;
       },
     };
@@ -263,9 +364,12 @@ export class SidecarClient implements vscode.Disposable {
           log.error(message);
           this.setStatus({ health: 'error', busy: false, message: 'Sidecar stopped after repeated crashes' });
           showFailure(message, true);
+          this.giveUp();
           return { action: CloseAction.DoNotRestart, handled: true };
         }
-        const message = 'The REPLUG sidecar stopped unexpectedly and was restarted.';
+        const message = this.indexJobs
+          ? 'The REPLUG sidecar stopped unexpectedly while indexing. It is being restarted, and indexing resumes from the last checkpoint.'
+          : 'The REPLUG sidecar stopped unexpectedly and was restarted.';
         log.warn(message);
         showFailure(message);
         return { action: CloseAction.Restart, handled: true };
@@ -276,9 +380,12 @@ export class SidecarClient implements vscode.Disposable {
 
 /** A toast whose "Show Log" action tells the user what happened; "Restart" where the sidecar stays down. */
 function showFailure(message: string, offerRestart = false): void {
-  const actions = offerRestart ? ['Show Log', 'Restart'] : ['Show Log'];
-  void vscode.window.showWarningMessage(message, ...actions).then((choice) => {
-    if (choice === 'Show Log') log.show();
+  void showWithLog('warning', message, ...(offerRestart ? ['Restart'] : [])).then((choice) => {
     if (choice === 'Restart') void vscode.commands.executeCommand('replugCode.restartSidecar');
   });
+}
+
+/** A work-done progress token of our own, unique per request. */
+function progressToken(kind: string): string {
+  return `replug-${kind}-${Date.now()}-${Math.random().toString(36).slice(2)}`;
 }

@@ -1,6 +1,7 @@
 import * as vscode from 'vscode';
+import { codeFence, fenceLanguage } from '../sidecar/server/code-fence';
 import type { WireHit } from '../sidecar/server/protocol';
-import { hitLabel } from './locations';
+import { hitLabel, hitSnippet } from './locations';
 
 /**
  * Retrieved snippets as hover markdown. Repository text is untrusted: labels are markdown-escaped and code goes
@@ -9,27 +10,15 @@ import { hitLabel } from './locations';
 export function snippetsMarkdown(hits: WireHit[], maxLines = 12): vscode.MarkdownString {
   const md = new vscode.MarkdownString();
   md.supportHtml = false;
-  md.appendMarkdown('**REPLUG** · related code elsewhere\n\n');
+  md.appendMarkdown('**REPLUG** · related code in other files\n\n');
   for (const hit of hits) {
     const target = vscode.Uri.file(hit.path).with({ fragment: `L${hit.startLine}` });
     md.appendMarkdown(`[${escapeMarkdown(hitLabel(hit))}](${target.toString()}) · score ${hit.score.toFixed(3)}\n`);
-    md.appendMarkdown(codeFence(hit.text.split('\n').slice(0, maxLines).join('\n'), languageOf(hit.path)));
+    md.appendMarkdown(`\n${codeFence(hitSnippet(hit, maxLines), fenceLanguage(hit.path))}\n\n`);
   }
   return md;
 }
 
-function codeFence(code: string, language: string): string {
-  const longestRun = Math.max(0, ...(code.match(/`+/g) ?? []).map((run) => run.length));
-  const fence = '`'.repeat(Math.max(3, longestRun + 1));
-  return `\n${fence}${language}\n${code}\n${fence}\n\n`;
-}
-
 export function escapeMarkdown(text: string): string {
   return text.replace(/[\\`*_{}[\]()#+\-.!|<>~]/g, '\\$&');
-}
-
-/** Fence language from the file extension; unknown ones simply get no highlighting. */
-function languageOf(path: string): string {
-  const ext = /\.([A-Za-z0-9]+)$/.exec(path)?.[1]?.toLowerCase() ?? '';
-  return /^[a-z0-9]+$/.test(ext) ? ext : '';
 }

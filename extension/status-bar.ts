@@ -25,7 +25,7 @@ export class StatusBar implements vscode.Disposable {
     if (!this.trusted()) tooltip.appendText('\n\nRestricted Mode: no language-model calls are made in this workspace.');
     tooltip.appendMarkdown(
       '\n\n[$(search) Search](command:replugCode.search) · [$(refresh) Index](command:replugCode.indexWorkspace) · ' +
-        '[$(trash) Rebuild](command:replugCode.rebuildIndex) · [$(output) Log](command:replugCode.showLog)',
+        '[$(sync) Rebuild](command:replugCode.rebuildIndex) · [$(output) Log](command:replugCode.showLog)',
     );
     this.item.tooltip = tooltip;
     this.item.show();

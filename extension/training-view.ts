@@ -1,9 +1,10 @@
 import * as vscode from 'vscode';
 import type { CompareResult, WireHit } from '../sidecar/server/protocol';
-import { hitLabel, openHit } from './locations';
+import { openHit, viewHit } from './locations';
 import type { TrainingController } from './training';
+import { revealBidi } from './untrusted-text';
 import { webviewPage } from './webview-html';
-import type { FromTrainingView, ToTrainingView, ViewHit } from './webview-protocol';
+import type { FromTrainingView, ToTrainingView } from './webview-protocol';
 
 const SNIPPET_LINES = 12;
 
@@ -21,7 +22,10 @@ export class TrainingViewProvider implements vscode.WebviewViewProvider, vscode.
     private readonly extensionUri: vscode.Uri,
     private readonly training: TrainingController,
   ) {
-    this.disposables.push(training.onDidChange(() => this.postTraining()));
+    this.disposables.push(
+      training.onDidChange(() => this.postTraining()),
+      vscode.workspace.onDidGrantWorkspaceTrust(() => this.postTraining()),
+    );
   }
 
   resolveWebviewView(view: vscode.WebviewView): void {
@@ -34,7 +38,7 @@ export class TrainingViewProvider implements vscode.WebviewViewProvider, vscode.
       styles: [vscode.Uri.joinPath(assets, 'uPlot.min.css'), vscode.Uri.joinPath(media, 'common.css'), vscode.Uri.joinPath(media, 'training-view.css')],
       scripts: [vscode.Uri.joinPath(assets, 'uPlot.iife.min.js'), vscode.Uri.joinPath(media, 'hit-list.js'), vscode.Uri.joinPath(media, 'training-view.js')],
       body: `  <section id="run">
-    <div id="run-header"><span id="state">No training run yet</span><button id="cancel" class="danger" hidden>Stop</button><button id="train">Train</button></div>
+    <div id="run-header"><span id="state">No training run yet</span><button id="cancel" class="danger" hidden>Stop</button><button id="train" disabled>Train</button></div>
     <div id="numbers"><span id="step"></span><span id="loss"></span><span id="eta"></span></div>
     <div id="chart" aria-label="Training loss by step"></div>
     <div id="message" role="status"></div>
@@ -53,7 +57,8 @@ export class TrainingViewProvider implements vscode.WebviewViewProvider, vscode.
   }
 
   async showComparison(query: string, tunedName: string, result: CompareResult): Promise<void> {
-    const message: ToTrainingView = { type: 'comparison', query, tunedName, base: result.base.map(viewHit), tuned: result.tuned.map(viewHit) };
+    const toView = (hit: WireHit) => viewHit(hit, SNIPPET_LINES);
+    const message: ToTrainingView = { type: 'comparison', query, tunedName: revealBidi(tunedName), base: result.base.map(toView), tuned: result.tuned.map(toView) };
     this.comparison = { ...result, message };
     await vscode.commands.executeCommand(`${TrainingViewProvider.viewType}.focus`);
     void this.view?.webview.postMessage(message);
@@ -64,7 +69,12 @@ export class TrainingViewProvider implements vscode.WebviewViewProvider, vscode.
   }
 
   private postTraining(): void {
-    const message: ToTrainingView = { type: 'training', status: this.training.current, history: [...this.training.history] };
+    const message: ToTrainingView = {
+      type: 'training',
+      status: this.training.current,
+      history: [...this.training.history],
+      trusted: vscode.workspace.isTrusted,
+    };
     void this.view?.webview.postMessage(message);
   }
 
@@ -91,8 +101,4 @@ export class TrainingViewProvider implements vscode.WebviewViewProvider, vscode.
       }
     }
   }
-}
-
-function viewHit(hit: WireHit): ViewHit {
-  return { label: hitLabel(hit), score: hit.score.toFixed(3), code: hit.text.split('\n').slice(0, SNIPPET_LINES).join('\n') };
 }

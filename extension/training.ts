@@ -2,8 +2,10 @@ import * as vscode from 'vscode';
 import type { TrainingStatus, TrainStarted } from '../sidecar/server/protocol';
 import type { Config } from './config';
 import type { LmAccess } from './lm-access';
-import { errorMessage, log } from './log';
+import { log } from './log';
+import { reportFailure } from './notify';
 import type { SidecarClient } from './sidecar-client';
+import { notice } from './untrusted-text';
 import type { ViewLossPoint } from './webview-protocol';
 
 const IDLE: TrainingStatus = { state: 'idle', step: 0, steps: 0 };
@@ -47,8 +49,7 @@ export class TrainingController implements vscode.Disposable {
       void vscode.commands.executeCommand('replugCode.trainingView.focus');
       return started;
     } catch (err) {
-      log.error(`Training did not start: ${errorMessage(err)}`);
-      void vscode.window.showErrorMessage(`REPLUG: training did not start: ${errorMessage(err)}`);
+      void reportFailure('starting the training', err);
       return undefined;
     }
   }
@@ -59,7 +60,7 @@ export class TrainingController implements vscode.Disposable {
       return undefined;
     }
     const final = await this.sidecar.cancelTraining();
-    void vscode.window.showInformationMessage(`REPLUG: ${final.message ?? `training ${final.state}`}`);
+    void vscode.window.showInformationMessage(notice`REPLUG: ${final.message ?? `training ${final.state}`}`);
     return final;
   }
 
@@ -75,7 +76,12 @@ export class TrainingController implements vscode.Disposable {
     if (s.state === 'running' && s.loss !== undefined && s.step !== last?.step) {
       this.points.push({ step: s.step, loss: s.loss, entropyRetriever: s.entropyRetriever ?? 0, entropyTeacher: s.entropyTeacher ?? 0 });
     }
-    if (s.state !== this.status.state && ['done', 'cancelled', 'failed'].includes(s.state)) {
+    if (s.state === 'failed' && this.status.state === 'running') {
+      // A run that fails while starting is reported by `train`, which started it.
+      void reportFailure('training', s.message ?? 'no reason given', 'Open Settings').then(
+        (choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'replugCode.lm'),
+      );
+    } else if (s.state !== this.status.state && ['done', 'cancelled', 'failed'].includes(s.state)) {
       (s.state === 'failed' ? log.error : log.info)(`Training ${s.runId} ${s.state}: ${s.message ?? ''}`);
     }
     this.status = s;

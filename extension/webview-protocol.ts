@@ -7,7 +7,10 @@ import type { TrainingStatus } from '../sidecar/server/protocol';
 
 /** One result row as the webview draws it; all strings are drawn as text, never as markup. */
 export interface ViewHit {
-  label: string;
+  /** Relative to the workspace folder. */
+  path: string;
+  /** `10-29`: kept apart from the path so that it stays visible however long the path is. */
+  lines: string;
   score: string;
   code: string;
 }
@@ -33,7 +36,8 @@ export interface ViewLossPoint {
 }
 
 export type ToTrainingView =
-  | { type: 'training'; status: TrainingStatus; history: ViewLossPoint[] }
+  /** `trusted`: false in Restricted Mode, where training (it calls the LM) is unavailable. */
+  | { type: 'training'; status: TrainingStatus; history: ViewLossPoint[]; trusted: boolean }
   | { type: 'comparison'; query: string; tunedName: string; base: ViewHit[]; tuned: ViewHit[] };
 
 export type FromTrainingView =

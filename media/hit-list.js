@@ -2,7 +2,7 @@
 // Shared by the search and training webviews: draws ranked snippets. Every piece of repository text is set with
 // textContent, so no snippet or path can inject markup or script.
 
-/** @typedef {{ label: string; score: string; code: string }} ViewHit */
+/** @typedef {{ path: string; lines: string; score: string; code: string }} ViewHit */
 
 /**
  * @param {HTMLElement} list
@@ -15,12 +15,18 @@ function renderHitList(list, hits, open) {
     const item = document.createElement('li');
     item.className = 'hit';
     item.tabIndex = 0;
-    item.title = 'Open ' + hit.label;
+    item.title = 'Open ' + hit.path + ':' + hit.lines;
     const header = document.createElement('div');
     header.className = 'hit-header';
     const label = document.createElement('span');
     label.className = 'hit-label';
-    label.textContent = hit.label;
+    const path = document.createElement('span');
+    path.className = 'hit-path';
+    path.textContent = hit.path;
+    const lines = document.createElement('span');
+    lines.className = 'hit-lines';
+    lines.textContent = ':' + hit.lines;
+    label.append(path, lines);
     const score = document.createElement('span');
     score.className = 'hit-score';
     score.textContent = hit.score;

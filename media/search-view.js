@@ -5,9 +5,11 @@
   // @ts-ignore acquireVsCodeApi is provided by the webview host
   const vscode = acquireVsCodeApi();
 
-  /** @typedef {{ label: string; score: string; code: string }} ViewHit */
+  /** @typedef {{ path: string; lines: string; score: string; code: string }} ViewHit */
   /** @type {{ query: string; hits: ViewHit[] }} */
   const state = vscode.getState() || { query: '', hits: [] };
+  // State saved by an older version draws rows differently: start empty rather than draw it wrong.
+  if (!state.hits.every((/** @type {ViewHit} */ hit) => typeof hit.path === 'string')) state.hits = [];
 
   const form = /** @type {HTMLFormElement} */ (document.getElementById('search-form'));
   const input = /** @type {HTMLInputElement} */ (document.getElementById('query'));

@@ -9,7 +9,7 @@
   const UPlot = window.uPlot;
 
   /** @typedef {{ step: number; loss: number; entropyRetriever: number; entropyTeacher: number }} Point */
-  /** @typedef {{ label: string; score: string; code: string }} ViewHit */
+  /** @typedef {{ path: string; lines: string; score: string; code: string }} ViewHit */
 
   const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
   const chartBox = $('chart');
@@ -71,6 +71,13 @@
     plot(history);
   }
 
+  /** Restricted Mode: the Train button is disabled and says why (training calls the language model). @param {boolean} trusted */
+  function showTrust(trusted) {
+    const train = /** @type {HTMLButtonElement} */ ($('train'));
+    train.disabled = !trusted;
+    train.title = trusted ? 'Train the retriever with the LM (LSR)' : 'Unavailable in Restricted Mode: training calls a language model. Trust the workspace to train.';
+  }
+
   /** @param {HTMLElement} list @param {ViewHit[]} hits @param {'base' | 'tuned'} side */
   function renderHits(list, hits, side) {
     // @ts-ignore renderHitList comes from hit-list.js, loaded first
@@ -90,7 +97,10 @@
   });
   window.addEventListener('message', (event) => {
     const message = event.data;
-    if (message.type === 'training') showTraining(message.status, message.history);
+    if (message.type === 'training') {
+      showTraining(message.status, message.history);
+      showTrust(message.trusted);
+    }
     if (message.type === 'comparison') {
       /** @type {HTMLInputElement} */ ($('compare-query')).value = message.query;
       $('compare-status').textContent = 'Top ' + message.base.length + ' for the query, base encoder vs ' + message.tunedName;

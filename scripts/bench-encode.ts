@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
+import { disableOrtTelemetry } from '../sidecar/encoder/ort-environment';
 import { env, pipeline } from '@huggingface/transformers';
 import { makeTinyBert, MINILM_SHAPE } from './make-tiny-bert';
 import { buildBertEncoder } from '../sidecar/encoder/graph/bert-graph';
@@ -85,6 +86,7 @@ async function main(): Promise<void> {
     const texts = makeTexts(tokenizer, vocab, 128);
     if (tokenizer.encode(texts[0]).length !== SEQ) throw new Error('bench texts are not 128 tokens long');
 
+    disableOrtTelemetry();
     const session = await ort.InferenceSession.create(graph, encoderSessionOptions(threads));
     // transformers.js as a user would run it: its own session defaults (ORT's, with spinning threads) at our thread count.
     const extractor = await pipeline('feature-extraction', 'model', { dtype: 'fp32', session_options: { intraOpNumThreads: threads } });

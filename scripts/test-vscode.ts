@@ -1,9 +1,10 @@
 /**
  * Runs test/vscode/*.test.ts inside a real VS Code extension host (code-server + headless chromium).
- * Usage: npm run test:vscode   (REPLUG_REQUIRE_VSCODE=1 turns "code-server not installed" into a failure)
+ * Usage: npm run test:vscode   (REPLUG_REQUIRE_VSCODE=1 turns "code-server not installed" into a failure;
+ * REPLUG_TEST_GREP=text runs only the tests whose full title contains it)
  */
 import { execFileSync } from 'node:child_process';
-import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { format } from 'node:util';
@@ -15,6 +16,7 @@ import {
   startCodeServer,
   workbenchUrl,
 } from '../test/vscode/harness/code-server';
+import { UiBridge } from '../test/vscode/harness/ui-bridge';
 import { makeTinyBert } from './make-tiny-bert';
 
 /** Covers code-server start, workbench load, extension activation, a first index and the suite itself. */
@@ -40,13 +42,21 @@ async function main(): Promise<number> {
   await cp(join(REPO_ROOT, 'test/fixtures/workspace'), workspace, { recursive: true });
   // The training tests switch the index to a tiny random BERT (real ORT sessions, milliseconds per step).
   const tinyBert = await makeTinyBert(join(scratch, 'tiny-bert'), { layers: 2, hidden: 64, heads: 4, ffn: 128, vocab: 'real', maxPos: 256 });
+  const uiAnswers = join(scratch, 'ui-answers');
+  await mkdir(uiAnswers);
   const serverLog: string[] = [];
   const server = await startCodeServer({
     folder: workspace,
-    env: { REPLUG_TEST_WORKSPACE: workspace, REPLUG_TEST_TINY_BERT: tinyBert },
+    env: {
+      REPLUG_TEST_WORKSPACE: workspace,
+      REPLUG_TEST_TINY_BERT: tinyBert,
+      REPLUG_TEST_UI_DIR: uiAnswers,
+      REPLUG_TEST_GREP: process.env.REPLUG_TEST_GREP ?? '',
+    },
     log: (line) => serverLog.push(line),
   });
   const { browser, page } = await launchBrowser();
+  const bridge = new UiBridge(page, uiAnswers, join(REPO_ROOT, 'test-artifacts'));
   const output: string[] = [];
   try {
     let exited: (code: number) => void = () => undefined;
@@ -54,6 +64,7 @@ async function main(): Promise<number> {
     await page.exposeFunction('codeAutomationExit', (code: number) => exited(code));
     await page.exposeFunction('codeAutomationLog', (type: string, args: unknown[]) => {
       const line = format(...args);
+      if (bridge.handle(line)) return;
       output.push(line);
       if (WORKBENCH_NOISE.test(line)) return;
       (type === 'error' ? console.error : console.log)(line);

@@ -1,9 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { classifyContent } from '../sidecar/corpus/classify';
 import { SkipSummary, summarizeSkips, walkRoots, type WalkEntry, type WalkOptions } from '../sidecar/corpus/walk';
 
 // A real PNG header and IHDR chunk: NUL bytes within the first few bytes.
@@ -63,6 +65,9 @@ before(async () => {
   await put('README.md', `# Title\n\n${'A long paragraph of prose kept on a single line. '.repeat(20)}\n`);
   await put('node_modules/pkg/index.js', 'module.exports = function pkg() { return 42; };\n');
   await put('dist/out.js', 'console.log("built");\n');
+  // Editor settings, not code (and a repository's own .vscode/settings.json is no one's search result).
+  await put('.vscode/settings.json', '{ "editor.tabSize": 2 }\n');
+  await put('sub/.vscode/launch.json', '{ "configurations": [] }\n');
 
   await symlink('.', join(root, 'loop'));
   await symlink('..', join(root, 'src/up'));
@@ -163,13 +168,15 @@ describe('walkRoots on a git-style tree', () => {
     const noExcludes = files(await walk([root], { exclude: [] }));
     assert.ok(noExcludes.includes('node_modules/pkg/index.js'));
     assert.ok(noExcludes.includes('dist/out.js'));
-    // Custom excludes replace the defaults, so dependencies, build output and .gitignore files come back too.
+    // Custom excludes replace the defaults, so dependencies, build output, .gitignore files and editor settings come back too.
     const custom = files(await walk([root], { exclude: ['src/**', '**/*.md'] }));
     assert.deepEqual(custom, [
       '.gitignore',
+      '.vscode/settings.json',
       'dist/out.js',
       'node_modules/pkg/index.js',
       'sub/.gitignore',
+      'sub/.vscode/launch.json',
       'sub/anchored.ts',
       'sub/build-output/d.ts',
       'sub/keep.log',
@@ -266,5 +273,85 @@ describe('skip summary', () => {
     const streamed = new SkipSummary();
     for await (const e of walkRoots([root])) streamed.add(e);
     assert.deepEqual(streamed.byReason(), summary.byReason());
+  });
+});
+
+describe('read-ahead', () => {
+  test('a large file is read only when the consumer reaches it, not ahead with the small ones', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'corpus-ahead-'));
+    try {
+      const big = (fill: string) => `${`// ${fill.repeat(70)}\n`.repeat(20_000)}`;
+      await put('a.txt', 'first small file\n', dir);
+      await put('b.txt', 'second small file\n', dir);
+      await put('c.txt', big('x'), dir);
+      const walk = walkRoots([dir], { maxFileBytes: 10_000_000 });
+      assert.equal(((await walk.next()).value as WalkEntry).relPath, 'a.txt');
+      // c.txt was stat'ed and scheduled with a.txt; rewritten now, it shows whether its bytes were read ahead.
+      await writeFile(join(dir, 'c.txt'), big('y'));
+      assert.equal(((await walk.next()).value as WalkEntry).relPath, 'b.txt');
+      const c = (await walk.next()).value as WalkEntry;
+      assert.ok(c.kind === 'file' && c.text.startsWith('// yyy'), 'the large file was read at its turn');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('minified and hand-written files from real packages', () => {
+  const modules = join(__dirname, '..', 'node_modules');
+  const verdict = (rel: string) => {
+    const file = join(modules, rel);
+    return classifyContent(readFileSync(file), rel.split('/').pop()!);
+  };
+
+  test('a hand-written file with a few long lines is kept; a minified bundle is still skipped', () => {
+    // One long line used to drop each of these.
+    for (const rel of ['typescript/lib/lib.es5.d.ts', 'typescript/lib/typescript.d.ts', 'protobufjs/package.json', 'editions/package.json']) {
+      assert.equal(verdict(rel).reason, undefined, rel);
+    }
+    const bundle = verdict('uplot/dist/uPlot.iife.min.js');
+    assert.equal(bundle.reason, 'minified');
+    assert.match(bundle.reason && bundle.detail, /^100% of the text is on lines over 300 characters/);
+    assert.equal(verdict('uplot/dist/uPlot.esm.js').reason, undefined);
+  });
+
+  test('an inline base64 source map is blanked, keeping line numbers, and no longer makes a compiled module look minified', () => {
+    const file = join(modules, 'diff/lib/patch/merge.js');
+    const original = readFileSync(file, 'utf8');
+    const kept = verdict('diff/lib/patch/merge.js');
+    assert.ok(kept.reason === undefined);
+    assert.match(original, /sourceMappingURL=data:application\/json/);
+    assert.doesNotMatch(kept.text, /sourceMappingURL=data:/);
+    assert.equal(kept.text.split('\n').length, original.split('\n').length);
+  });
+
+  test('a declaration file is kept whatever its lines or header say', () => {
+    const generatedDts = `// Code generated by protoc. DO NOT EDIT.\nexport declare const table: ${'"x" | '.repeat(200)}"y";\n`;
+    assert.equal(classifyContent(Buffer.from(generatedDts), 'messages.d.ts').reason, undefined);
+    assert.equal(classifyContent(Buffer.from(generatedDts), 'messages.ts').reason, 'generated');
+  });
+
+  test('--keep indexes files the built-in rules skip; folders left out by a glob stay out', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'corpus-keep-'));
+    try {
+      await put('src/vendor.js', minifiedJs, dir);
+      await put('src/app.min.js', minifiedJs, dir);
+      await put('yarn.lock', 'lodash@^4:\n  version "4.17.21"\n', dir);
+      await put('src/generated.ts', '// @generated by a tool\nexport const x = 1;\n', dir);
+      await put('dist/bundle.js', minifiedJs, dir);
+      const keep = ['src/**', 'yarn.lock', 'dist/**'];
+      const entries = await walk([dir], { keep });
+      assert.deepEqual(
+        entries.filter((e) => e.kind === 'file').map((e) => e.relPath),
+        ['src/app.min.js', 'src/generated.ts', 'src/vendor.js', 'yarn.lock'],
+      );
+      const without = await walk([dir]);
+      assert.deepEqual(
+        without.filter((e) => e.kind === 'skip').map((e) => [e.relPath, (e as { reason: string }).reason]),
+        [['src/generated.ts', 'generated'], ['src/vendor.js', 'minified'], ['yarn.lock', 'lock-file']],
+      );
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LexicalIndex } from '../sidecar/index/lexical-index';
+import { PostingPool } from '../sidecar/index/posting-pool';
 import { makePassage } from '../sidecar/corpus/chunk';
 
 const doc = (id: string, text: string) => ({ ...makePassage(`/w/${id}.txt`, 1, 1, text), id });
@@ -71,6 +72,43 @@ test('a damaged file is a clear error', () => {
   assert.throws(() => LexicalIndex.load(Buffer.alloc(3)), /damaged/);
 });
 
+/** Byte ranges of a snapshot's arrays, from its four leading counts (see LexicalIndex.serialize). */
+function snapshotLayout(bytes: Buffer) {
+  const [headerLength, docCount, termCount, postingCount] = [0, 4, 8, 12].map((at) => bytes.readInt32LE(at));
+  const offsets = 16 + headerLength + ((4 - (headerLength % 4)) % 4);
+  const docs = offsets + (termCount + 1) * 4;
+  const tfs = docs + postingCount * 4;
+  return { docCount, termCount, postingCount, offsets, docs, tfs };
+}
+
+test('garbled postings are refused on load, never searched', () => {
+  const index = LexicalIndex.create();
+  for (let i = 0; i < 200; i++) index.add(doc(`p${i}`, `function handler${i % 7}(request) { return route${i % 3}(request${i}); }`));
+  const good = index.serialize();
+  const layout = snapshotLayout(good);
+  const damaged = (edit: (bytes: Buffer) => void) => {
+    const bytes = Buffer.from(good);
+    edit(bytes);
+    return () => LexicalIndex.load(bytes);
+  };
+  assert.throws(damaged((b) => b.writeInt32LE(1 << 30, layout.offsets + 4 * layout.termCount)), /damaged \(posting offsets do not span/);
+  assert.throws(damaged((b) => b.writeInt32LE(-3, layout.offsets + 4)), /offsets of term 0 decrease/);
+  assert.throws(damaged((b) => b.writeInt32LE(-1, layout.docs + 8)), /out of order or range/);
+  assert.throws(damaged((b) => b.writeInt32LE(layout.docCount, layout.docs)), /out of order or range/);
+  assert.throws(damaged((b) => b.writeUInt16LE(0, layout.tfs + 2)), /zero frequency/);
+  assert.throws(damaged((b) => b.writeUInt16LE(60_000, layout.tfs)), /shorter than its terms/);
+  assert.throws(damaged((b) => b.writeInt32LE(-5, 0)), /negative or oversized counts/);
+  // 64 random bytes somewhere in the postings (what made every search take minutes), 50 seeded placements.
+  let x = 7;
+  const next = () => ((x = (x * 1103515245 + 12345) >>> 0), x >>> 8);
+  const span = layout.postingCount * 6 - 64;
+  for (let trial = 0; trial < 50; trial++) {
+    const at = layout.docs + (next() % span);
+    assert.throws(damaged((b) => { for (let i = 0; i < 64; i++) b[at + i] = next() & 0xff; }), /lexical index is damaged/, `bytes at ${at}`);
+  }
+  assert.equal(LexicalIndex.load(good).search('handler3', 5).length, 5);
+});
+
 test('top-k selection over many matches equals a full sort, with a filter', () => {
   const index = LexicalIndex.create();
   const words = ['alpha', 'beta', 'gamma', 'delta', 'epsilon'];
@@ -84,4 +122,41 @@ test('top-k selection over many matches equals a full sort, with a filter', () =
   const expected = all.filter((h) => accept(h.id)).slice(0, 25);
   assert.deepEqual(index.search('alpha delta', 25, accept), expected);
   for (let i = 1; i < all.length; i++) assert.ok(all[i - 1].score >= all[i].score);
+});
+
+test('the posting pool keeps every term\'s postings in order through growth, moves, repacking and a reload', () => {
+  const pool = new PostingPool();
+  const expected: [number, number][][] = [];
+  let x = 11;
+  const next = () => ((x = (x * 1103515245 + 12345) >>> 0), x >>> 8);
+  // Zipf-like: a few terms get most postings (they move and grow often), most get one or two.
+  for (let doc = 0; doc < 20_000; doc++) {
+    for (let k = 0; k < 6; k++) {
+      const term = k < 2 ? next() % 8 : next() % (doc + 10);
+      while (expected.length <= term) {
+        assert.equal(pool.addTerm(), expected.length);
+        expected.push([]);
+      }
+      const list = expected[term];
+      if (list.length && list[list.length - 1][0] === doc) continue;
+      const tf = 1 + (next() % 5);
+      list.push([doc, tf]);
+      pool.append(term, doc, tf);
+    }
+  }
+  const check = (p: PostingPool) => {
+    assert.equal(p.termCount, expected.length);
+    expected.forEach((list, term) => {
+      assert.deepEqual([...p.docsOf(term)], list.map(([doc]) => doc), `docs of term ${term}`);
+      assert.deepEqual([...p.tfsOf(term)], list.map(([, tf]) => tf), `tfs of term ${term}`);
+    });
+  };
+  check(pool);
+  const flat = pool.flatten();
+  assert.equal(flat.docs.length, pool.postingCount);
+  const reloaded = PostingPool.fromFlat(flat.offsets, flat.docs, flat.tfs);
+  check(reloaded);
+  reloaded.append(0, 20_000, 9);
+  expected[0].push([20_000, 9]);
+  check(reloaded);
 });

@@ -181,7 +181,7 @@ describe('dense + lexical index', () => {
       index = await WorkspaceIndex.open(dir);
       assert.equal(index.status().passages, 0);
       const report = await index.update([tree.root]);
-      assert.match(report.rebuilt ?? '', /could not be read/);
+      assert.match(report.rebuilt ?? '', /gen-000001 is damaged \(passages\.json has 9 bytes/);
       assert.equal(report.files, 3);
       await index.close();
     } finally {

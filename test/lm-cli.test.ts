@@ -5,10 +5,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { launchLm, type LaunchedLm } from '../sidecar/lm/launcher';
-import { Llama2cModel } from '../sidecar/lm/llama2c/model';
+import type { LaunchedLm } from '../sidecar/lm/launcher';
+import { Llama2cTokenizer } from '../sidecar/lm/llama2c/tokenizer';
+import { Llama2cReference } from './fixtures/lm/llama2c-reference';
 import { isRunning } from './fixtures/lm/process';
-import { needsStories, repoRoot, storiesModel, storiesTokenizer } from './fixtures/lm/stories';
+import { launchStoriesServer, needsStories, repoRoot, storiesModel, storiesTokenizer } from './fixtures/lm/stories';
 
 const run = promisify(execFile);
 const CLI = ['--import', 'tsx', path.join(repoRoot, 'sidecar', 'cli', 'main.ts')];
@@ -25,10 +26,7 @@ describe('CLI: serve-lm (child process) + score over real HTTP', needsStories, (
       files[key] = path.join(dir, `${key}.txt`);
       writeFileSync(files[key], texts[key]);
     }
-    lm = await launchLm({
-      command: [process.execPath, ...CLI, 'serve-lm', '--model', storiesModel, '--tokenizer', storiesTokenizer, '--port', '{port}'],
-      readyTimeoutMs: 60_000,
-    });
+    lm = await launchStoriesServer();
   });
   after(async () => {
     await lm?.stop();
@@ -39,15 +37,16 @@ describe('CLI: serve-lm (child process) + score over real HTTP', needsStories, (
     assert.deepEqual(lm.models, ['stories260K']);
   });
 
-  test('score --json matches a direct forward pass of the llama2.c model to 1e-4 per token', async () => {
+  test('score --json matches the reference forward pass of the llama2.c model to 1e-4 per token', async () => {
     const { stdout } = await run(process.execPath, [...CLI, 'score', '--lm-url', lm.baseUrl, '--lm-model', 'stories260K', '--doc', files.doc, '--context', files.context, '--continuation', files.continuation, '--json']);
     const result = JSON.parse(stdout);
-    const model = Llama2cModel.load(storiesModel, storiesTokenizer);
+    const reference = Llama2cReference.load(storiesModel);
+    const tokenizer = new Llama2cTokenizer(storiesTokenizer, reference.config.vocabSize);
     const prefix = `${texts.doc}\n${texts.context}`;
-    const prefixIds = model.tokenize(prefix, true);
-    const whole = model.tokenize(prefix + texts.continuation, true);
+    const prefixIds = tokenizer.encode(prefix, true);
+    const whole = tokenizer.encode(prefix + texts.continuation, true);
     assert.deepEqual(whole.slice(0, prefixIds.length), prefixIds, 'test texts meet at a token boundary');
-    const dists = model.logProbs(whole);
+    const dists = reference.logProbs(whole);
     const want = whole.slice(prefixIds.length).map((id, k) => dists[prefixIds.length + k - 1][id]);
     assert.equal(result.tokens, want.length);
     want.forEach((lp, k) => assert.ok(Math.abs(result.perToken[k] - lp) < 1e-4, `token ${k}: ${result.perToken[k]} vs ${lp}`));

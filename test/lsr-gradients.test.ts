@@ -220,6 +220,12 @@ for (const pooling of ['mean', 'cls'] as const) {
       t.diagnostic(`${pooling} pooling: worst relative gradient error ${worstRel.toExponential(2)}`);
     });
 
+    test('the reported gradient norm is the global norm of the gradients (what AdamW clips by)', async () => {
+      const { grads, gradNorm } = await step.gradients({ ...batch, gamma: GAMMA });
+      const expected = Math.sqrt([...grads.values()].reduce((s, g) => s + g.reduce((a, x) => a + x * x, 0), 0));
+      assert.ok(expected > 0 && Math.abs(gradNorm - expected) <= 1e-5 * expected, `graph ${gradNorm}, float64 ${expected}`);
+    });
+
     test('the attention key bias gradient is zero in both methods (softmax ignores a per-row shift)', async () => {
       const { grads } = await step.gradients({ ...batch, gamma: GAMMA });
       for (let l = 0; l < step.config.numLayers; l++) {

@@ -27,7 +27,8 @@ function run(args: string[]): { done: Promise<{ code: number | null; signal: Nod
 
 test('LSR against the stories260K server: checkpoints, is killed, resumes and finishes', { ...needsStories, timeout: 300_000 }, async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'replug-lsr-resume-'));
-  const server = new LmServer(Llama2cModel.load(storiesModel, storiesTokenizer, 'stories260K'));
+  const lm = await Llama2cModel.load(storiesModel, storiesTokenizer);
+  const server = new LmServer(lm);
   try {
     const model = path.join(dir, 'tiny');
     await makeTinyBert(model, { layers: 1, hidden: 32, heads: 4, ffn: 64, vocab: 'real', maxPos: 128, seed: 3 });
@@ -68,6 +69,7 @@ test('LSR against the stories260K server: checkpoints, is killed, resumes and fi
     await tuned.dispose();
   } finally {
     await server.close();
+    await lm.close();
     rmSync(dir, { recursive: true, force: true });
   }
 });

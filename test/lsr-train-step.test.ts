@@ -8,7 +8,12 @@ import { makeTinyBert } from '../scripts/make-tiny-bert';
 import { buildBertEncoder } from '../sidecar/encoder/graph/bert-graph';
 import { loadEncoder } from '../sidecar/encoder/ort-encoder';
 import { parseSafetensors } from '../sidecar/encoder/safetensors';
-import { OPTIMIZER_FILE, TrainStep, type LsrBatch } from '../sidecar/lsr/train-step';
+import { loadModelFolder } from '../sidecar/encoder/model-folder';
+import { onnx } from 'onnx-proto';
+import { buildBertTrainGraph } from '../sidecar/lsr/train-graph/bert-train-graph';
+import { withConstantWeights } from '../sidecar/lsr/train-graph/constant-weights';
+import { splitTrainGraph } from '../sidecar/lsr/train-graph/split-train-graph';
+import { OPTIMIZER_FILE, TrainStep, type LsrBatch, type StepResult } from '../sidecar/lsr/train-step';
 import { cudaProviderInstalled } from '../sidecar/encoder/cuda-provider';
 
 const QUERIES = ['parse a csv file', 'return the max', 'async function fetch(url) { return await get(url) }', 'x'];
@@ -139,5 +144,77 @@ describe('TrainStep', () => {
     await assert.rejects(step.step({ ...good, inputIds: [new Array(65).fill(5), ...good.inputIds.slice(1)] }), /64 positions/);
     await assert.rejects(step.step({ ...good, gamma: 0 }), /gamma must be > 0/);
     await assert.rejects(step.step({ ...good, candidates: good.candidates.map((c) => c.map((e) => e.subarray(1))) }), /has 31 dimensions; the encoder has 32/);
+  });
+
+  test('the split plan embeds the queries in the step\'s own forward pass and gives the fused plan\'s steps', async () => {
+    const model = path.join(dir, 'model');
+    const split = await TrainStep.create({ model, device: 'cpu', threads: 1, optimizer });
+    const fused = await TrainStep.create({ model, device: 'cpu', threads: 1, optimizer, plan: 'fused' });
+    try {
+      assert.equal(split.plan, 'split', 'the default on the CPU');
+      assert.equal(fused.plan, 'fused');
+      const batch = toyBatch(split);
+      const same = (a: StepResult, b: StepResult) => {
+        assert.ok(Math.abs(a.loss - b.loss) < 1e-6 && Math.abs(a.gradNorm - b.gradNorm) <= 1e-5 * b.gradNorm, `${a.loss} ${b.loss}`);
+        a.queryEmb.forEach((q, i) => assert.ok(maxDiff(q, b.queryEmb[i]) < 1e-6));
+        for (const name of split.trainable) assert.ok(maxDiff(split.weights.get(name)!.data, fused.weights.get(name)!.data) < 1e-6, name);
+      };
+      // All the begun queries, then (a query without enough candidates left out) two of them in another order.
+      for (const rows of [undefined, [2, 0]]) {
+        const [s, f] = [await split.begin(batch.inputIds), await fused.begin(batch.inputIds)];
+        s.queryEmb.forEach((q, b) => assert.ok(maxDiff(q, f.queryEmb[b]) < 1e-6, `query ${b}`));
+        const pick = <T>(xs: T[]) => (rows ? rows.map((r) => xs[r]) : xs);
+        const targets = { rows, candidates: pick(batch.candidates), target: pick(batch.target) };
+        const [a, b] = [await s.finish(targets), await f.finish(targets)];
+        same(a, b);
+        // The step's loss is computed at the weights its queries were embedded with.
+        a.queryEmb.forEach((q, i) => assert.ok(maxDiff(q, pick(s.queryEmb)[i]) < 1e-6));
+        await assert.rejects(s.finish(targets), /finishes once/);
+      }
+    } finally {
+      await split.dispose();
+      await fused.dispose();
+    }
+  });
+
+  test('the forward half saves only the weight matmuls\' outputs and never reads the targets', async () => {
+    const folder = await loadModelFolder(path.join(dir, 'model'));
+    assert.equal(folder.kind, 'bert');
+    if (folder.kind !== 'bert') return;
+    const whole = buildBertTrainGraph(folder.config, folder.weights, { pooling: folder.pooling });
+    const { forward, backward, saved } = splitTrainGraph(whole.model, whole.weightNames);
+    const graph = (bytes: Uint8Array) => onnx.ModelProto.decode(bytes).graph!;
+    const producers = new Map(graph(whole.model).node!.flatMap((n) => n.output!.map((o) => [o, n.opType!] as const)));
+    // Per layer: the query, key, value, attention output, intermediate and output projections.
+    assert.equal(saved.length, 6 * folder.config.numLayers);
+    assert.ok(saved.every((name) => producers.get(name) === 'MatMul'), saved.map((n) => producers.get(n)).join());
+    const forwardInputs = graph(forward).input!.map((i) => i.name!);
+    assert.ok(!forwardInputs.some((n) => ['cand_emb', 'target_q', 'gamma'].includes(n)), forwardInputs.join());
+    assert.deepEqual(graph(forward).output!.map((o) => o.name), ['query_emb', ...saved]);
+    assert.deepEqual(graph(backward).output!.map((o) => o.name), graph(whole.model).output!.map((o) => o.name));
+  });
+
+  test('frozen weights become constants of the graph: not fed, same embeddings', async () => {
+    const graph = buildBertEncoder(step.config, step.weights, { pooling: step.pooling, weightsAsInputs: true });
+    const frozen = new Set(['embeddings.word_embeddings.weight', 'encoder.layer.0.attention.self.query.weight']);
+    const [fed, baked] = await Promise.all([graph, withConstantWeights(graph, step.weights, frozen)].map((m) => ort.InferenceSession.create(m)));
+    try {
+      assert.deepEqual(baked.inputNames, fed.inputNames.filter((n) => !frozen.has(n)));
+      const ids = step.tokenize(QUERIES.slice(0, 2));
+      const dims = [2, Math.max(...ids.map((r) => r.length))];
+      const tokens = {
+        input_ids: new ort.Tensor('int64', BigInt64Array.from(ids.flatMap((r) => [...r, ...new Array(dims[1] - r.length).fill(0)]), BigInt), dims),
+        attention_mask: new ort.Tensor('int64', BigInt64Array.from(ids.flatMap((r) => [...r.map(() => 1n), ...new Array(dims[1] - r.length).fill(0n)])), dims),
+      };
+      const feeds = (s: ort.InferenceSession) => ({
+        ...tokens,
+        ...Object.fromEntries(s.inputNames.filter((n) => step.weights.has(n)).map((n) => [n, new ort.Tensor('float32', step.weights.get(n)!.data, step.weights.get(n)!.shape)])),
+      });
+      const [a, b] = [await fed.run(feeds(fed)), await baked.run(feeds(baked))];
+      assert.deepEqual(b.sentence_embedding.data, a.sentence_embedding.data);
+    } finally {
+      await fed.release();
+      await baked.release();
+    }
   });
 });

@@ -24,6 +24,7 @@ import {
 } from '../sidecar/server/protocol';
 import { makeTinyBert } from '../scripts/make-tiny-bert';
 import { CopyLm } from './fixtures/lm/copy-lm';
+import { startScriptedLm } from './fixtures/lm/scripted-lm';
 import { startSidecar, type Sidecar } from './helpers/sidecar-process';
 
 const REPO = resolve(__dirname, '..');
@@ -36,6 +37,18 @@ async function statusWhere(sidecar: Sidecar, done: (s: TrainingStatus) => boolea
     if (found) return found;
     if (Date.now() > deadline) throw new Error(`no such training status; last: ${JSON.stringify(sidecar.trainingStatuses.at(-1))}`);
     await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Starts a run once the previous one's worker has exited (its last status comes a moment before). */
+async function startWhenIdle(sidecar: Sidecar, params: TrainParams) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await sidecar.connection.sendRequest(TrainRequest.type, params);
+    } catch (err) {
+      if (!/still running/.test((err as Error).message) || attempt > 100) throw err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 }
 
@@ -180,6 +193,34 @@ describe('sidecar training, evaluation and models over JSON-RPC', () => {
       await assert.rejects(sidecar.connection.sendRequest(TrainRequest.type, shortRun()), /still running: stop it first/);
     } finally {
       await sidecar.connection.sendRequest(CancelTrainingRequest.type);
+    }
+  });
+
+  test('a run that names no device trains where the encoder runs (replugCode.encoder.device): no CUDA attempt on a CPU setting', async () => {
+    const { device: _device, ...params } = shortRun();
+    const before = { statuses: sidecar.trainingStatuses.length, stderr: sidecar.stderr.length };
+    await startWhenIdle(sidecar, params);
+    const end = await statusWhere(sidecar, (s) => sidecar.trainingStatuses.indexOf(s) >= before.statuses && ['done', 'failed'].includes(s.state));
+    assert.equal(end.state, 'done', end.message);
+    const stderr = sidecar.stderr.slice(before.stderr).join('');
+    assert.doesNotMatch(stderr, /onnxruntime|providers_(shared|cuda)|CUDA/i, 'ONNX Runtime tried CUDA although the encoder runs on the CPU');
+  });
+
+  test('a run the LM fails says which endpoint and model, and what to check', async () => {
+    const broken = await startScriptedLm({ status: 404, body: 'nope' });
+    try {
+      const params = { ...shortRun(), lm: { baseUrl: broken.url, model: 'no-such-model' } };
+      const before = sidecar.trainingStatuses.length;
+      await startWhenIdle(sidecar, params).catch(() => undefined);
+      const failed = await statusWhere(sidecar, (s) => sidecar.trainingStatuses.indexOf(s) >= before && s.state === 'failed');
+      assert.ok(broken.seen.length > 0, 'the endpoint was asked');
+      assert.ok(failed.message?.includes(broken.url), failed.message);
+      assert.match(failed.message ?? '', /model "no-such-model"/);
+      assert.match(failed.message ?? '', /nope/);
+      // The 404 came from GET /models, so the advice is about the base URL first.
+      assert.match(failed.message ?? '', /Check that replugCode\.lm\.baseUrl is the server's OpenAI base URL.* replugCode\.lm\.model/);
+    } finally {
+      await broken.close();
     }
   });
 

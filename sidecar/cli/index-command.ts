@@ -2,11 +2,13 @@ import type { Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { checkShard, type ShardSpec } from '../corpus/shard';
 import { beirCorpusFile } from '../eval/beir-dataset';
+import { IndexDamagedError } from '../index/index-files';
 import { WorkspaceIndex, type IndexReport } from '../index/workspace-index';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
 import { nonNegativeInt, positiveInt } from './option-parsers';
 import { Interrupted } from './interrupted';
+import { escapeControls } from './printable';
 import { ProgressReporter } from './progress-reporter';
 
 interface IndexCliOptions extends ModelCliOptions {
@@ -17,6 +19,7 @@ interface IndexCliOptions extends ModelCliOptions {
   numShards?: number;
   include?: string[];
   exclude?: string[];
+  keep?: string[];
   maxFileBytes?: number;
   windowLines?: number;
   strideLines?: number;
@@ -36,6 +39,7 @@ export function registerIndexCommand(program: Command): void {
     .option('--num-shards <n>', 'how many shards the corpus files are split into (merge them with merge-shards)', positiveInt)
     .option('--include <glob...>', 'only index files matching these globs (relative to each root)')
     .option('--exclude <glob...>', 'also skip files matching these globs')
+    .option('--keep <glob...>', 'index files matching these globs even when they look minified or generated, are lock files or match an exclude glob')
     .option('--max-file-bytes <n>', 'skip files larger than this', positiveInt)
     .option('--window-lines <n>', 'lines per passage window', positiveInt)
     .option('--stride-lines <n>', 'lines between window starts', positiveInt)
@@ -53,9 +57,18 @@ export function registerIndexCommand(program: Command): void {
       if (!existsSync(file)) throw new Error(`${file} does not exist`);
     }
     const shard = shardOption(opts);
-    // Keep the dense side of an existing index when --model is not repeated.
-    const stored = await WorkspaceIndex.readManifest(opts.indexDir).catch(() => undefined);
-    const model = opts.model ?? stored?.encoder?.model;
+    // Keep the dense side of an existing index when --model is not repeated, also when it must be rebuilt
+    // (`update` does that and says why).
+    let unusable: IndexDamagedError | undefined;
+    const stored = await WorkspaceIndex.readManifest(opts.indexDir).catch((err: Error) => {
+      if (!(err instanceof IndexDamagedError)) throw err;
+      unusable = err;
+      return undefined;
+    });
+    const model = opts.model ?? stored?.encoder?.model ?? unusable?.model;
+    if (unusable && !model) {
+      process.stderr.write(`warning: the index cannot be used (${unusable.problem}) and does not say which encoder built it: pass --model to rebuild it with vectors\n`);
+    }
     const encoder = await encoderFromOptions({ ...opts, model });
     const progress = new ProgressReporter();
     const index = await WorkspaceIndex.open(opts.indexDir, {
@@ -63,11 +76,14 @@ export function registerIndexCommand(program: Command): void {
       encoderSpec: model,
       include: opts.include,
       exclude: opts.exclude,
+      keep: opts.keep,
       maxFileBytes: opts.maxFileBytes,
       checkpointSeconds: opts.checkpointSeconds,
       shard,
       chunking: definedOnly({ windowLines: opts.windowLines, strideLines: opts.strideLines, maxTokens: opts.maxTokens }),
     });
+    const { damage } = index.status();
+    if (damage) process.stderr.write(`warning: ${damage}\n`);
     const abort = new AbortController();
     const onSigint = () => abort.abort(new Interrupted('interrupted: progress so far was saved; run index again to finish'));
     process.once('SIGINT', onSigint);
@@ -95,7 +111,7 @@ function printReport(report: IndexReport, index: WorkspaceIndex, model: string |
   const skippedTotal = reasons.reduce((sum, [, n]) => sum + n, 0);
   if (skippedTotal > 0) out.write(`skipped ${count(skippedTotal, 'file')}: ${reasons.map(([r, n]) => `${n} ${r}`).join(', ')}\n`);
   if (verbose) {
-    for (const s of report.skippedFiles) out.write(`  skipped ${displayPath(s.path)}: ${s.reason}${s.detail ? ` (${s.detail})` : ''}\n`);
+    for (const s of report.skippedFiles) out.write(`  skipped ${displayPath(s.path)}: ${s.reason}${s.detail ? ` (${escapeControls(s.detail)})` : ''}\n`);
   }
   const status = index.status();
   const shard = index.storedManifest()?.shard;

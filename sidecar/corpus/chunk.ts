@@ -65,36 +65,67 @@ export function splitLines(text: string): string[] {
 }
 
 /**
- * Cuts one line whose token count exceeds `maxTokens` into consecutive pieces that each fit, cutting at code-point
- * boundaries (preferring whitespace). Binary search over the piece length keeps countTokens calls logarithmic per piece.
+ * Cuts one line whose token count exceeds `maxTokens` into consecutive pieces that each fit, never inside a surrogate
+ * pair, preferring to end a piece after whitespace. Each piece's end is found by galloping from its start (probe
+ * lengths double from `maxTokens` characters), then narrowed by steps that alternate between interpolating on the
+ * token counts and bisecting, so every countTokens call reads at most twice the piece it decides: linear in the
+ * line's length, where counting the whole remainder for each piece was quadratic (a 400 KB CSV cell took minutes).
  */
 export function splitLongLine(line: string, maxTokens: number, countTokens: TokenCounter): string[] {
-  const chars = Array.from(line); // code points, so a surrogate pair is never cut in half
   const pieces: string[] = [];
+  // The previous piece's longest fitting length: text tends to keep its density, so it is the first guess.
+  let hint = maxTokens;
   let start = 0;
-  while (start < chars.length) {
-    let lo = 1; // at least one code point per piece, so the loop always advances
-    let hi = chars.length - start;
-    if (countTokens(chars.slice(start, start + hi).join('')) <= maxTokens) lo = hi;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (countTokens(chars.slice(start, start + mid).join('')) <= maxTokens) lo = mid;
-      else hi = mid - 1;
+  while (start < line.length) {
+    const count = (end: number) => countTokens(line.slice(start, end));
+    // Invariant: a piece ending at `good` fits; one ending at `bad` does not (line.length + 1: nothing is too long).
+    let good = start;
+    let goodCount = 0;
+    let bad = line.length + 1;
+    let badCount = Infinity;
+    for (let step = hint; good < line.length; step = good === start + hint ? Math.max(1, hint >> 3) : step * 2) {
+      const probe = codePointBoundary(line, Math.min(line.length, good + step));
+      const n = count(probe);
+      if (n > maxTokens) {
+        [bad, badCount] = [probe, n];
+        break;
+      }
+      [good, goodCount] = [probe, n];
     }
-    let end = start + lo;
-    if (end < chars.length) {
+    for (let interpolate = true; bad - good > 1; interpolate = !interpolate) {
+      const share = interpolate && badCount !== Infinity ? (maxTokens - goodCount + 0.5) / (badCount - goodCount) : 0.5;
+      const guess = good + Math.min(bad - good - 1, Math.max(1, Math.round((bad - good) * share)));
+      // Inside a surrogate pair: its end, or its start when the end is `bad` (then nothing lies between).
+      let mid = codePointBoundary(line, guess);
+      if (mid >= bad) mid = guess - 1;
+      if (mid <= good) break;
+      const n = count(mid);
+      if (n <= maxTokens) [good, goodCount] = [mid, n];
+      else [bad, badCount] = [mid, n];
+    }
+    if (good > start) hint = good - start;
+    // At least one code point per piece, so the loop always advances.
+    let end = good > start ? good : codePointBoundary(line, start + 1);
+    if (end < line.length) {
       // Back up to a whitespace boundary when one is in the second half, so identifiers stay whole.
-      for (let i = end; i > start + lo / 2; i--) {
-        if (/\s/.test(chars[i - 1])) {
+      for (let i = end; i > start + (end - start) / 2; i--) {
+        if (/\s/.test(line[i - 1])) {
           end = i;
           break;
         }
       }
     }
-    pieces.push(chars.slice(start, end).join(''));
+    pieces.push(line.slice(start, end));
     start = end;
   }
   return pieces;
+}
+
+/** `at`, or the next index when `at` falls between the two halves of a surrogate pair. */
+function codePointBoundary(text: string, at: number): number {
+  const high = text.charCodeAt(at - 1);
+  const low = text.charCodeAt(at);
+  return high >= 0xd800 && high <= 0xdbff && low >= 0xdc00 && low <= 0xdfff ? at + 1 : at;
 }
 
 /**

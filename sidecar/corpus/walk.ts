@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { Dirent, Stats } from 'node:fs';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, posix, relative, resolve, sep } from 'node:path';
@@ -15,6 +16,7 @@ import { GitignoreStack } from './gitignore';
 export type SkipReason =
   | 'binary'
   | 'not-utf8'
+  | 'name-not-utf8'
   | 'too-large'
   | 'minified'
   | 'generated'
@@ -52,6 +54,12 @@ export interface WalkOptions {
   include?: readonly string[];
   /** Globs for files and folders to leave out; absent: `DEFAULT_EXCLUDES`. Pass [] to exclude nothing. */
   exclude?: readonly string[];
+  /**
+   * Globs (matched against relPath) of files to index even when an exclude glob, the lock-file list or the minified
+   * and generated checks would skip them. Folders left out by a glob are still not entered (pass such a folder as a
+   * root instead); .gitignore, binary or non-UTF-8 content and the size cap still apply.
+   */
+  keep?: readonly string[];
   /** Files larger than this many bytes are skipped as `too-large` without being read. */
   maxFileBytes?: number;
   /** Honour `.gitignore` files and `.git/info/exclude` (default true). */
@@ -93,6 +101,7 @@ export const DEFAULT_EXCLUDES: readonly string[] = Object.freeze([
   '**/.tox/**',
   '**/.gradle/**',
   '**/.idea/**',
+  '**/.vscode/**',
   '**/.vscode-test/**',
   '**/.replug/**',
   '**/*.min.*',
@@ -104,6 +113,11 @@ export const DEFAULT_MAX_FILE_BYTES = 1_000_000;
 
 /** File reads kept in flight per folder. */
 const READ_AHEAD = 16;
+/**
+ * Files larger than this are read only when the consumer reaches them: read-ahead hides disk latency for small
+ * files, while sixteen large ones (allowed by --max-file-bytes) read ahead would hold sixteen copies' worth of memory.
+ */
+const READ_AHEAD_MAX_BYTES = 1_000_000;
 
 type Matcher = (relPath: string) => boolean;
 
@@ -113,6 +127,7 @@ interface RootContext {
   realRoot: string;
   include: Matcher | undefined;
   exclude: Matcher;
+  keep: Matcher;
   maxFileBytes: number;
   /** Real paths of files already produced in this walk, across roots. */
   seen: Set<string>;
@@ -121,7 +136,10 @@ interface RootContext {
 }
 
 interface Child {
-  dirent: Dirent;
+  /** Names as the OS gives them: bytes, which need not be UTF-8. */
+  dirent: Dirent<Buffer>;
+  /** The name decoded (invalid bytes as U+FFFD), for ordering, globs and messages. */
+  name: string;
   /** Sort key: the name, plus '/' for folders, so the walk visits relPaths in plain string order. */
   key: string;
   isDir: boolean;
@@ -136,6 +154,7 @@ export async function* walkRoots(roots: readonly string[], opts: WalkOptions = {
   const seen = new Set<string>();
   const exclude = picomatch([...(opts.exclude ?? DEFAULT_EXCLUDES)], { dot: true });
   const include = opts.include?.length ? picomatch([...opts.include], { dot: true }) : undefined;
+  const keep = opts.keep?.length ? picomatch([...opts.keep], { dot: true }) : () => false;
   for (const root of roots) {
     const absRoot = resolve(root);
     const realRoot = await resolveRoot(root, absRoot);
@@ -145,6 +164,7 @@ export async function* walkRoots(roots: readonly string[], opts: WalkOptions = {
       realRoot,
       include,
       exclude,
+      keep,
       maxFileBytes: opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
       seen,
       only: opts.only && onlyUnder(absRoot, opts.only),
@@ -185,50 +205,62 @@ async function resolveRoot(root: string, absRoot: string): Promise<string> {
 
 async function* walkDir(ctx: RootContext, relDir: string, rules: GitignoreStack | undefined): AsyncGenerator<WalkEntry> {
   const absDir = join(ctx.absRoot, relDir);
-  let dirents: Dirent[];
+  let dirents: Dirent<Buffer>[];
   try {
-    dirents = await readdir(absDir, { withFileTypes: true });
+    dirents = await readdir(absDir, { withFileTypes: true, encoding: 'buffer' });
   } catch (err) {
     yield skip(ctx, relDir, 'unreadable', errorDetail(err));
     return;
   }
   const children: Child[] = dirents.map((dirent) => {
     const isDir = dirent.isDirectory();
-    return { dirent, isDir, key: isDir ? `${dirent.name}/` : dirent.name };
+    const name = dirent.name.toString('utf8');
+    return { dirent, name, isDir, key: isDir ? `${name}/` : name };
   });
   children.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
 
   const kept: { rel: string; child: Child }[] = [];
   for (const child of children) {
-    const { name } = child.dirent;
+    const { name } = child;
     if (name === '.git') continue;
     const rel = relDir === '' ? name : posix.join(relDir, name);
     if (ctx.only && !(child.isDir ? ctx.only.dirs : ctx.only.files).has(rel)) continue;
-    if (rules?.ignores(rel, child.isDir) || ctx.exclude(rel)) continue;
+    if (rules?.ignores(rel, child.isDir)) continue;
+    if (ctx.exclude(rel) && (child.isDir || !ctx.keep(rel))) continue;
     if (child.isDir || !ctx.include || ctx.include(rel)) kept.push({ rel, child });
   }
 
-  // Files are read a few ahead of the consumer (results still come out in order), so disk latency overlaps.
-  const ahead = new Map<number, Promise<WalkEntry>>();
+  // Files are read a few ahead of the consumer (results still come out in order), so disk latency overlaps; a
+  // large file waits for its turn (the consumer reaching it) before it is read.
+  const ahead = new Map<number, { entry: Promise<WalkEntry>; startTurn: () => void }>();
   let scheduled = 0;
   for (let i = 0; i < kept.length; i++) {
     for (; scheduled < kept.length && ahead.size < READ_AHEAD; scheduled++) {
       const { rel, child } = kept[scheduled];
-      if (!child.isDir) ahead.set(scheduled, fileEntry(ctx, rel, child.dirent));
+      if (child.isDir || !isUtf8(child.dirent.name)) continue;
+      let startTurn = () => {};
+      const turn = new Promise<void>((resolve) => (startTurn = resolve));
+      ahead.set(scheduled, { entry: fileEntry(ctx, rel, child, turn), startTurn });
     }
     const { rel, child } = kept[i];
-    if (child.isDir) {
+    if (!isUtf8(child.dirent.name)) {
+      // A JS string cannot name it (the decoded name opens another file, or none): say so rather than fail later.
+      const what = child.isDir ? 'folder name is not valid UTF-8, so nothing in it is indexed' : 'file name is not valid UTF-8';
+      yield skip(ctx, rel, 'name-not-utf8', `the ${what}; rename it to index it`);
+    } else if (child.isDir) {
       yield* walkDir(ctx, rel, await rules?.enter(join(ctx.absRoot, rel), rel));
     } else {
-      yield await ahead.get(i)!;
+      const next = ahead.get(i)!;
       ahead.delete(i);
+      next.startTurn();
+      yield await next.entry;
     }
   }
 }
 
-function fileEntry(ctx: RootContext, rel: string, dirent: Dirent): Promise<WalkEntry> {
+function fileEntry(ctx: RootContext, rel: string, { dirent, name }: Child, turn: Promise<void>): Promise<WalkEntry> {
   if (dirent.isSymbolicLink()) return symlinkSkip(ctx, rel);
-  if (dirent.isFile()) return readEntry(ctx, rel, dirent.name);
+  if (dirent.isFile()) return readEntry(ctx, rel, name, turn);
   return Promise.resolve(skip(ctx, rel, 'unreadable', 'not a regular file (socket, pipe or device)'));
 }
 
@@ -252,8 +284,9 @@ async function symlinkSkip(ctx: RootContext, rel: string): Promise<WalkSkip> {
   return skip(ctx, rel, 'duplicate', `symlink to ${relative(ctx.realRoot, target)}, which is walked under its own path`);
 }
 
-async function readEntry(ctx: RootContext, rel: string, name: string): Promise<WalkEntry> {
-  if (isLockFile(name)) return skip(ctx, rel, 'lock-file');
+async function readEntry(ctx: RootContext, rel: string, name: string, turn: Promise<void>): Promise<WalkEntry> {
+  const keep = ctx.keep(rel);
+  if (isLockFile(name) && !keep) return skip(ctx, rel, 'lock-file');
   const real = join(ctx.realRoot, rel);
   if (ctx.seen.has(real)) return skip(ctx, rel, 'duplicate', 'already read from an earlier, overlapping root');
   ctx.seen.add(real);
@@ -265,11 +298,12 @@ async function readEntry(ctx: RootContext, rel: string, name: string): Promise<W
     if (info.size > ctx.maxFileBytes) {
       return skip(ctx, rel, 'too-large', `${info.size} bytes (limit ${ctx.maxFileBytes})`);
     }
+    if (info.size > READ_AHEAD_MAX_BYTES) await turn;
     bytes = await readFile(absPath);
   } catch (err) {
     return skip(ctx, rel, 'unreadable', errorDetail(err));
   }
-  const verdict = classifyContent(bytes, name);
+  const verdict = classifyContent(bytes, name, { keep });
   if (verdict.reason) return skip(ctx, rel, verdict.reason, verdict.detail);
   const { size, mtimeMs } = info;
   return { kind: 'file', root: ctx.root, absPath, relPath: rel, text: verdict.text, size, mtimeMs };

@@ -37,6 +37,14 @@ function defaultCacheDir(): string {
   return path.join(root, 'models');
 }
 
+/**
+ * How a `--model` is recorded (in the index manifest) so that it names the same model from any folder: a local path
+ * made absolute, a hub id as given.
+ */
+export function modelSpec(model: string): string {
+  return existsSync(model) ? path.resolve(model) : model;
+}
+
 export async function resolveModel(model: string, opts: ResolveOptions = {}): Promise<string> {
   if (existsSync(model)) return path.resolve(model);
   if (!HUB_ID.test(model) || model.includes('..')) {

@@ -8,7 +8,7 @@ import { buildBertEncoder } from './graph/bert-graph';
 import type { Pooling } from './bert-config';
 import { loadModelFolder } from './model-folder';
 import { resolveModel, type DownloadProgress } from './model-source';
-import { encoderSessionOptions, OrtWorker, type Provider } from './ort-worker';
+import { encoderSessionOptions, OrtWorker, type Provider, type TensorValue } from './ort-worker';
 import { l2Normalize, poolRow } from './pooling';
 import { EncoderTokenizer } from './tokenizer';
 
@@ -166,9 +166,14 @@ export class OrtEncoder implements RuntimeEncoder {
         mask[r * seq + c] = 1n;
       });
     });
-    const inputs: Record<string, BigInt64Array> = { input_ids: inputIds, attention_mask: mask };
-    if (this.worker.inputNames.includes('token_type_ids')) inputs.token_type_ids = new BigInt64Array(batch.length * seq);
-    const { data, dims } = await this.worker.run(inputs, [batch.length, seq]);
+    const dims2 = [batch.length, seq];
+    const feeds: Record<string, TensorValue> = { input_ids: { data: inputIds, dims: dims2 }, attention_mask: { data: mask, dims: dims2 } };
+    if (this.worker.inputNames.includes('token_type_ids')) feeds.token_type_ids = { data: new BigInt64Array(batch.length * seq), dims: dims2 };
+    const { outputNames } = this.worker;
+    // Sentence-transformers exports have both; the pooled one saves work, per-token states are pooled below.
+    const output = ['sentence_embedding', 'last_hidden_state'].find((n) => outputNames.includes(n)) ?? outputNames[0];
+    const { data: values, dims } = (await this.worker.run(feeds, [output]))[output];
+    const data = values as Float32Array;
     const dim = dims[dims.length - 1];
     this.width ??= dim;
     if (dims.length === 3) return batch.map((row, r) => poolRow(data, r, row.length, seq, dim, this.info.pooling));

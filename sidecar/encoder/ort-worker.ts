@@ -11,6 +11,7 @@ import { Worker } from 'node:worker_threads';
 
 export type { Provider } from './cuda-provider';
 import type { Provider } from './cuda-provider';
+import { disableOrtTelemetry } from './ort-environment';
 
 export interface WorkerInit {
   ortPath: string;
@@ -34,28 +35,28 @@ export function encoderSessionOptions(threads: number): SessionOptions {
   };
 }
 
+/** A tensor crossing the thread boundary; its element type follows from the array (float32, int32 or int64). */
+export interface TensorValue {
+  data: Float32Array | Int32Array | BigInt64Array;
+  dims: number[];
+}
+
 type WorkerReply =
-  | { type: 'ready'; provider: Provider; failures: string[]; inputNames: string[] }
+  | { type: 'ready'; provider: Provider; failures: string[]; inputNames: string[]; outputNames: string[] }
   | { type: 'failed'; failures: string[] }
-  | { type: 'result'; id: number; data: Float32Array; dims: number[] }
+  | { type: 'result'; id: number; outputs: Record<string, TensorValue> }
   | { type: 'error'; id: number; message: string };
 
 interface RunRequest {
   id: number;
-  /** int64 inputs by name, all with the same dims. */
-  inputs: Record<string, BigInt64Array>;
-  dims: [number, number];
-}
-
-export interface RunResult {
-  data: Float32Array;
-  dims: number[];
+  feeds: Record<string, TensorValue>;
+  fetches: string[];
 }
 
 /** Main-thread handle on the worker: one session, requests answered in order. */
 export class OrtWorker {
   private nextId = 0;
-  private readonly pending = new Map<number, { resolve: (r: RunResult) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (r: Record<string, TensorValue>) => void; reject: (e: Error) => void }>();
   private failure: Error | undefined;
 
   private constructor(
@@ -64,6 +65,7 @@ export class OrtWorker {
     /** Why earlier providers in the list failed. */
     readonly failures: string[],
     readonly inputNames: string[],
+    readonly outputNames: string[],
   ) {
     worker.on('message', (msg: WorkerReply) => {
       if (msg.type !== 'result' && msg.type !== 'error') return;
@@ -71,33 +73,35 @@ export class OrtWorker {
       this.pending.delete(msg.id);
       // An idle worker must not keep the process alive; a busy one must (its caller awaits it).
       if (this.pending.size === 0) worker.unref();
-      if (msg.type === 'result') p?.resolve({ data: msg.data, dims: msg.dims });
+      if (msg.type === 'result') p?.resolve(msg.outputs);
       else p?.reject(new Error(`ONNX Runtime failed: ${msg.message}`));
     });
     worker.on('error', (err) => this.fail(err));
-    worker.on('exit', (code) => this.fail(new Error(`encoder worker exited (code ${code})`)));
+    worker.on('exit', (code) => this.fail(new Error(`ONNX Runtime worker exited (code ${code})`)));
     worker.unref();
   }
 
   /** Starts a worker and waits for its session; rejects with every provider's failure when none works. */
   static async start(init: WorkerInit): Promise<OrtWorker> {
+    disableOrtTelemetry();
     const worker = new Worker(workerSource(), { eval: true, workerData: init, transferList: [init.model.buffer as ArrayBuffer] });
     const reply = await new Promise<WorkerReply>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', reject);
     });
-    if (reply.type === 'ready') return new OrtWorker(worker, reply.provider, reply.failures, reply.inputNames);
+    if (reply.type === 'ready') return new OrtWorker(worker, reply.provider, reply.failures, reply.inputNames, reply.outputNames);
     await worker.terminate();
     throw new Error(reply.type === 'failed' ? reply.failures.join('; ') : `unexpected worker reply ${reply.type}`);
   }
 
-  run(inputs: Record<string, BigInt64Array>, dims: [number, number]): Promise<RunResult> {
+  /** Runs the session on `feeds` (their buffers are transferred: do not reuse them) and returns the `fetches` outputs. */
+  run(feeds: Record<string, TensorValue>, fetches: string[]): Promise<Record<string, TensorValue>> {
     if (this.failure) return Promise.reject(this.failure);
-    const req: RunRequest = { id: this.nextId++, inputs, dims };
+    const req: RunRequest = { id: this.nextId++, feeds, fetches };
     return new Promise((resolve, reject) => {
       this.pending.set(req.id, { resolve, reject });
       this.worker.ref();
-      this.worker.postMessage(req, Object.values(inputs).map((a) => a.buffer as ArrayBuffer));
+      this.worker.postMessage(req, Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer));
     });
   }
 
@@ -147,18 +151,25 @@ function ortWorkerMain(): void {
       return;
     }
     const s = session;
-    // Sentence-transformers exports have both; the pooled one saves work, per-token states are pooled by the caller.
-    const outputName = ['sentence_embedding', 'last_hidden_state'].find((n) => s.outputNames.includes(n)) ?? s.outputNames[0];
-    port.postMessage({ type: 'ready', provider, failures, inputNames: [...s.inputNames] } satisfies WorkerReply);
+    port.postMessage({ type: 'ready', provider, failures, inputNames: [...s.inputNames], outputNames: [...s.outputNames] } satisfies WorkerReply);
     port.on('message', async (req: RunRequest) => {
       try {
         const feeds: Record<string, import('onnxruntime-node').Tensor> = {};
-        for (const [name, data] of Object.entries(req.inputs)) feeds[name] = new ort.Tensor('int64', data, req.dims);
-        const out = (await s.run(feeds, [outputName]))[outputName];
-        // Transfer the result without copying, unless it is a view into a larger native-owned buffer.
-        const view = out.data as Float32Array;
-        const data = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view : view.slice();
-        port.postMessage({ type: 'result', id: req.id, data, dims: [...out.dims] } satisfies WorkerReply, [data.buffer as ArrayBuffer]);
+        for (const [name, { data, dims }] of Object.entries(req.feeds)) {
+          const type = data instanceof Float32Array ? 'float32' : data instanceof Int32Array ? 'int32' : 'int64';
+          feeds[name] = new ort.Tensor(type, data, dims);
+        }
+        const results = await s.run(feeds, req.fetches);
+        const outputs: Record<string, TensorValue> = {};
+        const transfer: ArrayBuffer[] = [];
+        for (const name of req.fetches) {
+          // Transfer each result without copying, unless it is a view into a larger native-owned buffer.
+          const view = results[name].data as TensorValue['data'];
+          const data = view.byteOffset === 0 && view.byteLength === view.buffer.byteLength ? view : view.slice();
+          outputs[name] = { data, dims: [...results[name].dims] };
+          transfer.push(data.buffer as ArrayBuffer);
+        }
+        port.postMessage({ type: 'result', id: req.id, outputs } satisfies WorkerReply, transfer);
       } catch (err) {
         port.postMessage({ type: 'error', id: req.id, message: (err as Error).message } satisfies WorkerReply);
       }

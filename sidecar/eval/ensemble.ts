@@ -28,3 +28,18 @@ export function logSumExp(values: readonly number[]): number {
 export function bitsPerByte(logProb: number, bytes: number): number {
   return -logProb / Math.LN2 / bytes;
 }
+
+/**
+ * log p(y | x) when the ensemble mixes next-token distributions (REPLUG decoding): Σ_t log Σ_d λ_d p(y_t | d ⊕ x ⊕ y_<t),
+ * from each passage's per-token log-probs of y (which must tokenize y alike).
+ */
+export function tokenEnsembleLogProb(perToken: readonly (readonly number[])[], similarities: readonly number[], temperature: number): number {
+  const n = perToken[0]?.length ?? 0;
+  if (perToken.length !== similarities.length || perToken.some((p) => p.length !== n)) {
+    throw new Error('token-level ensemble needs one per-token list per passage, all of the same length');
+  }
+  const logWeights = logSoftmax(similarities.map((s) => s / temperature));
+  let total = 0;
+  for (let t = 0; t < n; t++) total += logSumExp(perToken.map((p, d) => p[t] + logWeights[d]));
+  return total;
+}

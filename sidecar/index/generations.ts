@@ -16,7 +16,8 @@ export interface Generation {
   dir: string;
 }
 
-export async function readCurrentGeneration(indexDir: string): Promise<Generation | undefined> {
+/** What `CURRENT` says: nothing (no generation saved yet), a generation, or 'damaged' when it names none. */
+export async function readCurrentPointer(indexDir: string): Promise<Generation | 'damaged' | undefined> {
   let name: string;
   try {
     name = (await fs.readFile(path.join(indexDir, CURRENT), 'utf8')).trim();
@@ -25,19 +26,49 @@ export async function readCurrentGeneration(indexDir: string): Promise<Generatio
     throw err;
   }
   const match = GEN_PATTERN.exec(name);
-  if (!match) return undefined;
+  if (!match) return 'damaged';
   return { number: Number(match[1]), dir: path.join(indexDir, name) };
+}
+
+/** The live generation; a garbled `CURRENT` reads as none (it is never followed outside the directory). */
+export async function readCurrentGeneration(indexDir: string): Promise<Generation | undefined> {
+  const pointer = await readCurrentPointer(indexDir);
+  return pointer === 'damaged' ? undefined : pointer;
+}
+
+/** Generation folders in `indexDir` numbered below `below` (all when absent), newest first. */
+export async function olderGenerations(indexDir: string, below = Infinity): Promise<Generation[]> {
+  const entries = await fs.readdir(indexDir).catch(() => [] as string[]);
+  return entries
+    .flatMap((name) => {
+      const match = GEN_PATTERN.exec(name);
+      return match && Number(match[1]) < below ? [{ number: Number(match[1]), dir: path.join(indexDir, name) }] : [];
+    })
+    .sort((a, b) => b.number - a.number);
+}
+
+export interface CommitOptions {
+  /**
+   * A generation to keep beside the new one (the one its contents were derived from), so that a reader finding
+   * the new one damaged later can fall back to it. Without it every older generation is removed.
+   */
+  keep?: number;
 }
 
 /**
  * Writes a new generation with `write(tmpDir)` (which must flush its files) and makes it current.
- * Older generations and leftovers of interrupted saves are removed afterwards.
+ * Older generations (but `opts.keep`) and leftovers of interrupted saves are removed afterwards.
  */
-export async function commitGeneration(indexDir: string, write: (dir: string) => Promise<void>): Promise<Generation> {
+export async function commitGeneration(
+  indexDir: string,
+  write: (dir: string) => Promise<void>,
+  opts: CommitOptions = {},
+): Promise<Generation> {
   await fs.mkdir(indexDir, { recursive: true });
-  const current = await readCurrentGeneration(indexDir);
-  const number = (current?.number ?? 0) + 1;
-  const name = `gen-${String(number).padStart(6, '0')}`;
+  // After a garbled CURRENT, number past every folder so no surviving generation is overwritten.
+  const newest = (await readCurrentGeneration(indexDir))?.number ?? (await olderGenerations(indexDir))[0]?.number ?? 0;
+  const number = newest + 1;
+  const name = generationName(number);
   const tmp = path.join(indexDir, `${TMP_PREFIX}${number}-${process.pid}`);
   await fs.rm(tmp, { recursive: true, force: true });
   await fs.mkdir(tmp);
@@ -54,13 +85,19 @@ export async function commitGeneration(indexDir: string, write: (dir: string) =>
     throw err;
   }
   await writeFileAtomic(path.join(indexDir, CURRENT), `${name}\n`);
-  await removeStaleGenerations(indexDir, name);
+  const keep = new Set([name]);
+  if (opts.keep !== undefined) keep.add(generationName(opts.keep));
+  await removeStaleGenerations(indexDir, keep);
   return { number, dir: path.join(indexDir, name) };
 }
 
-async function removeStaleGenerations(indexDir: string, keep: string): Promise<void> {
+export function generationName(number: number): string {
+  return `gen-${String(number).padStart(6, '0')}`;
+}
+
+async function removeStaleGenerations(indexDir: string, keep: Set<string>): Promise<void> {
   for (const entry of await fs.readdir(indexDir)) {
-    if (entry === keep) continue;
+    if (keep.has(entry)) continue;
     if (GEN_PATTERN.test(entry) || entry.startsWith(TMP_PREFIX)) {
       await fs.rm(path.join(indexDir, entry), { recursive: true, force: true });
     }

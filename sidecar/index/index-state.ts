@@ -21,6 +21,8 @@ export interface StoredState {
   passages: StoredPassage[];
 }
 
+const JSON_BATCH = 1000;
+
 /** In-memory tables with the lookups incremental updates need. */
 export class PassageTable {
   readonly files = new Map<string, FileRecord>();
@@ -40,6 +42,25 @@ export class PassageTable {
 
   toStored(): StoredState {
     return { nextLabel: this.nextLabel, files: Object.fromEntries(this.files), passages: [...this.byId.values()] };
+  }
+
+  /**
+   * `toStored()` as JSON text in pieces of about a thousand passages, so a save never holds the whole text (several
+   * times the size of the source for a large workspace) as one string and again as its bytes.
+   */
+  *toJsonChunks(): Generator<string> {
+    yield `{"nextLabel":${this.nextLabel},"files":${JSON.stringify(Object.fromEntries(this.files))},"passages":[`;
+    let batch: string[] = [];
+    let first = true;
+    for (const passage of this.byId.values()) {
+      batch.push(JSON.stringify(passage));
+      if (batch.length === JSON_BATCH) {
+        yield `${first ? '' : ','}${batch.join(',')}`;
+        [batch, first] = [[], false];
+      }
+    }
+    if (batch.length) yield `${first ? '' : ','}${batch.join(',')}`;
+    yield ']}';
   }
 
   put(passage: StoredPassage): void {

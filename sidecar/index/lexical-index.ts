@@ -1,6 +1,7 @@
 import * as path from 'node:path';
 import type { Passage } from '../corpus/passage';
 import { codeTerms } from './code-terms';
+import { PostingPool } from './posting-pool';
 
 export interface LexicalHit {
   id: string;
@@ -14,24 +15,18 @@ const FORMAT = 'replug-bm25-v1';
 /** Dead documents are dropped from the postings when they exceed this share at save time. */
 const COMPACT_RATIO = 0.2;
 
-/** One term's postings: parallel growable arrays of document numbers and term frequencies. */
-interface Postings {
-  docs: Int32Array;
-  tfs: Uint16Array;
-  n: number;
-}
-
 /**
  * BM25 over passages, kept in step with the dense index by passage id. Hand-written rather than MiniSearch: a
  * code index needs exact-term lookup only (no prefix or fuzzy search), and MiniSearch's JSON (de)serialisation
  * rebuilds its radix tree, measured at 1.5 s to load and 0.9 s to save per 10 MB of source — 15 s before the first
- * search on a 10k-file workspace. This index keeps its postings in typed arrays and saves them as one binary blob.
+ * search on a 10k-file workspace. This index keeps its postings in one typed-array pool (see posting-pool.ts) and saves
+ * them as one binary blob.
  * Removal is a tombstone (document frequency and lengths are corrected at once); postings are compacted on save.
  */
 export class LexicalIndex {
   private readonly termIds = new Map<string, number>();
   private terms: string[] = [];
-  private postings: Postings[] = [];
+  private postings = new PostingPool();
   private docIds: string[] = [];
   private docNums = new Map<string, number>();
   private docLengths = new Int32Array(1024);
@@ -58,11 +53,7 @@ export class LexicalIndex {
     let length = 0;
     for (const [term, tf] of counts) {
       const id = this.termId(term);
-      const p = this.postings[id];
-      if (p.n === p.docs.length) grow(p);
-      p.docs[p.n] = doc;
-      p.tfs[p.n] = Math.min(tf, 0xffff);
-      p.n++;
+      this.postings.append(id, doc, Math.min(tf, 0xffff));
       this.df[id]++;
       length += tf;
     }
@@ -95,8 +86,9 @@ export class LexicalIndex {
       if (id === undefined || this.df[id] <= 0) continue;
       const df = this.df[id];
       const idf = Math.log(1 + (live - df + 0.5) / (df + 0.5));
-      const { docs, tfs, n } = this.postings[id];
-      for (let i = 0; i < n; i++) {
+      const docs = this.postings.docsOf(id);
+      const tfs = this.postings.tfsOf(id);
+      for (let i = 0; i < docs.length; i++) {
         const doc = docs[i];
         if (this.dead[doc]) continue;
         const tf = tfs[i];
@@ -110,52 +102,50 @@ export class LexicalIndex {
 
   /** Binary snapshot: a JSON header (terms, document ids) then the postings and lengths as little-endian arrays. */
   serialize(): Buffer {
+    return Buffer.concat(this.serializeParts());
+  }
+
+  /** The snapshot as consecutive parts, for writing without first joining them into one more copy. */
+  serializeParts(): Uint8Array[] {
     if (this.deadCount > COMPACT_RATIO * this.docIds.length) this.compact();
     const docCount = this.docIds.length;
-    const postingCount = this.postings.reduce((sum, p) => sum + p.n, 0);
     const header = Buffer.from(
       JSON.stringify({ format: FORMAT, terms: this.terms, docIds: this.docIds.map((id, doc) => (this.dead[doc] ? '' : id)) }),
     );
-    const offsets = new Int32Array(this.terms.length + 1);
-    const docs = new Int32Array(postingCount);
-    const tfs = new Uint16Array(postingCount + (postingCount % 2)); // padded so what follows stays 4-byte aligned
-    let at = 0;
-    this.postings.forEach((p, id) => {
-      offsets[id] = at;
-      docs.set(p.docs.subarray(0, p.n), at);
-      tfs.set(p.tfs.subarray(0, p.n), at);
-      at += p.n;
-    });
-    offsets[this.terms.length] = at;
+    const { offsets, docs, tfs } = this.postings.flatten();
+    const postingCount = docs.length;
     const sizes = new Int32Array([header.length, docCount, this.terms.length, postingCount]);
     const pad = Buffer.alloc((4 - (header.length % 4)) % 4);
-    return Buffer.concat([
+    return [
       Buffer.from(sizes.buffer),
       header,
       pad,
       Buffer.from(offsets.buffer),
       Buffer.from(docs.buffer),
       Buffer.from(tfs.buffer),
+      Buffer.alloc((postingCount % 2) * 2), // so the lengths stay 4-byte aligned
       Buffer.from(this.docLengths.buffer, 0, docCount * 4),
-    ]);
+    ];
   }
 
+  /**
+   * Reads a snapshot written by `serialize`, checking every count, offset and document number first: garbled
+   * postings would otherwise index past the arrays (a search then took minutes) or score the wrong passages.
+   */
   static load(data: Buffer): LexicalIndex {
     const fail = (why: string) => new Error(`lexical index is damaged (${why}); run index again to rebuild it`);
     if (data.length < 16) throw fail('too short');
     const bytes = new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
     const [headerLength, docCount, termCount, postingCount] = new Int32Array(bytes.buffer, 0, 4);
+    if (Math.min(headerLength, docCount, termCount, postingCount) < 0 || headerLength > bytes.length - 16) {
+      throw fail('negative or oversized counts');
+    }
     let at = 16;
-    const header = JSON.parse(Buffer.from(bytes.buffer, at, headerLength).toString('utf8')) as {
-      format: string;
-      terms: string[];
-      docIds: string[];
-    };
-    if (header.format !== FORMAT) throw fail(`format ${header.format}`);
-    if (header.terms.length !== termCount || header.docIds.length !== docCount) throw fail('header counts disagree');
-    at += headerLength + ((4 - (headerLength % 4)) % 4);
-    const expected = at + (termCount + 1) * 4 + postingCount * 4 + (postingCount + (postingCount % 2)) * 2 + docCount * 4;
+    const headerEnd = at + headerLength + ((4 - (headerLength % 4)) % 4);
+    const expected = headerEnd + (termCount + 1) * 4 + postingCount * 4 + (postingCount + (postingCount % 2)) * 2 + docCount * 4;
     if (bytes.length !== expected) throw fail(`${bytes.length} bytes, expected ${expected}`);
+    const header = parseHeader(Buffer.from(bytes.buffer, at, headerLength), termCount, docCount, fail);
+    at = headerEnd;
     const offsets = new Int32Array(bytes.buffer, at, termCount + 1);
     at += (termCount + 1) * 4;
     const docs = new Int32Array(bytes.buffer, at, postingCount);
@@ -163,6 +153,7 @@ export class LexicalIndex {
     const tfs = new Uint16Array(bytes.buffer, at, postingCount);
     at += (postingCount + (postingCount % 2)) * 2;
     const lengths = new Int32Array(bytes.buffer, at, docCount);
+    checkPostings(offsets, docs, tfs, lengths, fail);
 
     const index = new LexicalIndex();
     index.ensureDocCapacity(docCount);
@@ -180,15 +171,14 @@ export class LexicalIndex {
     header.terms.forEach((term, id) => {
       index.termIds.set(term, id);
       index.terms.push(term);
-      const from = offsets[id];
-      const n = offsets[id + 1] - from;
-      // Copies, so later growth never writes into the loaded buffer.
-      const p: Postings = { docs: docs.slice(from, from + n), tfs: tfs.slice(from, from + n), n };
-      index.postings.push(p);
-      let df = 0;
-      for (let i = 0; i < n; i++) if (!index.dead[p.docs[i]]) df++;
-      index.df.push(df);
     });
+    // Copies, so later growth never writes into the loaded buffer.
+    index.postings = PostingPool.fromFlat(offsets.slice(), docs.slice(), tfs.slice());
+    for (let id = 0; id < termCount; id++) {
+      let df = 0;
+      for (let i = offsets[id]; i < offsets[id + 1]; i++) if (!index.dead[docs[i]]) df++;
+      index.df.push(df);
+    }
     return index;
   }
 
@@ -198,7 +188,7 @@ export class LexicalIndex {
       id = this.terms.length;
       this.termIds.set(term, id);
       this.terms.push(term);
-      this.postings.push({ docs: new Int32Array(4), tfs: new Uint16Array(4), n: 0 });
+      this.postings.addTerm();
       this.df.push(0);
     }
     return id;
@@ -230,25 +220,24 @@ export class LexicalIndex {
       if (renumber[doc] >= 0) lengths[renumber[doc]] = this.docLengths[doc];
     });
     const terms: string[] = [];
-    const postings: Postings[] = [];
+    const postings = new PostingPool();
     const df: number[] = [];
     this.termIds.clear();
-    this.postings.forEach((p, id) => {
-      let n = 0;
-      for (let i = 0; i < p.n; i++) {
-        const doc = renumber[p.docs[i]];
+    for (let id = 0; id < this.terms.length; id++) {
+      const docs = this.postings.docsOf(id);
+      const tfs = this.postings.tfsOf(id);
+      let kept = -1;
+      for (let i = 0; i < docs.length; i++) {
+        const doc = renumber[docs[i]];
         if (doc < 0) continue;
-        p.docs[n] = doc;
-        p.tfs[n] = p.tfs[i];
-        n++;
+        if (kept < 0) kept = postings.addTerm();
+        postings.append(kept, doc, tfs[i]);
       }
-      if (n === 0) return;
-      p.n = n;
-      this.termIds.set(this.terms[id], terms.length);
+      if (kept < 0) continue;
+      this.termIds.set(this.terms[id], kept);
       terms.push(this.terms[id]);
-      postings.push(p);
-      df.push(n);
-    });
+      df.push(postings.count(kept));
+    }
     this.terms = terms;
     this.postings = postings;
     this.df = df;
@@ -257,6 +246,50 @@ export class LexicalIndex {
     this.docLengths = lengths;
     this.dead = new Uint8Array(lengths.length);
     this.deadCount = 0;
+  }
+}
+
+/** The snapshot's JSON header, with its term and document lists checked against the counts and for repeats. */
+function parseHeader(raw: Buffer, termCount: number, docCount: number, fail: (why: string) => Error): { terms: string[]; docIds: string[] } {
+  let header: { format?: unknown; terms?: unknown; docIds?: unknown };
+  try {
+    header = JSON.parse(raw.toString('utf8')) as typeof header;
+  } catch {
+    throw fail('unreadable header');
+  }
+  if (header?.format !== FORMAT) throw fail(`format ${String(header?.format)}`);
+  const { terms, docIds } = header;
+  const strings = (v: unknown): v is string[] => Array.isArray(v) && v.every((x) => typeof x === 'string');
+  if (!strings(terms) || !strings(docIds)) throw fail('header lists are not strings');
+  if (terms.length !== termCount || docIds.length !== docCount) throw fail('header counts disagree');
+  if (new Set(terms).size !== terms.length) throw fail('a term is listed twice');
+  const live = docIds.filter((id) => id !== '');
+  if (new Set(live).size !== live.length) throw fail('a passage is listed twice');
+  return { terms, docIds };
+}
+
+/**
+ * Offsets start at 0, never decrease and end at the posting count; each term's documents are strictly increasing
+ * (they are appended in document order) and below the document count; term frequencies are at least 1, and no
+ * document is shorter than the frequencies recorded for it.
+ */
+function checkPostings(offsets: Int32Array, docs: Int32Array, tfs: Uint16Array, lengths: Int32Array, fail: (why: string) => Error): void {
+  const termCount = offsets.length - 1;
+  if (offsets[0] !== 0 || offsets[termCount] !== docs.length) throw fail('posting offsets do not span the postings');
+  const counted = new Float64Array(lengths.length);
+  for (let term = 0; term < termCount; term++) {
+    const from = offsets[term];
+    const to = offsets[term + 1];
+    if (to < from) throw fail(`posting offsets of term ${term} decrease`);
+    for (let i = from, previous = -1; i < to; previous = docs[i], i++) {
+      const doc = docs[i];
+      if (doc <= previous || doc >= lengths.length) throw fail(`term ${term} lists document ${doc} out of order or range`);
+      if (tfs[i] === 0) throw fail(`term ${term} has a zero frequency`);
+      counted[doc] += tfs[i];
+    }
+  }
+  for (let doc = 0; doc < lengths.length; doc++) {
+    if (lengths[doc] < counted[doc]) throw fail(`document ${doc} is shorter than its terms`);
   }
 }
 
@@ -305,13 +338,4 @@ function topK(docs: number[], scores: Float64Array, k: number, accept: (doc: num
     }
   }
   return heap.sort((a, b) => (worse(a, b) ? 1 : worse(b, a) ? -1 : 0));
-}
-
-function grow(p: Postings): void {
-  const docs = new Int32Array(p.docs.length * 2);
-  docs.set(p.docs);
-  const tfs = new Uint16Array(p.tfs.length * 2);
-  tfs.set(p.tfs);
-  p.docs = docs;
-  p.tfs = tfs;
 }

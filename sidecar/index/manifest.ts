@@ -1,7 +1,10 @@
 import type { ShardSpec } from '../corpus/shard';
 
-/** Bumped whenever the on-disk layout of a generation changes; an older index is rebuilt, never misread. */
-export const INDEX_FORMAT_VERSION = 1;
+/**
+ * Bumped whenever the on-disk layout of a generation changes; an older index is rebuilt, never misread.
+ * 2: the manifest records a length and sha256 per file and a checksum of itself (see generation-integrity.ts).
+ */
+export const INDEX_FORMAT_VERSION = 2;
 
 export interface EncoderStamp {
   fingerprint: string;

@@ -4,12 +4,14 @@ import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { chunkText, chunkingFingerprint, DEFAULT_CHUNKING, estimateTokens, type ChunkOptions } from '../corpus/chunk';
 import { corpusPassages, validateCorpus } from '../corpus/corpus-file';
 import type { Passage, TokenCounter } from '../corpus/passage';
+import { explainExclusion, type Exclusion } from '../corpus/exclusion';
 import { checkShard, type ShardSpec } from '../corpus/shard';
-import { DEFAULT_EXCLUDES, walkRoots, type WalkOptions } from '../corpus/walk';
+import { DEFAULT_EXCLUDES, walkRoots, type SkipReason, type WalkOptions } from '../corpus/walk';
 import type { Encoder } from '../encoder/encoder';
+import { modelSpec } from '../encoder/model-source';
 import { hybridSearch, type SearchMode } from '../retrieve/hybrid-search';
 import { DenseIndex } from './dense-index';
-import { loadGeneration, readStoredManifest, saveGeneration } from './index-files';
+import { describeFallback, IndexDamagedError, loadGeneration, readStoredManifest, saveGeneration } from './index-files';
 import { IndexLock } from './index-lock';
 import { PassageTable, type StoredPassage } from './index-state';
 import { LexicalIndex } from './lexical-index';
@@ -20,7 +22,7 @@ export type { SearchMode } from '../retrieve/hybrid-search';
 export interface IndexOptions {
   /** Without an encoder the index is lexical only. */
   encoder?: Encoder;
-  /** How the encoder was specified (path or model id); recorded so `search` can load the same one. */
+  /** How the encoder was specified (path or model id); recorded (a path made absolute) so `search` can load the same one. */
   encoderSpec?: string;
   /**
    * Embeds queries instead of `encoder` (a query tower fine-tuned with LSR against this index's document vectors).
@@ -30,6 +32,8 @@ export interface IndexOptions {
   chunking?: Partial<ChunkOptions>;
   include?: string[];
   exclude?: string[];
+  /** Globs of files to index even when a built-in rule (excludes, lock files, minified or generated) would skip them. */
+  keep?: string[];
   maxFileBytes?: number;
   /** Seconds between checkpoints during a long update (a crash loses at most this much work). */
   checkpointSeconds?: number;
@@ -95,7 +99,19 @@ export interface IndexStatus {
   dense: boolean;
   encoder?: string;
   updatedAt?: string;
+  /** Set when the live generation was damaged and an older one is used: which, and what to do. */
+  damage?: string;
 }
+
+/** Why one file is or is not in the index. */
+export type FileExplanation =
+  | { state: 'indexed'; passages: number }
+  | { state: 'skipped'; reason: SkipReason; detail?: string }
+  | ({ state: 'excluded' } & Exclusion)
+  | { state: 'outside-roots' }
+  /** Indexable, but not indexed (yet): created or changed since the last index job, or never indexed. */
+  | { state: 'not-indexed' }
+  | { state: 'missing' };
 
 /** Passages embedded per encoder call while indexing; large enough to batch well, small enough to yield often. */
 const EMBED_BATCH = 256;
@@ -131,23 +147,32 @@ export class WorkspaceIndex {
     private manifest: IndexManifest | undefined,
     /** Set when the stored generation could not be read; the next update starts from scratch. */
     private loadProblem: string | undefined,
+    /** The generation loaded or last saved: kept beside the next save as the fallback should that one be damaged. */
+    private generation: number | undefined,
+    private damage: string | undefined,
   ) {}
 
   /** Opens (or creates) the index in `dir`. Nothing is rebuilt here: `update` decides what must change. */
-  static async open(dir: string, options: IndexOptions = {}): Promise<WorkspaceIndex> {
+  static async open(dir: string, opts: IndexOptions = {}): Promise<WorkspaceIndex> {
     const absDir = path.resolve(dir);
+    const options = opts.encoderSpec ? { ...opts, encoderSpec: modelSpec(opts.encoderSpec) } : opts;
     const lock = options.readOnly ? undefined : await IndexLock.acquire(absDir);
     try {
       const loaded = await loadGeneration(absDir);
+      // A reader never searches an unusable index as if it were empty; a writer rebuilds it (see prepareForSettings).
+      if (options.readOnly && loaded.problem) throw new IndexDamagedError(absDir, loaded.problem);
       const dense = loaded.dense ?? (options.encoder ? DenseIndex.create(options.encoder.dim) : undefined);
-      return new WorkspaceIndex(absDir, options, lock, loaded.table, loaded.lexical, dense, loaded.manifest, loaded.problem);
+      return new WorkspaceIndex(
+        absDir, options, lock, loaded.table, loaded.lexical, dense, loaded.manifest, loaded.problem,
+        loaded.generation?.number, describeFallback(loaded),
+      );
     } catch (err) {
       await lock?.release();
       throw err;
     }
   }
 
-  /** The manifest of the live generation in `dir`, without opening the index. */
+  /** The manifest of the generation `open` would load, without opening the index; throws when none is intact. */
   static readManifest(dir: string): Promise<IndexManifest | undefined> {
     return readStoredManifest(path.resolve(dir));
   }
@@ -160,12 +185,48 @@ export class WorkspaceIndex {
       dense: this.denseUsable(),
       encoder: this.manifest?.encoder ? (this.manifest.encoder.model ?? this.manifest.encoder.fingerprint) : undefined,
       updatedAt: this.manifest?.updatedAt,
+      damage: this.damage,
     };
   }
 
   /** The manifest of the stored generation (undefined for a new index). */
   storedManifest(): IndexManifest | undefined {
     return this.manifest;
+  }
+
+  /**
+   * Why the stored generation cannot be updated in place, so that the next update starts from an empty index: it
+   * could not be read, or its format, chunking or encoder differs from the settings now configured.
+   */
+  pendingRebuild(): string | undefined {
+    if (this.loadProblem) return this.loadProblem;
+    if (!this.manifest) return undefined;
+    const reason = rebuildReason(this.manifest, { chunking: this.chunkingStamp() });
+    if (reason) return reason;
+    // Same passages, other vectors: every passage must be embedded again.
+    const vectorsStale = this.options.encoder !== undefined && !denseCompatible(this.manifest, this.encoderStamp());
+    return vectorsStale && this.table.byId.size > 0 ? 'the encoder changed' : undefined;
+  }
+
+  /**
+   * Makes the contents of `source` (an index with the same settings built beside this one: a rebuild) the
+   * contents of this directory, saved as its next generation. Until then searches see the old contents.
+   */
+  async replaceWith(source: WorkspaceIndex): Promise<void> {
+    this.assertWritable();
+    const previous = { table: this.table, lexical: this.lexical, dense: this.dense, manifest: this.manifest, dirty: this.dirty };
+    this.table = source.table;
+    this.lexical = source.lexical;
+    this.dense = source.dense;
+    this.manifest = source.manifest;
+    this.dirty = true;
+    try {
+      await this.save([]);
+    } catch (err) {
+      ({ table: this.table, lexical: this.lexical, dense: this.dense, manifest: this.manifest, dirty: this.dirty } = previous);
+      throw err;
+    }
+    this.loadProblem = undefined;
   }
 
   /**
@@ -320,7 +381,26 @@ export class WorkspaceIndex {
     await this.checkpointIfDue();
   }
 
+  /** Why `absPath` is or is not in the index: its passages, the walk's skip reason, or the rule that leaves it out. */
+  async explainFile(absPath: string): Promise<FileExplanation> {
+    const file = path.resolve(absPath);
+    const record = this.table.files.get(file);
+    if (record) return { state: 'indexed', passages: record.passageIds.length };
+    if (!(await fs.stat(file).catch(() => undefined))?.isFile()) return { state: 'missing' };
+    const root = this.rootOf(file);
+    // An index that has seen no root yet (its first job is only starting) cannot tell outside from not yet.
+    if (root === undefined) return this.manifest || this.table.files.size ? { state: 'outside-roots' } : { state: 'not-indexed' };
+    for await (const entry of walkRoots([root], { ...this.walkOptions(), only: [file] })) {
+      if (entry.absPath !== file) continue;
+      if (entry.kind === 'file') return { state: 'not-indexed' };
+      return entry.detail === undefined ? { state: 'skipped', reason: entry.reason } : { state: 'skipped', reason: entry.reason, detail: entry.detail };
+    }
+    return { state: 'excluded', ...explainExclusion(path.relative(root, file).split(path.sep).join('/'), this.walkOptions()) };
+  }
+
   async search(query: string, opts: SearchOptions = {}): Promise<SearchHit[]> {
+    // A blank query embeds to an arbitrary direction: its "nearest" passages would be noise presented as hits.
+    if (query.trim() === '') throw new Error('give a query: the query is empty');
     const k = opts.k ?? 10;
     const mode = opts.mode ?? (this.denseUsable() ? 'hybrid' : 'lexical');
     if (mode !== 'lexical' && !this.denseUsable()) {
@@ -416,6 +496,7 @@ export class WorkspaceIndex {
       include: this.options.include,
       // User globs add to the defaults (dependencies, build output…) rather than replace them.
       exclude: extra.length ? [...DEFAULT_EXCLUDES, ...extra] : undefined,
+      keep: this.options.keep,
       maxFileBytes: this.options.maxFileBytes,
     };
   }
@@ -428,32 +509,20 @@ export class WorkspaceIndex {
   }
 
   /**
-   * Reconciles the loaded generation with the settings now configured: a different format or chunking discards
-   * everything; a different encoder keeps passages but drops their vectors so they are all re-embedded.
+   * Reconciles the loaded generation with the settings now configured: when it cannot be updated in place
+   * (see `pendingRebuild`), everything is discarded and every file is chunked and embedded again.
    */
   private prepareForSettings(): string | undefined {
-    const reason =
-      this.loadProblem ??
-      (this.manifest ? rebuildReason(this.manifest, { chunking: this.chunkingStamp() }) : undefined);
-    const encoder = this.options.encoder;
+    const reason = this.pendingRebuild();
     if (reason) {
+      const encoder = this.options.encoder;
       this.loadProblem = undefined;
       this.table = new PassageTable();
       this.lexical = LexicalIndex.create();
       this.dense = encoder ? DenseIndex.create(encoder.dim) : undefined;
       this.dirty = true;
-      return reason;
     }
-    if (this.manifest && encoder && !denseCompatible(this.manifest, this.encoderStamp()) && this.table.byId.size > 0) {
-      // Same passages, other vectors: forget every file's state so the scan re-embeds them all.
-      this.table.files.clear();
-      for (const passage of this.table.byId.values()) this.table.delete(passage.id);
-      this.lexical = LexicalIndex.create();
-      this.dense = DenseIndex.create(encoder.dim);
-      this.dirty = true;
-      return 'the encoder changed';
-    }
-    return undefined;
+    return reason;
   }
 
   /** Applies file changes: embeds new passage texts (reusing vectors of identical texts), then swaps passages. */
@@ -622,7 +691,9 @@ export class WorkspaceIndex {
       ...(this.options.shard && this.options.shard.count > 1 ? { shard: this.options.shard } : {}),
       ...(this.partial ? { partial: true as const } : {}),
     };
-    await saveGeneration(this.dir, { manifest, table: this.table, lexical: this.lexical, dense: this.dense });
+    const saved = await saveGeneration(this.dir, { manifest, table: this.table, lexical: this.lexical, dense: this.dense }, this.generation);
+    this.generation = saved.number;
+    this.damage = undefined;
     this.manifest = manifest;
     this.dirty = false;
     this.lastSave = Date.now();

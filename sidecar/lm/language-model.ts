@@ -1,6 +1,8 @@
 /**
  * What the OpenAI-compatible test server needs from a language model. Two implementations exist: the llama2.c
- * checkpoint runner (a real tiny model) and the deterministic copy-LM test fixture.
+ * checkpoint runner (a real tiny model) and the deterministic copy-LM test fixture. Scoring may answer
+ * asynchronously: the server issues every prompt of a request (and of concurrent requests) at once, so a model can
+ * batch them.
  */
 export interface LanguageModel {
   /** Model id reported by /v1/models and checked against each request's `model`. */
@@ -20,12 +22,17 @@ export interface LanguageModel {
    * Log-softmax of the next-token distribution after each prefix: result[i] scores token i + 1 given ids[0..i].
    * Computed in one pass because scoring a prompt needs every position.
    */
-  logProbs(ids: number[]): Float32Array[];
+  logProbs(ids: number[]): Float32Array[] | Promise<Float32Array[]>;
   /**
    * Optional fast path for scoring requests (echo with logprobs 0 or 1, nothing generated): per position i, the
    * log-prob of ids[i + 1] and the most likely next token, without materialising a distribution per position.
    */
-  scoreTokens?(ids: number[]): TokenScores;
+  scoreTokens?(ids: number[]): TokenScores | Promise<TokenScores>;
+  /**
+   * Optional fast path for generation: the distribution after the whole of `ids` (logProbs(ids) at its last
+   * position). A model may keep what it computed for `ids`, so the next call, one token longer, costs one position.
+   */
+  nextLogProbs?(ids: number[]): Float32Array | Promise<Float32Array>;
 }
 
 /** Entry i describes the prediction after ids[0..i] (the last entry predicts past the end: `next` is -1 there). */

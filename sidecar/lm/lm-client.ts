@@ -55,7 +55,7 @@ const normaliseErrorBodies: typeof fetch = async (input, init) => {
   }
   const nested =
     body === undefined
-      ? { error: { message: `answered with ${type ? `a ${type.split(';')[0]} body` : 'a body'} that is not an OpenAI-style JSON error: this does not look like an OpenAI-compatible endpoint` } }
+      ? { error: { message: describeNonJson(type, text) } }
       : typeof body === 'object' && body !== null && !('error' in body) && 'message' in body
         ? { error: body }
         : body;
@@ -64,6 +64,13 @@ const normaliseErrorBodies: typeof fetch = async (input, init) => {
   headers.delete('content-length'); // the body changed size
   return new Response(JSON.stringify(nested), { status: response.status, statusText: response.statusText, headers });
 };
+
+/** A non-JSON error body in one line: a short plain-text body is quoted, a web page never is. */
+function describeNonJson(type: string, text: string): string {
+  const kind = type ? `a ${type.split(';')[0]} body` : 'a body';
+  const quoted = !/html/i.test(type) && !/^\s*</.test(text) && text.trim() ? ` ("${serverText(text, 120)}")` : '';
+  return `answered with ${kind}${quoted} that is not an OpenAI-style JSON error: this does not look like an OpenAI-compatible endpoint`;
+}
 
 /**
  * The transport to an OpenAI-compatible LM server: the openai client with its own retries off, so that
@@ -138,11 +145,13 @@ export class LmClient {
       try {
         return await this.limited(request);
       } catch (err) {
+        // A caller that aborted gets its own reason back, as from any API that takes an AbortSignal.
+        if (call.signal?.aborted) throw call.signal.reason;
         const error = this.classify(err, method, path, call.timeoutMs ?? this.options.timeoutMs);
         if (error.kind === 'timeout') timeouts++;
-        if (!error.retryable || call.signal?.aborted || timeouts > TIMEOUT_RETRIES) throw error;
+        if (!error.retryable || timeouts > TIMEOUT_RETRIES) throw error;
         if (attempt >= this.options.retries) {
-          throw new LmError(error.kind, `${error.message} (gave up after ${attempt + 1} attempts)`, error.status);
+          throw new LmError(error.kind, `${error.message} (gave up after ${attempt + 1} attempt${attempt === 0 ? '' : 's'})`, error.status);
         }
         this.counters.retries++;
         const backoff = Math.random() * Math.min(MAX_BACKOFF_MS, this.options.retryBaseMs * 2 ** attempt);

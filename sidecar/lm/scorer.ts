@@ -5,6 +5,7 @@ import { LmError } from './lm-error';
 import { continuationLogProbs, type Prepared } from './logprob-response';
 import { Lru } from './lru';
 import { modelNotServed, probeServer, servedModels, type ServerCapabilities } from './server-probe';
+import { TokenizerEndpoint } from './tokenizer-endpoint';
 import { continuationStartByIds } from './span';
 
 export type { ServerCapabilities } from './server-probe';
@@ -84,6 +85,12 @@ export interface ScorerStats {
 
 type Json = Record<string, unknown>;
 
+function endsWith(ids: readonly number[], tail: readonly number[]): boolean {
+  if (tail.length === 0 || tail.length > ids.length) return false;
+  const offset = ids.length - tail.length;
+  return tail.every((id, i) => ids[offset + i] === id);
+}
+
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
@@ -102,7 +109,7 @@ export class LmScorer implements Scorer {
   private readonly batchSize: number;
   private readonly charsPerToken: number;
   private readonly cache: Lru<string, PairScore>;
-  private readonly tokenCache = new Lru<string, Promise<number[]>>(20_000);
+  private readonly tokens: TokenizerEndpoint;
   private setupPromise?: Promise<ScorerSetup>;
   /** The settled setup, for the synchronous helpers (every path awaits setup() first). */
   private current: ScorerSetup | undefined;
@@ -129,6 +136,7 @@ export class LmScorer implements Scorer {
       retries: options.retries ?? 4,
       retryBaseMs: options.retryBaseMs ?? 250,
     });
+    this.tokens = new TokenizerEndpoint(this.client, this.model);
   }
 
   async score(pairs: ScorePair[]): Promise<PairScore[]> {
@@ -222,7 +230,7 @@ export class LmScorer implements Scorer {
   async continuationCost(text: string): Promise<number> {
     const { capabilities } = await this.setup();
     if (!capabilities.tokenize) return Math.ceil(text.length / this.charsPerToken) + 1;
-    return (await this.tokenize(text, false)).length + 1;
+    return (await this.tokens.tokenize(text, false)).length + 1;
   }
 
   private budgets(): TokenBudgets {
@@ -236,29 +244,6 @@ export class LmScorer implements Scorer {
     return createHash('sha256').update(JSON.stringify(fields)).digest('base64');
   }
 
-  private tokenize(text: string, special: boolean): Promise<number[]> {
-    if (text === '' && !special) return Promise.resolve([]);
-    const key = `${special ? 1 : 0}${text}`;
-    let ids = this.tokenCache.get(key);
-    if (!ids) {
-      ids = this.client.post('~/tokenize', { model: this.model, prompt: text, add_special_tokens: special }).then((body) => {
-        if (!isObject(body) || !Array.isArray(body.tokens) || !body.tokens.every(Number.isInteger)) {
-          throw new LmError('malformed', `${this.client.urlOf('~/tokenize')} answered without a token list`);
-        }
-        return body.tokens as number[];
-      });
-      this.tokenCache.set(key, ids);
-      ids.catch(() => this.tokenCache.delete(key));
-    }
-    return ids;
-  }
-
-  private async detokenize(ids: number[]): Promise<string> {
-    const body = await this.client.post('~/detokenize', { model: this.model, tokens: ids });
-    if (!isObject(body) || typeof body.prompt !== 'string') throw new LmError('malformed', `${this.client.urlOf('~/detokenize')} answered without a prompt string`);
-    return body.prompt;
-  }
-
   private overBudget(tokens: number): LmError {
     return new LmError(
       'over-budget',
@@ -269,17 +254,19 @@ export class LmScorer implements Scorer {
   /** Token-exact preparation: truncate each part by its tokens, then tokenize prefix and prefix ⊕ y to find y's span. */
   private async prepareIds(pair: ScorePair): Promise<Prepared> {
     const budgets = this.budgets();
-    const [docIds, contextIds, yIds] = await Promise.all([this.tokenize(pair.doc, false), this.tokenize(pair.context, false), this.tokenize(pair.continuation, false)]);
+    const [docIds, contextIds, yIds] = await Promise.all([this.tokens.tokenize(pair.doc, false), this.tokens.tokenize(pair.context, false), this.tokens.tokenize(pair.continuation, false)]);
     if (yIds.length > budgets.continuation) throw this.overBudget(yIds.length);
     // Cut parts go back to text through the server's own /detokenize, so the prompt is re-tokenized as one string
     // (tokens of separately tokenized parts would not concatenate: sentencepiece adds a prefix space to each).
     const [doc, context] = await Promise.all([
-      docIds.length > budgets.doc ? this.detokenize(docIds.slice(0, budgets.doc)) : pair.doc,
-      contextIds.length > budgets.context ? this.detokenize(contextIds.slice(contextIds.length - budgets.context)) : pair.context,
+      docIds.length > budgets.doc ? this.tokens.detokenize(docIds.slice(0, budgets.doc)) : pair.doc,
+      contextIds.length > budgets.context ? this.tokens.detokenize(contextIds.slice(contextIds.length - budgets.context)) : pair.context,
     ]);
     const prefix = doc + this.separator + context;
-    const [prefixIds, ids] = await Promise.all([this.tokenize(prefix, true), this.tokenize(prefix + pair.continuation, true)]);
-    const yStart = continuationStartByIds(prefixIds, ids);
+    const ids = await this.tokens.tokenize(prefix + pair.continuation, true);
+    // Usually y's own tokens end the prompt unchanged (a clean junction), and then they are its span: the prefix
+    // needs no request of its own. Otherwise y starts where the prefix's tokens and the prompt's first differ.
+    const yStart = endsWith(ids, yIds) ? ids.length - yIds.length : continuationStartByIds(await this.tokens.tokenize(prefix, true), ids);
     if (ids.length - yStart > budgets.continuation) throw this.overBudget(ids.length - yStart);
     return { ids, yStart };
   }

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { closeServer, listenOpenAi } from './http-listen';
 import type { LanguageModel, TokenScores } from './language-model';
 
 /** A request the client got wrong: answered with an OpenAI-shaped error body and this status. */
@@ -10,6 +10,9 @@ class RequestError extends Error {
 }
 
 const MAX_BODY_BYTES = 32 * 1024 * 1024;
+/** Token pairs (prev, id) key the token-string cache as prev · 2^26 + id: exact for ids below 2^26, far above any vocabulary. */
+const TOKEN_KEY_BASE = 2 ** 26;
+const TOKEN_STRINGS_KEPT = 1 << 16;
 const ERROR_TYPES: Record<number, string> = { 400: 'BadRequestError', 404: 'NotFoundError', 405: 'MethodNotAllowed', 413: 'RequestTooLarge' };
 
 type Body = Record<string, unknown>;
@@ -79,25 +82,23 @@ function argmax(dist: Float32Array): number {
 export class LmServer {
   private readonly server: http.Server;
   private nextId = 0;
+  /**
+   * tokenString by (prev, id): a scoring response names one alternative per position, mostly the same few pairs.
+   * A plain Map emptied when full, as an LRU's bookkeeping on every hit would cost much of what it saves.
+   */
+  private readonly tokenStrings = new Map<number, string>();
 
   constructor(private readonly model: LanguageModel) {
     this.server = http.createServer((req, res) => void this.handle(req, res));
   }
 
   /** Listens (port 0 picks a free port) and resolves to the OpenAI base URL, e.g. http://127.0.0.1:PORT/v1. */
-  async listen(port = 0, host = '127.0.0.1'): Promise<string> {
-    await new Promise<void>((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(port, host, () => resolve());
-    });
-    const address = this.server.address() as AddressInfo;
-    const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-    return `http://${shownHost}:${address.port}/v1`;
+  listen(port = 0, host = '127.0.0.1'): Promise<string> {
+    return listenOpenAi(this.server, port, host);
   }
 
-  async close(): Promise<void> {
-    this.server.closeAllConnections();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  close(): Promise<void> {
+    return closeServer(this.server);
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -111,7 +112,7 @@ export class LmServer {
       if (route === 'GET /v1/models') return this.send(res, 200, this.models());
       const handler = handlers[route];
       if (!handler) throw new RequestError(404, `no route ${route}; this server answers GET /v1/models, POST /v1/completions, /tokenize, /detokenize`);
-      this.send(res, 200, handler(await readJson(req)));
+      this.send(res, 200, await handler(await readJson(req)));
     } catch (err) {
       const status = err instanceof RequestError ? err.status : 500;
       const message = err instanceof Error ? err.message : String(err);
@@ -151,7 +152,7 @@ export class LmServer {
     return { prompt: this.model.decode(body.tokens as number[]).text };
   }
 
-  private completions(body: Body) {
+  private async completions(body: Body) {
     this.checkModel(body, true);
     if (body.stream) throw new RequestError(400, 'stream is not supported by this test server');
     if ((optionalInt(body, 'n', 1) ?? 1) !== 1) throw new RequestError(400, 'only n=1 is supported');
@@ -160,17 +161,22 @@ export class LmServer {
     const promptLogprobs = optionalInt(body, 'prompt_logprobs', 0);
     const echo = body.echo === true;
     const prompts = this.promptIds(body.prompt);
-    let promptTokens = 0;
-    let completionTokens = 0;
-    const choices = prompts.map((promptIds, index) => {
+    // Every prompt is checked before any is computed, so a bad one fails the request without wasting a forward pass.
+    for (const promptIds of prompts) {
       const total = promptIds.length + maxTokens;
       if (total > this.model.maxContext) {
         throw new RequestError(400, `This model's maximum context length is ${this.model.maxContext} tokens. However, you requested ${total} tokens (${promptIds.length} in the prompt, ${maxTokens} in the completion). Please reduce the length of the prompt or completion.`);
       }
-      // Scoring requests take the model's sparse path when it has one; anything else needs full distributions.
-      const sparse = maxTokens === 0 && (logprobs ?? 0) <= 1 && promptLogprobs === null && this.model.scoreTokens !== undefined;
-      const { ids, dists } = sparse ? { ids: promptIds, dists: undefined } : this.runGreedy(promptIds, maxTokens);
-      const scores = sparse ? sparseScores(this.model.scoreTokens!(promptIds)) : denseScores(dists!);
+    }
+    // Scoring requests take the model's sparse path when it has one; anything else needs full distributions.
+    const sparse = maxTokens === 0 && (logprobs ?? 0) <= 1 && promptLogprobs === null && this.model.scoreTokens !== undefined;
+    const wholePrompt = (echo && logprobs !== null) || promptLogprobs !== null;
+    // All prompts at once: a batching model runs them (and other requests' prompts) together.
+    const runs = await Promise.all(prompts.map((promptIds) => this.run(promptIds, maxTokens, { sparse, wholePrompt })));
+    let promptTokens = 0;
+    let completionTokens = 0;
+    const choices = prompts.map((promptIds, index) => {
+      const { ids, dists, scores } = runs[index];
       promptTokens += promptIds.length;
       completionTokens += ids.length - promptIds.length;
       const first = echo ? 0 : promptIds.length;
@@ -178,7 +184,10 @@ export class LmServer {
       const base = fullOffsets[first] ?? fullText.length;
       const text = fullText.slice(base);
       const offsets = fullOffsets.slice(first).map((o) => o - base);
-      const tokenText = (i: number) => fullText.slice(fullOffsets[i], fullOffsets[i + 1] ?? fullText.length);
+      // vLLM's return_tokens_as_token_ids names tokens `token_id:N`, so tokens with the same text stay apart.
+      const asIds = body.return_tokens_as_token_ids === true;
+      const tokenText = (i: number) => (asIds ? `token_id:${ids[i]}` : fullText.slice(fullOffsets[i], fullOffsets[i + 1] ?? fullText.length));
+      const altText = (i: number, id: number) => (asIds ? `token_id:${id}` : this.tokenString(ids[i - 1], id));
       const positions = Array.from({ length: ids.length - first }, (_, k) => first + k);
       return {
         index,
@@ -189,13 +198,14 @@ export class LmServer {
           top_logprobs: positions.map((i) => {
             if (i === 0) return null;
             const entries: Record<string, number> = {};
-            for (const id of scores.top(i - 1, logprobs)) entries[this.tokenString(ids[i - 1], id)] = scores.at(i - 1, id);
+            for (const id of scores.top(i - 1, logprobs)) entries[altText(i, id)] = scores.at(i - 1, id);
             entries[tokenText(i)] = scores.at(i - 1, ids[i]);
             return entries;
           }),
           text_offset: offsets,
         },
-        finish_reason: 'length',
+        // As vLLM: 'stop' when generation ended at the model's end token.
+        finish_reason: ids.length > promptIds.length && ids[ids.length - 1] === this.model.eos ? 'stop' : 'length',
         stop_reason: null,
         prompt_logprobs: promptLogprobs === null ? null : promptIds.map((id, i) => {
           if (i === 0) return null;
@@ -227,24 +237,50 @@ export class LmServer {
     throw new RequestError(400, 'prompt must be a string, an array of token ids, or a non-empty list of either');
   }
 
-  /** Appends up to maxTokens argmax tokens (stopping after EOS); dists[i] is the distribution after ids[0..i]. */
-  private runGreedy(promptIds: number[], maxTokens: number): { ids: number[]; dists: Float32Array[] } {
+  /** The tokens of one choice (the prompt, then any generated ones) and their log-probs. */
+  private async run(promptIds: number[], maxTokens: number, how: { sparse: boolean; wholePrompt: boolean }): Promise<{ ids: number[]; scores: PositionScores; dists?: Float32Array[] }> {
+    if (how.sparse) return { ids: promptIds, scores: sparseScores(await this.model.scoreTokens!(promptIds)) };
+    const { ids, dists } = await this.runGreedy(promptIds, maxTokens, how.wholePrompt);
+    return { ids, dists, scores: denseScores(dists) };
+  }
+
+  /**
+   * Appends up to maxTokens argmax tokens (stopping after EOS). dists[i] is the distribution after ids[0..i]: for
+   * every prompt position when `wholePrompt` (echo or prompt_logprobs report them), otherwise only from the prompt's
+   * last position on, so a model with nextLogProbs runs just the new positions of each step.
+   */
+  private async runGreedy(promptIds: number[], maxTokens: number, wholePrompt: boolean): Promise<{ ids: number[]; dists: Float32Array[] }> {
     const ids = [...promptIds];
-    let dists = this.model.logProbs(ids);
+    const dists = wholePrompt ? await this.model.logProbs(promptIds) : [];
     for (let step = 0; step < maxTokens; step++) {
-      const next = argmax(dists[dists.length - 1]);
+      dists[ids.length - 1] ??= await this.nextLogProbs(ids);
+      const next = argmax(dists[ids.length - 1]);
       ids.push(next);
       if (next === this.model.eos) break;
-      // Rescoring the whole sequence keeps the interface small; generation here is for dry runs, not throughput.
-      if (step + 1 < maxTokens) dists = this.model.logProbs(ids);
     }
     return { ids, dists };
   }
 
+  private async nextLogProbs(ids: number[]): Promise<Float32Array> {
+    if (this.model.nextLogProbs) return this.model.nextLogProbs(ids);
+    const dists = await this.model.logProbs(ids);
+    return dists[dists.length - 1];
+  }
+
   /** Text of token `id` when it follows `prev`: decoding depends on the neighbour (a leading space after BOS drops). */
   private tokenString(prev: number, id: number): string {
-    const { text, offsets } = this.model.decode([prev, id]);
-    return text.slice(offsets[1]);
+    const cacheable = prev >= 0 && id >= 0 && prev < TOKEN_KEY_BASE && id < TOKEN_KEY_BASE;
+    const key = prev * TOKEN_KEY_BASE + id;
+    let text = cacheable ? this.tokenStrings.get(key) : undefined;
+    if (text === undefined) {
+      const decoded = this.model.decode([prev, id]);
+      text = decoded.text.slice(decoded.offsets[1]);
+      if (cacheable) {
+        if (this.tokenStrings.size >= TOKEN_STRINGS_KEPT) this.tokenStrings.clear();
+        this.tokenStrings.set(key, text);
+      }
+    }
+    return text;
   }
 }
 

@@ -24,17 +24,16 @@ const SAMPLE = 'Probe: one two three.';
  * prompt_logprobs. A probe answer that cannot be true (see logprob-response.ts) refuses the server outright.
  */
 export async function probeServer(client: LmClient, model: string): Promise<ServerCapabilities> {
-  const served = await servedModels(client);
-  const entry = served.find((m) => m.id === model);
-  if (!entry) throw modelNotServed(client, model, served.map((m) => String(m.id)));
+  const served = await servedModel(client, model);
   const notes: string[] = [];
-  let contextLength = positiveInt(entry.max_model_len);
+  const tokenizer = await probeTokenizer(client, model, SAMPLE);
+  const contextLength = served.contextLength ?? tokenizer.contextLength;
+  if (tokenizer.note) notes.push(tokenizer.note);
+  const ids = tokenizer.ids;
 
   // A feature is missing when asking for it fails with a 4xx, a 500 (old vLLM crashed on echo + max_tokens 0)
   // or an unusable body; anything else (connection, timeout, 429, 503) is a real failure to report.
   const failures: LmError[] = [];
-  const unsupported = (err: unknown): err is LmError =>
-    err instanceof LmError && (err.kind === 'malformed' || (err.status !== undefined && err.status >= 400 && err.status < 500 && err.status !== 429) || err.status === 500);
   const optional = async <T>(call: () => Promise<T>): Promise<T | undefined> => {
     try {
       return await call();
@@ -44,17 +43,6 @@ export async function probeServer(client: LmClient, model: string): Promise<Serv
       return undefined;
     }
   };
-
-  const tokenized = await optional(() => client.postOnce('~/tokenize', { model, prompt: SAMPLE, add_special_tokens: true }));
-  let ids = isObject(tokenized) && isIdList(tokenized.tokens) && tokenized.tokens.length > 1 ? tokenized.tokens : undefined;
-  if (ids) {
-    contextLength ??= positiveInt((tokenized as Json).max_model_len);
-    const detokenized = await optional(() => client.postOnce('~/detokenize', { model, tokens: ids }));
-    if (!isObject(detokenized) || typeof detokenized.prompt !== 'string') {
-      notes.push(`${client.urlOf('~/detokenize')} is missing or unusable, so prompts go as text: budgets are applied in characters (4 per token) and the continuation is located by text offsets`);
-      ids = undefined;
-    }
-  }
   const tokenize = ids !== undefined;
   const item: Prepared = ids ? { ids, yStart: 1 } : { text: SAMPLE, yStart: 1 };
   const prompt = ids ?? SAMPLE;
@@ -94,6 +82,37 @@ export async function probeServer(client: LmClient, model: string): Promise<Serv
   );
 }
 
+/** Whether a failed probe means "not supported" (4xx but 429, a 500, an unusable body) rather than a real failure. */
+function unsupported(err: unknown): err is LmError {
+  return err instanceof LmError && (err.kind === 'malformed' || (err.status !== undefined && err.status >= 400 && err.status < 500 && err.status !== 429) || err.status === 500);
+}
+
+/** The served model's entry in GET /models: refused with the list of served models when it is not there. */
+export async function servedModel(client: LmClient, model: string): Promise<{ contextLength?: number }> {
+  const served = await servedModels(client);
+  const entry = served.find((m) => m.id === model);
+  if (!entry) throw modelNotServed(client, model, served.map((m) => String(m.id)));
+  return { contextLength: positiveInt(entry.max_model_len) };
+}
+
+/**
+ * vLLM's /tokenize and /detokenize, which token-exact prompts need both of: the ids of `sample` when both work,
+ * the context length /tokenize reports, and a note when only /tokenize does.
+ */
+export async function probeTokenizer(client: LmClient, model: string, sample: string): Promise<{ ids?: number[]; contextLength?: number; note?: string }> {
+  const absentOnFailure = (err: unknown) => (unsupported(err) ? undefined : Promise.reject(err));
+  const tokenized = await client.postOnce('~/tokenize', { model, prompt: sample, add_special_tokens: true }).catch(absentOnFailure);
+  const ids = isObject(tokenized) && isIdList(tokenized.tokens) && tokenized.tokens.length > 0 ? tokenized.tokens : undefined;
+  if (!ids) return {};
+  const contextLength = positiveInt((tokenized as Json).max_model_len);
+  const detokenized = await client.postOnce('~/detokenize', { model, tokens: ids }).catch(absentOnFailure);
+  if (isObject(detokenized) && typeof detokenized.prompt === 'string') return { ids, contextLength };
+  return {
+    contextLength,
+    note: `${client.urlOf('~/detokenize')} is missing or unusable, so prompts go as text: budgets are applied in characters (4 per token) and positions are found by text offsets`,
+  };
+}
+
 /** The model list of GET /models, with a hint when the base URL is not the API's root. */
 export async function servedModels(client: LmClient): Promise<Json[]> {
   let body: unknown;
@@ -101,10 +120,13 @@ export async function servedModels(client: LmClient): Promise<Json[]> {
     body = await client.get('/models', { timeoutMs: client.probeTimeoutMs });
   } catch (err) {
     if (err instanceof LmError && (err.kind === 'not-found' || err.kind === 'bad-request')) {
-      const hint = /\/v1\/?$/.test(client.baseUrl)
-        ? 'is this an OpenAI-compatible server?'
-        : `OpenAI-compatible servers answer under /v1: try --lm-url ${client.baseUrl.replace(/\/+$/, '')}/v1`;
-      throw new LmError(err.kind, `${err.message}; ${hint}`, err.status);
+      // A non-JSON body already says it does not look like an OpenAI-compatible endpoint: no second question.
+      const hint = !/\/v1\/?$/.test(client.baseUrl)
+        ? `; OpenAI-compatible servers answer under /v1: try --lm-url ${client.baseUrl.replace(/\/+$/, '')}/v1`
+        : /OpenAI-compatible/.test(err.message)
+          ? ''
+          : '; is this an OpenAI-compatible server?';
+      throw new LmError(err.kind, `${err.message}${hint}`, err.status);
     }
     throw err;
   }

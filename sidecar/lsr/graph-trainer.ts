@@ -3,7 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type { Float32Tensor } from '../encoder/safetensors';
 import { packTargets, type LsrTargets } from './lsr-batch';
 import { AdamW, type AdamWOptions } from './optimizer';
-import { GRAD_PREFIX } from './train-graph/train-outputs';
+import { GRAD_NORM, GRAD_PREFIX, QUERY_EMB } from './train-graph/train-outputs';
 
 export interface Gradients {
   /** mean over the batch of KL(Q ‖ P_R) at the current weights. */
@@ -14,44 +14,62 @@ export interface Gradients {
   queryEmb: Float32Array[];
   /** ∂loss/∂weight per trainable weight. */
   grads: Map<string, Float32Array>;
+  /** Global norm of `grads` (before clipping). */
+  gradNorm: number;
 }
 
 export interface StepResult extends Omit<Gradients, 'grads'> {
   /** Updates taken so far, this one included. */
   step: number;
   lr: number;
-  /** Global gradient norm before clipping. */
-  gradNorm: number;
   /** Milliseconds in the ORT graph (forward + backward) and in the optimizer. */
   graphMs: number;
   optimizerMs: number;
 }
 
 /**
- * Runs a training-step graph (weights as inputs, `grad.<name>` outputs) and applies AdamW to its weights in place.
- * The model-specific inputs (token ids, or embeddings for the adapter) come from the caller.
+ * Runs a training-step graph (weights as inputs, `grad.<name>` outputs) and applies AdamW to its weights in place,
+ * on `threads` threads. The model-specific inputs (token ids, or embeddings for the adapter) come from the caller.
+ * Other graphs that read the live weights (a step's forward half, the query encoder) run through `run`, which
+ * never lets them read while an update is writing: with worker threads, an update spans several event-loop turns.
  */
 export class GraphTrainer {
   readonly optimizer: AdamW;
-  private readonly weightFeeds: Record<string, ort.Tensor> = {};
+  /**
+   * Bytes fed to and fetched from ONNX Runtime so far. onnxruntime-node has no device-side tensors for CUDA, so
+   * on a GPU each of these bytes is a host↔device copy.
+   */
+  readonly transferred = { in: 0, out: 0 };
+  private readonly weightFeeds = new Map<string, ort.Tensor>();
+  private weightsFree: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly session: ort.InferenceSession,
-    /** Updated in place; the graph reads every one, trains `trainable`. */
+    /** Updated in place; graphs read them by name, the step trains `trainable`. */
     readonly weights: ReadonlyMap<string, Float32Tensor>,
-    readonly weightNames: readonly string[],
     readonly trainable: readonly string[],
     private readonly dim: number,
     optimizer: AdamWOptions,
     /** Retrieval temperature γ for batches that do not set their own. */
     private readonly defaultGamma: number,
+    threads: number,
   ) {
     // The tensors wrap the live arrays, so in-place updates are what the next run reads.
-    for (const name of weightNames) {
-      const w = weights.get(name)!;
-      this.weightFeeds[name] = new ort.Tensor('float32', w.data, w.shape);
+    for (const [name, w] of weights) this.weightFeeds.set(name, new ort.Tensor('float32', w.data, w.shape));
+    this.optimizer = new AdamW(new Map(trainable.map((n) => [n, weights.get(n)!.data])), optimizer, { threads });
+  }
+
+  /** Runs `session` on `inputs` and the live weights it reads. */
+  async run(session: ort.InferenceSession, inputs: Record<string, ort.Tensor>): Promise<ort.InferenceSession.ReturnType> {
+    const feeds = { ...inputs };
+    for (const name of session.inputNames) {
+      const w = this.weightFeeds.get(name);
+      if (w) feeds[name] = w;
     }
-    this.optimizer = new AdamW(new Map(trainable.map((n) => [n, weights.get(n)!.data])), optimizer);
+    const out = await this.exclusive(() => session.run(feeds));
+    this.transferred.in += bytes(feeds);
+    this.transferred.out += bytes(out);
+    return out;
   }
 
   async gradients(inputs: Record<string, ort.Tensor>, targets: LsrTargets & { gamma?: number }): Promise<Gradients> {
@@ -59,9 +77,8 @@ export class GraphTrainer {
     if (!(gamma > 0)) throw new Error(`temperature gamma must be > 0, got ${gamma}`);
     const batch = targets.candidates.length;
     const { candEmb, targetQ, k } = packTargets(targets, batch, this.dim);
-    const out = await this.session.run({
+    const out = await this.run(this.session, {
       ...inputs,
-      ...this.weightFeeds,
       cand_emb: new ort.Tensor('float32', candEmb, [batch, k, this.dim]),
       target_q: new ort.Tensor('float32', targetQ, [batch, k]),
       gamma: new ort.Tensor('float32', new Float32Array([gamma]), []),
@@ -73,8 +90,9 @@ export class GraphTrainer {
     return {
       loss: (out.loss.data as Float32Array)[0],
       logProbs: rows(out.log_probs, k),
-      queryEmb: rows(out.query_emb, this.dim),
+      queryEmb: rows(out[QUERY_EMB], this.dim),
       grads: new Map(this.trainable.map((n) => [n, out[GRAD_PREFIX + n].data as Float32Array])),
+      gradNorm: (out[GRAD_NORM].data as Float32Array)[0],
     };
   }
 
@@ -82,12 +100,24 @@ export class GraphTrainer {
     const t0 = performance.now();
     const { grads, ...result } = await this.gradients(inputs, targets);
     const t1 = performance.now();
-    const { lr, gradNorm } = this.optimizer.update(grads);
+    const { lr } = await this.exclusive(() => this.optimizer.update(grads, result.gradNorm));
     const t2 = performance.now();
-    return { ...result, step: this.optimizer.step, lr, gradNorm, graphMs: t1 - t0, optimizerMs: t2 - t1 };
+    return { ...result, step: this.optimizer.step, lr, graphMs: t1 - t0, optimizerMs: t2 - t1 };
   }
 
   async dispose(): Promise<void> {
+    await this.optimizer.dispose();
     await this.session.release();
   }
+
+  /** Runs `task` after every earlier one has settled (runs and updates take turns on the weights). */
+  private exclusive<T>(task: () => Promise<T>): Promise<T> {
+    const result = this.weightsFree.then(task, task);
+    this.weightsFree = result.catch(() => undefined);
+    return result;
+  }
+}
+
+function bytes(tensors: Record<string, ort.Tensor>): number {
+  return Object.values(tensors).reduce((sum, t) => sum + (t.data as ArrayBufferView).byteLength, 0);
 }

@@ -15,7 +15,7 @@ import { isAdapterFolder, readAdapterConfig } from '../encoder/query-adapter';
 import type { Scorer } from '../lm/scorer';
 import { RefreshedCandidates, StoredCandidates, type CandidateIndex } from './candidate-index';
 import { seededRandom, type TrainingQuery } from './training-queries';
-import { AdapterQueryTrainer, createQueryTrainer, type QueryTrainer } from './query-trainer';
+import { AdapterQueryTrainer, createQueryTrainer, type QueryTrainer, type StepRunner } from './query-trainer';
 
 export type TrainingMode = 'query-tower' | 'shared';
 
@@ -76,6 +76,8 @@ export interface LsrRun {
   spec?: object;
   signal?: AbortSignal;
   onEvent?: (event: LsrEvent) => void;
+  /** How steps run (default: the device's plan, every thread); bench:train compares plans. */
+  stepRunner?: StepRunner;
 }
 
 export interface StepMetrics {
@@ -193,6 +195,7 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
     trainer = await createQueryTrainer({
       model: source,
       device: run.device,
+      ...run.stepRunner,
       gamma: settings.gamma,
       freezeWordEmbeddings: settings.freezeWordEmbeddings,
       freezeLayers: settings.freezeLayers,
@@ -310,7 +313,9 @@ async function trainOneStep(run: LsrRun, trainer: QueryTrainer, candidates: Cand
   const { settings } = run;
   const t0 = performance.now();
   const batch = batchFor(run.queries, step, settings.batchSize, settings.seed);
-  const queryVectors = await trainer.embed(batch.map((q) => q.context));
+  // The step's own forward pass: its query embeddings are what retrieval uses, and its finish reuses it.
+  const pending = await trainer.begin(batch.map((q) => q.context));
+  const queryVectors = pending.queryEmb;
   const t1 = performance.now();
 
   const kept: number[] = [];
@@ -330,8 +335,8 @@ async function trainOneStep(run: LsrRun, trainer: QueryTrainer, candidates: Cand
     const logProbs = scores.slice(j * settings.k, (j + 1) * settings.k).map((s) => s.logProb / settings.beta);
     return Float64Array.from(logSoftmax(logProbs), Math.exp);
   });
-  const result = await trainer.step({
-    texts: kept.map((b) => batch[b].context),
+  const result = await pending.finish({
+    rows: kept,
     candidates: kept.map((b) => hits[b].map((h) => h.vector)),
     target,
     gamma: settings.gamma,

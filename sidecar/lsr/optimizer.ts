@@ -1,4 +1,5 @@
 import { encodeSafetensors, parseSafetensors, toFloat32, type Float32Tensor } from '../encoder/safetensors';
+import { AdamWThreads, sharedZeros } from './adamw-threads';
 
 /**
  * AdamW (decoupled weight decay, as torch.optim.AdamW) over Float32Arrays updated in place, with global-norm
@@ -45,63 +46,67 @@ export function learningRate(step: number, opts: Pick<AdamWOptions, 'lr' | 'tota
   return opts.lr * Math.max(0, (opts.totalSteps - step + 1) / (opts.totalSteps - warmup));
 }
 
-/** √(Σ g²) over every tensor, accumulated in float64. */
-export function globalGradNorm(grads: Iterable<Float32Array>): number {
-  let sum = 0;
-  for (const g of grads) for (let i = 0; i < g.length; i++) sum += g[i] * g[i];
-  return Math.sqrt(sum);
-}
-
 /** BERT convention: weight decay on matrices and embedding tables, not on biases or LayerNorm gains/shifts. */
 export function isDecayed(name: string): boolean {
   return !name.endsWith('.bias') && !name.includes('LayerNorm');
 }
 
+export interface AdamWThreadsOption {
+  /** Threads the update is split across, the calling thread included (default 1). */
+  threads?: number;
+}
+
 export class AdamW {
   private readonly opts: Required<AdamWOptions>;
-  private state: AdamWState;
+  private readonly state: AdamWState;
+  private readonly runner: AdamWThreads;
 
   /** `params` are updated in place by `update`. */
-  constructor(private readonly params: ReadonlyMap<string, Float32Array>, opts: AdamWOptions) {
+  constructor(private readonly params: ReadonlyMap<string, Float32Array>, opts: AdamWOptions, { threads = 1 }: AdamWThreadsOption = {}) {
     if (!(opts.lr > 0)) throw new Error(`learning rate must be > 0, got ${opts.lr}`);
     if (!Number.isInteger(opts.totalSteps) || opts.totalSteps < 1) throw new Error(`totalSteps must be a positive integer, got ${opts.totalSteps}`);
     const warmupFraction = opts.warmupFraction ?? 0.1;
     if (!(warmupFraction >= 0 && warmupFraction < 1)) throw new Error(`warmupFraction must be in [0, 1), got ${warmupFraction}`);
     this.opts = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1, ...opts, warmupFraction };
-    const zeros = () => new Map([...params].map(([name, p]) => [name, new Float32Array(p.length)]));
+    // Shared memory, so that worker threads update the moments where checkpoints read them.
+    const zeros = () => new Map([...params].map(([name, p]) => [name, sharedZeros(p.length)]));
     this.state = { step: 0, m: zeros(), v: zeros() };
+    const tensors = [...params].map(([name, param]) => ({ name, param, m: this.state.m.get(name)!, v: this.state.v.get(name)!, decayed: isDecayed(name) }));
+    this.runner = new AdamWThreads(tensors, threads);
   }
 
   get step(): number {
     return this.state.step;
   }
 
-  /** One update from `grads` (one per parameter, same lengths); the grads are read, not modified. */
-  update(grads: ReadonlyMap<string, Float32Array>): UpdateInfo {
+  /** Threads an update runs on (fewer than asked when the model is too small to gain from more). */
+  get threads(): number {
+    return this.runner.threads;
+  }
+
+  /**
+   * One update from `grads` (one per parameter, same lengths) whose global norm is `gradNorm` (the training graph
+   * computes it). Takes ownership of the gradient arrays: their buffers may move to worker threads.
+   */
+  async update(grads: ReadonlyMap<string, Float32Array>, gradNorm: number): Promise<UpdateInfo> {
     for (const [name, p] of this.params) {
       const g = grads.get(name);
       if (!g || g.length !== p.length) throw new Error(`gradient for "${name}" is ${g ? `${g.length} values, expected ${p.length}` : 'missing'}`);
     }
+    if (!(gradNorm >= 0)) throw new Error(`gradient norm must be a finite number ≥ 0, got ${gradNorm}`);
     const { beta1, beta2, eps, weightDecay, maxGradNorm } = this.opts;
     const t = ++this.state.step;
     const lr = learningRate(t, this.opts);
-    const gradNorm = globalGradNorm([...this.params.keys()].map((name) => grads.get(name)!));
-    // Clipping folds into the update as a factor on g, so no scaled copy of the gradients is made.
-    const clip = gradNorm > maxGradNorm ? maxGradNorm / (gradNorm + 1e-6) : 1;
-    const stepSize = lr / (1 - beta1 ** t);
-    const invSqrtBc2 = 1 / Math.sqrt(1 - beta2 ** t);
-    for (const [name, p] of this.params) {
-      const g = grads.get(name)!;
-      const m = this.state.m.get(name)!;
-      const v = this.state.v.get(name)!;
-      const keep = isDecayed(name) ? 1 - lr * weightDecay : 1;
-      for (let i = 0; i < p.length; i++) {
-        const gi = g[i] * clip;
-        const mi = (m[i] = beta1 * m[i] + (1 - beta1) * gi);
-        const vi = (v[i] = beta2 * v[i] + (1 - beta2) * gi * gi);
-        p[i] = p[i] * keep - (stepSize * mi) / (Math.sqrt(vi) * invSqrtBc2 + eps);
-      }
-    }
+    await this.runner.update(grads, {
+      beta1,
+      beta2,
+      eps,
+      // Clipping folds into the update as a factor on g, so no scaled copy of the gradients is made.
+      clip: gradNorm > maxGradNorm ? maxGradNorm / (gradNorm + 1e-6) : 1,
+      stepSize: lr / (1 - beta1 ** t),
+      invSqrtBc2: 1 / Math.sqrt(1 - beta2 ** t),
+      decayKeep: 1 - lr * weightDecay,
+    });
     return { lr, gradNorm };
   }
 
@@ -110,6 +115,7 @@ export class AdamW {
     return this.state;
   }
 
+  /** Copies `state` in (the moments stay in the shared arrays the update threads hold). */
   setState(state: AdamWState): void {
     for (const [name, p] of this.params) {
       for (const [kind, moments] of [['m', state.m], ['v', state.v]] as const) {
@@ -117,7 +123,11 @@ export class AdamW {
         if (!a || a.length !== p.length) throw new Error(`optimizer state has no ${kind} of ${p.length} values for "${name}": it belongs to another model or freeze setting`);
       }
     }
-    this.state = { step: state.step, m: new Map(state.m), v: new Map(state.v) };
+    for (const name of this.params.keys()) {
+      this.state.m.get(name)!.set(state.m.get(name)!);
+      this.state.v.get(name)!.set(state.v.get(name)!);
+    }
+    this.state.step = state.step;
   }
 
   /** The state as a safetensors file: tensors `m.<name>`, `v.<name>`, the step in the metadata. */
@@ -137,8 +147,12 @@ export class AdamW {
     const state: AdamWState = { step, m: new Map(), v: new Map() };
     for (const [key, t] of tensors) {
       const kind = key.slice(0, 2);
-      if (kind === 'm.' || kind === 'v.') state[kind[0] as 'm' | 'v'].set(key.slice(2), toFloat32(t, file, key).slice());
+      if (kind === 'm.' || kind === 'v.') state[kind[0] as 'm' | 'v'].set(key.slice(2), toFloat32(t, file, key));
     }
     this.setState(state);
+  }
+
+  dispose(): Promise<void> {
+    return this.runner.dispose();
   }
 }

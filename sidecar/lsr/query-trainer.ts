@@ -10,16 +10,17 @@ import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, applyAdapter, readAdapterConfig, type 
 import { parseSafetensors, toFloat32, type Float32Tensor } from '../encoder/safetensors';
 import { writeFileAtomic } from '../index/atomic-file';
 import type { AdamWOptions } from './optimizer';
-import { AdapterTrainStep, OPTIMIZER_FILE, TrainStep, type StepResult } from './train-step';
+import { AdapterTrainStep, OPTIMIZER_FILE, TrainStep, type PendingStep, type TrainStepOptions } from './train-step';
 
 /** What the LSR loop needs from the part of the retriever that learns. */
 export interface QueryTrainer {
   readonly dim: number;
   /** Updates taken so far (restored on resume). */
   readonly optimizerStep: number;
-  /** L2-normalised embeddings of queries (and, in shared mode, documents) with the current weights. */
+  /** L2-normalised embeddings (shared mode's documents) with the current weights. */
   embed(texts: string[]): Promise<Float32Array[]>;
-  step(batch: { texts: string[]; candidates: Float32Array[][]; target: ArrayLike<number>[]; gamma: number }): Promise<StepResult>;
+  /** Begins a step on these queries: their embeddings at the current weights, to retrieve with, and its finish. */
+  begin(texts: string[]): Promise<PendingStep>;
   /** Everything a resumed run needs (weights and optimizer state). */
   saveCheckpoint(dir: string): Promise<void>;
   /** A model folder that loadEncoder, search and eval take. */
@@ -27,7 +28,10 @@ export interface QueryTrainer {
   dispose(): Promise<void>;
 }
 
-export interface QueryTrainerOptions {
+/** How a step runs (see TrainStepOptions); nothing about what it computes. */
+export type StepRunner = Pick<TrainStepOptions, 'plan' | 'optimizerThreads'>;
+
+export interface QueryTrainerOptions extends StepRunner {
   /** The encoder to start from, or a checkpoint folder written by `saveCheckpoint`. */
   model: string;
   device?: Device;
@@ -56,6 +60,8 @@ export async function createQueryTrainer(opts: QueryTrainerOptions): Promise<Que
       freezeLayers: opts.freezeLayers,
       resumeOptimizer: opts.resume,
       optimizer: opts.optimizer,
+      plan: opts.plan,
+      optimizerThreads: opts.optimizerThreads,
     }),
   );
 }
@@ -75,8 +81,8 @@ class BertQueryTrainer implements QueryTrainer {
     return this.trainer.embed(this.trainer.tokenize(texts));
   }
 
-  step(batch: { texts: string[]; candidates: Float32Array[][]; target: ArrayLike<number>[]; gamma: number }): Promise<StepResult> {
-    return this.trainer.step({ inputIds: this.trainer.tokenize(batch.texts), candidates: batch.candidates, target: batch.target, gamma: batch.gamma });
+  begin(texts: string[]): Promise<PendingStep> {
+    return this.trainer.begin(this.trainer.tokenize(texts));
   }
 
   saveCheckpoint(dir: string): Promise<void> {
@@ -111,6 +117,7 @@ export class AdapterQueryTrainer implements QueryTrainer {
       device: opts.device,
       gamma: opts.gamma,
       optimizer: opts.optimizer,
+      optimizerThreads: opts.optimizerThreads,
       optimizerState: opts.resume && existsSync(stateFile) ? { bytes: await readFile(stateFile), file: stateFile } : undefined,
     });
     return new AdapterQueryTrainer(base, trainer, config);
@@ -125,13 +132,22 @@ export class AdapterQueryTrainer implements QueryTrainer {
   }
 
   async embed(texts: string[]): Promise<Float32Array[]> {
-    const w = this.trainer.weights.get('adapter.weight')!.data;
-    const b = this.trainer.weights.get('adapter.bias')!.data;
-    return (await this.base.embed(texts)).map((q) => applyAdapter(w, b, q));
+    return this.adapt(await this.base.embed(texts));
   }
 
-  async step(batch: { texts: string[]; candidates: Float32Array[][]; target: ArrayLike<number>[]; gamma: number }): Promise<StepResult> {
-    return this.trainer.step({ queries: await this.base.embed(batch.texts), candidates: batch.candidates, target: batch.target, gamma: batch.gamma });
+  /** The frozen encoder embeds the queries once; the step trains the adapter on those embeddings. */
+  async begin(texts: string[]): Promise<PendingStep> {
+    const base = await this.base.embed(texts);
+    return {
+      queryEmb: this.adapt(base),
+      finish: ({ rows, ...targets }) => this.trainer.step({ ...targets, queries: rows ? rows.map((r) => base[r]) : base }),
+    };
+  }
+
+  private adapt(base: Float32Array[]): Float32Array[] {
+    const w = this.trainer.weights.get('adapter.weight')!.data;
+    const b = this.trainer.weights.get('adapter.bias')!.data;
+    return base.map((q) => applyAdapter(w, b, q));
   }
 
   async saveCheckpoint(dir: string): Promise<void> {

@@ -17,6 +17,9 @@ import type { AdamWOptions } from './optimizer';
 import { openSession } from './ort-session';
 import { ADAPTER_PREFIX, buildAdapterTrainGraph, identityAdapter } from './train-graph/adapter-train-graph';
 import { buildBertTrainGraph } from './train-graph/bert-train-graph';
+import { withConstantWeights } from './train-graph/constant-weights';
+import { splitTrainGraph } from './train-graph/split-train-graph';
+import { QUERY_EMB } from './train-graph/train-outputs';
 
 export type { Gradients, StepResult } from './graph-trainer';
 export type { LsrTargets } from './lsr-batch';
@@ -30,8 +33,10 @@ const MAX_DEFAULT_THREADS = 8;
 
 interface CommonOptions {
   device?: Device;
-  /** CPU threads for ORT (default: available CPUs, at most 8). */
+  /** CPU threads for ORT and for the optimizer's update (default: available CPUs, at most 8). */
   threads?: number;
+  /** Threads of the optimizer's update (default: `threads`). */
+  optimizerThreads?: number;
   /** Retrieval temperature γ (default 0.1); a batch may override it. */
   gamma?: number;
   optimizer: AdamWOptions;
@@ -47,6 +52,31 @@ export interface TrainStepOptions extends CommonOptions {
   freezeLayers?: number;
   /** Continue from the folder's optimizer.safetensors when it has one (default false). */
   resumeOptimizer?: boolean;
+  /** How a step runs (see StepPlan); default 'split' on the CPU, 'fused' on CUDA. */
+  plan?: StepPlan;
+}
+
+/**
+ * 'split': the step's forward half runs first and gives the queries' embeddings for retrieval; the backward half
+ * reuses its matmul outputs (one forward pass less per step; the saved values go to JS and back, ≈ 42 MB at
+ * MiniLM shape, 4 × 128 tokens). 'fused': the queries are embedded by the inference graph, then one graph runs
+ * forward and backward; with onnxruntime-node every graph input and output crosses between host and device, so on
+ * CUDA this moves fewer bytes per step, while the forward pass it repeats is cheap there.
+ */
+export type StepPlan = 'split' | 'fused';
+
+/** What finishes a step begun with `begin`: per query of `rows`, its candidates and teacher distribution. */
+export interface StepTargets extends LsrTargets {
+  gamma?: number;
+  /** Which of the begun queries these targets are for, in order (default: all of them). */
+  rows?: number[];
+}
+
+/** A step whose forward pass has run: the queries' embeddings at the current weights, and how to finish it. */
+export interface PendingStep {
+  queryEmb: Float32Array[];
+  /** Loss, backward and the AdamW update for the given targets. */
+  finish(targets: StepTargets): Promise<StepResult>;
 }
 
 export interface LsrBatch extends LsrTargets {
@@ -66,12 +96,16 @@ export class TrainStep {
   private constructor(
     private readonly folder: BertFolder,
     private readonly trainer: GraphTrainer,
+    /** The split plan's forward half; undefined with the fused plan. */
+    private readonly forwardSession: ort.InferenceSession | undefined,
     readonly provider: 'cuda' | 'cpu',
     readonly fallbackReason: string | undefined,
     private readonly opts: TrainStepOptions,
     /** 'bert.' when the source checkpoint stored its weights under that prefix. */
     private readonly namePrefix: string,
     readonly tokenizer: EncoderTokenizer,
+    /** Weights that never change: constants of the graphs rather than inputs. */
+    private readonly frozen: ReadonlySet<string>,
   ) {}
 
   static async create(opts: TrainStepOptions): Promise<TrainStep> {
@@ -85,13 +119,38 @@ export class TrainStep {
       freezeWordEmbeddings: opts.freezeWordEmbeddings,
       freezeLayers: opts.freezeLayers,
     });
-    const { session, provider, fallbackReason } = await openSession(graph.model, opts.device ?? 'auto', threadsOf(opts));
-    const trainer = new GraphTrainer(session, folder.weights, graph.weightNames, graph.trainable, folder.config.hiddenSize, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA);
+    const trainable = new Set(graph.trainable);
+    const frozen = new Set([...folder.weights.keys()].filter((name) => !trainable.has(name)));
+    const model = withConstantWeights(graph.model, folder.weights, frozen);
+    const split = splitTrainGraph(model, graph.weightNames);
+    // The forward half is opened first: where it lands decides the default plan.
+    const threads = threadsOf(opts);
+    const first = await openSession(split.forward, opts.device ?? 'auto', threads);
+    const plan = opts.plan ?? (first.provider === 'cuda' ? 'fused' : 'split');
+    let forward: ort.InferenceSession | undefined = first.session;
+    let loss: ort.InferenceSession;
+    try {
+      if (plan === 'fused') {
+        await first.session.release();
+        forward = undefined;
+      }
+      loss = (await openSession(plan === 'split' ? split.backward : model, first.provider, threads)).session;
+    } catch (err) {
+      await forward?.release();
+      throw err;
+    }
+    const trainer = new GraphTrainer(
+      loss, folder.weights, graph.trainable, folder.config.hiddenSize, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA, opts.optimizerThreads ?? threads,
+    );
     const stateFile = path.join(folder.dir, OPTIMIZER_FILE);
     if (opts.resumeOptimizer && existsSync(stateFile)) trainer.optimizer.decodeState(await readFile(stateFile), stateFile);
     const prefix = (await safetensorsNames(path.join(folder.dir, 'model.safetensors'))).some((n) => n.startsWith('bert.')) ? 'bert.' : '';
     const tokenizer = new EncoderTokenizer(folder.tokenizer, folder.maxTokens);
-    return new TrainStep(folder, trainer, provider, fallbackReason, opts, prefix, tokenizer);
+    return new TrainStep(folder, trainer, forward, first.provider, first.fallbackReason, opts, prefix, tokenizer, frozen);
+  }
+
+  get plan(): StepPlan {
+    return this.forwardSession ? 'split' : 'fused';
   }
 
   get config(): BertConfig {
@@ -116,6 +175,11 @@ export class TrainStep {
     return this.trainer.optimizer.step;
   }
 
+  /** Bytes fed to and fetched from ONNX Runtime so far (host↔device copies on a GPU). */
+  get transferred(): Readonly<{ in: number; out: number }> {
+    return this.trainer.transferred;
+  }
+
   /** Token ids as the inference encoder makes them (special tokens, truncated to the model's max length). */
   tokenize(texts: string[]): number[][] {
     return texts.map((t) => this.tokenizer.encode(t));
@@ -123,28 +187,44 @@ export class TrainStep {
 
   /** Loss, retrieval log-probs, query embeddings and gradients at the current weights; changes nothing. */
   async gradients(batch: LsrBatch): Promise<Gradients> {
-    return this.trainer.gradients(this.tokenFeeds(batch.inputIds), batch);
+    return this.trainer.gradients(await this.lossInputs(batch.inputIds), batch);
   }
 
   /** One update; the loss, log-probs and query embeddings it reports are those before the update. */
   async step(batch: LsrBatch): Promise<StepResult> {
-    return this.trainer.step(this.tokenFeeds(batch.inputIds), batch);
+    return this.trainer.step(await this.lossInputs(batch.inputIds), batch);
+  }
+
+  /**
+   * Begins a step on these queries: their embeddings at the current weights, to retrieve candidates with.
+   * Finishing it with targets for only some of the queries (`rows`) runs their forward pass again.
+   */
+  async begin(inputIds: number[][]): Promise<PendingStep> {
+    const forward = this.forwardSession ? await this.forward(inputIds) : undefined;
+    const queryEmb = forward?.queryEmb ?? (await this.embed(inputIds));
+    let finished = false;
+    return {
+      queryEmb,
+      finish: async ({ rows, ...targets }) => {
+        // What the forward half saved belongs to the weights before this step's update.
+        if (finished) throw new Error('a begun step finishes once: begin another step');
+        finished = true;
+        if (!rows || (rows.length === inputIds.length && rows.every((r, i) => r === i))) {
+          return this.trainer.step(forward?.inputs ?? this.tokenFeeds(inputIds), targets);
+        }
+        return this.step({ ...targets, inputIds: rows.map((r) => inputIds[r]) });
+      },
+    };
   }
 
   /** L2-normalised query embeddings at the current weights (the inference graph, fed the live weights). */
   async embed(inputIds: number[][]): Promise<Float32Array[]> {
-    this.embedSession ??= (
-      await openSession(buildBertEncoder(this.config, this.weights, { pooling: this.pooling, weightsAsInputs: true }), this.provider, threadsOf(this.opts))
-    ).session;
-    const session = this.embedSession;
-    const feeds = this.tokenFeeds(inputIds);
-    for (const name of session.inputNames) {
-      const w = this.weights.get(name);
-      if (w) feeds[name] = new ort.Tensor('float32', w.data, w.shape);
+    if (!this.embedSession) {
+      const graph = buildBertEncoder(this.config, this.weights, { pooling: this.pooling, weightsAsInputs: true });
+      this.embedSession = (await openSession(withConstantWeights(graph, this.weights, this.frozen), this.provider, threadsOf(this.opts))).session;
     }
-    const data = (await session.run(feeds)).sentence_embedding.data as Float32Array;
-    const dim = this.config.hiddenSize;
-    return inputIds.map((_, b) => data.slice(b * dim, (b + 1) * dim));
+    const out = await this.trainer.run(this.embedSession, this.tokenFeeds(inputIds));
+    return this.rows(out.sentence_embedding, inputIds.length);
   }
 
   /**
@@ -166,7 +246,26 @@ export class TrainStep {
 
   async dispose(): Promise<void> {
     await this.trainer.dispose();
+    await this.forwardSession?.release();
     await this.embedSession?.release();
+  }
+
+  /** The split plan's forward half: query embeddings, and the inputs of the backward half (tokens and saved values). */
+  private async forward(inputIds: number[][]): Promise<{ queryEmb: Float32Array[]; inputs: Record<string, ort.Tensor> }> {
+    const tokens = this.tokenFeeds(inputIds);
+    const { [QUERY_EMB]: queryEmb, ...saved } = await this.trainer.run(this.forwardSession!, tokens);
+    return { queryEmb: this.rows(queryEmb, inputIds.length), inputs: { ...tokens, ...saved } };
+  }
+
+  /** What the loss graph takes besides the targets: the tokens, and with the split plan what the forward half saved. */
+  private async lossInputs(inputIds: number[][]): Promise<Record<string, ort.Tensor>> {
+    return this.forwardSession ? (await this.forward(inputIds)).inputs : this.tokenFeeds(inputIds);
+  }
+
+  private rows(t: ort.Tensor, batch: number): Float32Array[] {
+    const data = t.data as Float32Array;
+    const dim = this.config.hiddenSize;
+    return Array.from({ length: batch }, (_, b) => data.slice(b * dim, (b + 1) * dim));
   }
 
   private tokenFeeds(inputIds: number[][]): Record<string, ort.Tensor> {
@@ -202,7 +301,7 @@ export class AdapterTrainStep {
     const weights = opts.weights ?? identityAdapter(opts.dim);
     const graph = buildAdapterTrainGraph(opts.dim, weights);
     const { session, provider } = await openSession(graph.model, opts.device ?? 'auto', threadsOf(opts));
-    const trainer = new GraphTrainer(session, weights, graph.weightNames, graph.trainable, opts.dim, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA);
+    const trainer = new GraphTrainer(session, weights, graph.trainable, opts.dim, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA, opts.optimizerThreads ?? threadsOf(opts));
     if (opts.optimizerState) trainer.optimizer.decodeState(opts.optimizerState.bytes, opts.optimizerState.file);
     return new AdapterTrainStep(trainer, provider, opts);
   }

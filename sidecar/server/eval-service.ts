@@ -3,10 +3,12 @@ import { loadEncoder, type Device } from '../encoder/ort-encoder';
 import { candidateIndexFor, evaluateRetrievers, type EvalReport, type Retriever } from '../eval/evaluate';
 import type { VectorHit } from '../index/workspace-index';
 import { WorkspaceIndex } from '../index/workspace-index';
+import { LmError } from '../lm/lm-error';
 import { LmScorer } from '../lm/scorer';
 import { DEFAULT_LSR_SETTINGS } from '../lsr/lsr-trainer';
 import { readyTeacher } from '../lsr/fit-queries';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../lsr/query-source';
+import { lmFailureMessage } from './lm-failure';
 import type { CompareParams, CompareResult, EvaluateParams, WireHit } from './protocol';
 
 export interface EvalServiceOptions {
@@ -15,6 +17,8 @@ export interface EvalServiceOptions {
   device?: Device;
   /** The index service's encoder, shared rather than loaded twice. */
   baseEncoder(): Promise<Encoder | undefined>;
+  /** Why the configured encoder is not in use, if it could not be loaded. */
+  encoderProblem(): string | undefined;
 }
 
 const DEFAULTS = { k: 10, ensembleK: 10, compareK: 5 };
@@ -34,7 +38,7 @@ export class EvalService {
       const source = { ...DEFAULT_QUERY_SOURCE, ...params.queries, split: 'eval' as const };
       const sampled = (await loadQueries(index.passages(), source)).slice(0, params.maxQueries);
       if (sampled.length === 0) {
-        throw new Error(`No held-out queries: none of the indexed files fell into the evaluation share (${source.evalFraction}). Raise replugCode.eval.fileShare or index more files.`);
+        throw new Error(`No held-out queries: none of the indexed files fell into the evaluation share (${source.evalFraction}). Raise replugCode.eval.fileShare, lower replugCode.training.trainFileShare (evaluation files come from the rest), or index more files.`);
       }
       const scorer = new LmScorer({ baseUrl: params.lm.baseUrl, model: params.lm.model, apiKey: params.lm.apiKey, concurrency: params.lm.concurrency });
       const { queries } = await readyTeacher(scorer, sampled, say);
@@ -47,6 +51,8 @@ export class EvalService {
         ensembleK: params.ensembleK ?? DEFAULTS.ensembleK,
         gamma: params.gamma ?? DEFAULT_LSR_SETTINGS.gamma,
         onProgress,
+      }).catch((err: unknown) => {
+        throw err instanceof LmError ? new Error(lmFailureMessage(err, params.lm)) : err;
       });
     });
   }
@@ -73,7 +79,8 @@ export class EvalService {
   private async withRetrievers<T>(tunedModel: string | undefined, use: (index: WorkspaceIndex, retrievers: Retriever[]) => Promise<T>): Promise<T> {
     const baseEncoder = await this.opts.baseEncoder();
     if (!baseEncoder || !this.opts.baseModel) {
-      throw new Error('Evaluation compares dense retrievers: set replugCode.encoder.model and index the workspace first.');
+      const problem = this.opts.encoderProblem();
+      throw new Error(problem ? `Evaluation compares dense retrievers, but ${problem}.` : 'Evaluation compares dense retrievers: set replugCode.encoder.model and index the workspace first.');
     }
     const retrievers: Retriever[] = [{ name: 'base', model: this.opts.baseModel, encoder: baseEncoder }];
     if (tunedModel) retrievers.push({ name: 'tuned', model: tunedModel, encoder: await this.tunedEncoder(tunedModel) });

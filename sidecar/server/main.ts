@@ -5,8 +5,10 @@
  */
 import { dirname, join } from 'node:path';
 import { createConnection, ResponseError, ErrorCodes, LSPErrorCodes } from 'vscode-languageserver/node';
+import { disableOrtTelemetry } from '../encoder/ort-environment';
 import { loadEncoder } from '../encoder/ort-encoder';
 import type { IndexOptions } from '../index/workspace-index';
+import { CompletionService } from './complete-service';
 import { EvalService } from './eval-service';
 import { IndexService, errorMessage } from './index-service';
 import { ManagedLm } from './lm-service';
@@ -14,7 +16,9 @@ import { assertQueryTowerFor, listModels } from './model-catalog';
 import {
   CancelTrainingRequest,
   CompareRequest,
+  CompleteRequest,
   EvaluateRequest,
+  ExplainFileRequest,
   IndexRequest,
   IndexStatusRequest,
   ListModelsRequest,
@@ -35,7 +39,11 @@ import {
 import { TrainingProgress } from './training-progress';
 import { TrainingService } from './training-service';
 
+// Before any ONNX Runtime session is created (encoders, and training in its worker thread: the variable is per process).
+disableOrtTelemetry();
 const connection = createConnection();
+/** Skipped files listed in the log after an index job; the rest are counted. */
+const SKIPPED_LOG_LINES = 200;
 let service: IndexService | undefined;
 
 /** The LM-facing services, created with the index service in `initialize`. */
@@ -46,6 +54,7 @@ interface LmServices {
   training: TrainingService;
   evaluation: EvalService;
   lm: ManagedLm;
+  completions: CompletionService;
 }
 let lmServices: LmServices | undefined;
 /** Restricted Mode: no request may reach a language model (the extension says when the user grants trust). */
@@ -66,7 +75,7 @@ connection.onInitialize((params) => {
   service = new IndexService({
     indexDir: init.indexDir,
     indexOptions: indexOptions(init),
-    loadEncoder: init.encoderModel ? () => openEncoder(init.encoderModel!, init.encoderDevice) : undefined,
+    encoder: init.encoderModel ? { model: init.encoderModel, load: () => openEncoder(init.encoderModel!, init.encoderDevice) } : undefined,
     onStatus: (status) => void connection.sendNotification(StatusNotification.type, status),
   });
   const indexService = service;
@@ -84,14 +93,23 @@ connection.onInitialize((params) => {
       indexDir: init.indexDir,
       modelsDir,
       baseModel: init.encoderModel,
+      device: init.encoderDevice,
       trusted: () => trusted,
+      encoderProblem: () => indexService.encoderProblem,
       onStatus: (status) => {
         progress.update(status);
         void connection.sendNotification(TrainingStatusNotification.type, status);
       },
     }),
-    evaluation: new EvalService({ indexDir: init.indexDir, baseModel: init.encoderModel, device: init.encoderDevice, baseEncoder: () => indexService.baseEncoder() }),
+    evaluation: new EvalService({
+      indexDir: init.indexDir,
+      baseModel: init.encoderModel,
+      device: init.encoderDevice,
+      baseEncoder: () => indexService.baseEncoder(),
+      encoderProblem: () => indexService.encoderProblem,
+    }),
     lm: new ManagedLm((line) => connection.console.log(`[lm] ${line}`)),
+    completions: new CompletionService(indexService),
   };
   if (init.queryModel) void useModel(init.queryModel).catch((err) => connection.console.warn(`Searching with the base encoder: ${errorMessage(err)}`));
   connection.console.info(`Index directory: ${init.indexDir}; trained models: ${modelsDir}`);
@@ -99,16 +117,10 @@ connection.onInitialize((params) => {
 });
 
 connection.onInitialized(() => {
-  // Publish the starting state (files/passages of an existing index) so the status bar is right at once.
+  // Open the index (and load the encoder) now, so the status bar shows an existing index's size, or an encoder
+  // that cannot be loaded, at once.
   void ready().status().then(
-    (s) =>
-      connection.sendNotification(StatusNotification.type, {
-        health: s.passages ? 'ok' : 'warning',
-        busy: s.busy,
-        message: s.passages ? `${s.files} files, ${s.passages} passages` : 'Not indexed yet',
-        files: s.files,
-        passages: s.passages,
-      }),
+    () => ready().publishStatus(),
     (err) => connection.console.error(errorMessage(err)),
   );
 });
@@ -128,6 +140,9 @@ connection.onRequest(IndexRequest.type, async (params, token) => {
     const result = await ready().index(params.roots, {
       rebuild: params.rebuild,
       signal: abort.signal,
+      onSkipped: (files) => {
+        if (files.length) connection.console.info(skippedSection(files));
+      },
       onProgress: (p) => {
         if (p.phase === 'embed' && p.passagesToEmbed > 0) {
           const pct = Math.floor((100 * p.passagesEmbedded) / p.passagesToEmbed);
@@ -142,18 +157,21 @@ connection.onRequest(IndexRequest.type, async (params, token) => {
         ? `Index job cancelled after ${((Date.now() - started) / 1000).toFixed(1)} s`
         : `Indexed ${result.files} files (${result.filesChanged} changed, ${result.filesRemoved} removed), ` +
             `${result.passages} passages, ${result.passagesEmbedded} embedded, in ${result.seconds.toFixed(1)} s` +
-            (result.rebuilt ? ` (rebuilt from scratch: ${result.rebuilt})` : ''),
+            (result.rebuilt ? ` (rebuilt from scratch: ${result.rebuilt})` : '') +
+            (result.resumedRebuild ? `; continued from the rebuild's checkpoint of ${result.resumedRebuild.files} files` : ''),
     );
     return result;
   } catch (err) {
     connection.console.error(`Index job failed: ${errorStack(err)}`);
-    throw new ResponseError(ErrorCodes.InternalError, `Indexing failed: ${errorMessage(err)}`);
+    // The editor says what failed ("indexing failed: …"); the message is only the reason.
+    throw new ResponseError(ErrorCodes.InternalError, errorMessage(err));
   } finally {
     progress.done();
   }
 });
 
 connection.onRequest(UpdateFileRequest.type, ({ path }) => ready().updateFile(path));
+connection.onRequest(ExplainFileRequest.type, ({ path }) => failAsRequest(() => ready().explainFile(path)));
 connection.onRequest(RemoveFileRequest.type, ({ path }) => ready().removeFile(path));
 connection.onRequest(SearchRequest.type, (params) => {
   if (typeof params.query !== 'string') {
@@ -189,6 +207,19 @@ connection.onRequest(CompareRequest.type, (params) =>
       throw new ResponseError(ErrorCodes.InvalidParams, 'replug/compare needs a `query` and the `tuned` model folder.');
     }
     return lm().evaluation.compare(params);
+  }),
+);
+
+connection.onRequest(CompleteRequest.type, (params, token) =>
+  failAsRequest(async () => {
+    needsTrust('Completion calls the language model');
+    const abort = new AbortController();
+    const listener = token.onCancellationRequested(() => abort.abort(new ResponseError(LSPErrorCodes.RequestCancelled, 'completion cancelled')));
+    try {
+      return await lm().completions.complete(params, abort.signal);
+    } finally {
+      listener.dispose();
+    }
   }),
 );
 
@@ -264,6 +295,7 @@ function indexOptions(init: Partial<InitializationOptions>): Omit<IndexOptions, 
   if (init.chunking) options.chunking = init.chunking;
   if (init.include?.length) options.include = init.include;
   if (init.exclude?.length) options.exclude = init.exclude;
+  if (init.keep?.length) options.keep = init.keep;
   if (init.encoderModel) options.encoderSpec = init.encoderModel;
   return options;
 }
@@ -273,6 +305,13 @@ async function openEncoder(model: string, device: InitializationOptions['encoder
   const encoder = await loadEncoder({ model, device });
   connection.console.info(`Encoder ready: dim ${encoder.dim}, max ${encoder.maxTokens} tokens`);
   return encoder;
+}
+
+/** Lines of the log naming the files an index job left out and why; long lists are cut. */
+function skippedSection(files: { path: string; reason: string; detail?: string }[]): string {
+  const shown = files.slice(0, SKIPPED_LOG_LINES).map((f) => `  ${f.reason}: ${f.path}${f.detail ? ` (${f.detail})` : ''}`);
+  const more = files.length > shown.length ? [`  … and ${files.length - shown.length} more`] : [];
+  return [`Skipped ${files.length} file${files.length === 1 ? '' : 's'} (REPLUG: Why Isn't This File Indexed? explains any file):`, ...shown, ...more].join('\n');
 }
 
 function errorStack(err: unknown): string {

@@ -10,11 +10,12 @@ import {
   type WorkDoneProgressParams,
 } from 'vscode-languageserver-protocol';
 import type { EvalReport } from '../eval/evaluate';
-import type { IndexReport as EngineIndexReport, IndexStatus } from '../index/workspace-index';
+import type { CompletionMode } from '../generate/generator';
+import type { IndexReport as EngineIndexReport, FileExplanation, IndexStatus } from '../index/workspace-index';
 import type { LsrSettings } from '../lsr/lsr-trainer';
 
 // Type-only: the extension bundle imports this file and must not pull in the engine.
-export type { EvalReport };
+export type { CompletionMode, EvalReport, FileExplanation };
 
 export type SearchMode = 'hybrid' | 'dense' | 'lexical';
 
@@ -30,6 +31,8 @@ export interface InitializationOptions {
   /** Glob patterns relative to each root. */
   include?: string[];
   exclude?: string[];
+  /** Globs of files indexed even when they look minified or generated, are lock files or match an exclude glob. */
+  keep?: string[];
   /** Where trained models go; default: `models` beside `indexDir`. */
   modelsDir?: string;
   /** Trained query tower that embeds search queries (see UseModelRequest). */
@@ -51,9 +54,17 @@ export interface WireHit {
   lexicalScore?: number;
 }
 
+/** What an unfinished rebuild had saved when it stopped (a crash, or the editor closing). */
+export interface RebuildCheckpoint {
+  files: number;
+  passages: number;
+}
+
 export interface IndexStatusResult extends IndexStatus {
   /** True while an index job is running. */
   busy: boolean;
+  /** Present while a rebuild waits to be resumed: the next index job continues it. */
+  rebuildCheckpoint?: RebuildCheckpoint;
 }
 
 /** Sent from the client to the sidecar to ask what the index holds. */
@@ -64,19 +75,25 @@ export namespace IndexStatusRequest {
 
 export interface IndexParams extends WorkDoneProgressParams {
   roots: string[];
-  /** Drop the existing index first (Rebuild Index). */
+  /**
+   * Build a whole new index from scratch (Rebuild Index). It is written beside the live index, which keeps
+   * answering searches and is replaced only once the new one is complete.
+   */
   rebuild?: boolean;
 }
 
 /** What one finished index job did: the engine's report without the per-file skip list (counts by reason stay). */
 export type IndexReport = Omit<EngineIndexReport, 'skippedFiles'>;
 
-export type IndexResult = { cancelled: true } | ({ cancelled: false } & IndexReport);
+export type IndexResult =
+  | { cancelled: true }
+  | ({ cancelled: false; /** The job continued an interrupted rebuild from this checkpoint. */ resumedRebuild?: RebuildCheckpoint } & IndexReport);
 
 /**
  * Sent from the client to the sidecar to bring the index up to date with `roots`. It answers when the job ends;
  * the sidecar keeps answering other requests meanwhile. Cancelling the request (or the work-done progress)
- * stops the job at the next batch and answers `cancelled: true`. Jobs run one after another, never overlapped.
+ * stops the job at the next batch and answers `cancelled: true` (a cancelled rebuild is discarded, the live index
+ * kept). Jobs run one after another, never overlapped.
  */
 export namespace IndexRequest {
   export const method = 'replug/index' as const;
@@ -91,6 +108,12 @@ export interface FileParams {
 export namespace UpdateFileRequest {
   export const method = 'replug/updateFile' as const;
   export const type = new RequestType<FileParams, void, void>(method);
+}
+
+/** Sent from the client to the sidecar to ask why a file is or is not in the index ("Why Isn't This File Indexed?"). */
+export namespace ExplainFileRequest {
+  export const method = 'replug/explainFile' as const;
+  export const type = new RequestType<FileParams, FileExplanation, void>(method);
 }
 
 /** Sent from the client to the sidecar after a file was deleted (or renamed away). */
@@ -116,6 +139,14 @@ export namespace SearchRequest {
 
 export type Health = 'ok' | 'warning' | 'error';
 
+/** The configured encoder could not be loaded: the index works lexically (BM25) meanwhile. */
+export interface EncoderFallback {
+  /** The model as configured (replugCode.encoder.model). */
+  model: string;
+  /** What failed when loading it. */
+  reason: string;
+}
+
 export interface StatusParams {
   health: Health;
   /** True while an index job runs. */
@@ -123,6 +154,7 @@ export interface StatusParams {
   message?: string;
   files?: number;
   passages?: number;
+  encoderFallback?: EncoderFallback;
 }
 
 /** Sent from the sidecar to the client whenever its state changes; drives the status bar. */
@@ -327,4 +359,45 @@ export namespace StopLmRequest {
 export namespace WorkspaceTrustedNotification {
   export const method = 'replug/workspaceTrusted' as const;
   export const type = new NotificationType<void>(method);
+}
+
+// ---- Completions (REPLUG decoding) ----
+
+export interface CompleteParams {
+  lm: LmEndpoint;
+  /** The text to continue: the code before the cursor. */
+  prompt: string;
+  /** The file the prompt comes from and its 1-based inclusive line span: passages overlapping it are never retrieved. */
+  path?: string;
+  promptLines?: [number, number];
+  /** Default replug. */
+  mode?: CompletionMode;
+  /** Passages retrieved; default 4. */
+  k?: number;
+  /** Default 32. */
+  maxTokens?: number;
+  stop?: string[];
+}
+
+/** A passage behind a completion, with its weight in the ensemble (replug) or its share of the prompt (concat). */
+export interface CompletionHit extends WireHit {
+  weight: number;
+}
+
+export interface CompleteResult {
+  text: string;
+  finishReason: 'stop' | 'length';
+  passages: CompletionHit[];
+  /** LM requests the completion sent. */
+  requests: number;
+}
+
+/**
+ * Sent from the client to the sidecar for a greedy completion of `prompt`, REPLUG-ensembled over passages retrieved
+ * from the index (with the tuned query model when one is in use). Cancelling the request stops generation at the
+ * next token. Refused in an untrusted workspace (it calls the LM).
+ */
+export namespace CompleteRequest {
+  export const method = 'replug/complete' as const;
+  export const type = new RequestType<CompleteParams, CompleteResult, void>(method);
 }

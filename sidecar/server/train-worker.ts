@@ -10,6 +10,7 @@ import { LmScorer } from '../lm/scorer';
 import { DEFAULT_LSR_SETTINGS, trainLsr, type LsrEvent, type LsrSettings, type TrainingRecord } from '../lsr/lsr-trainer';
 import { readyTeacher } from '../lsr/fit-queries';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../lsr/query-source';
+import { lmFailureMessage } from './lm-failure';
 import type { LmEndpoint, QuerySelection } from './protocol';
 
 export interface TrainJob {
@@ -73,7 +74,7 @@ if (parentPort) {
   });
   const job = workerData as TrainJob;
   run({ ...job, settings: { ...DEFAULT_LSR_SETTINGS, ...job.settings } }, (m) => port.postMessage(m), abort.signal)
-    .catch((err: unknown) => port.postMessage({ type: 'failed', message: err instanceof Error ? err.message : String(err) }))
+    .catch((err: unknown) => port.postMessage({ type: 'failed', message: lmFailureMessage(err, job.lm) }))
     // The cancel listener would keep the thread alive after the run.
     .finally(() => port.unref());
 }

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { cudaProviderInstalled, type Device } from '../encoder/cuda-provider';
 import { DEFAULT_LSR_SETTINGS, type LsrEvent } from '../lsr/lsr-trainer';
 import type { TrainParams, TrainStarted, TrainingStatus } from './protocol';
 import type { FromTrainWorker, ToTrainWorker, TrainJob } from './train-worker';
@@ -10,7 +11,11 @@ export interface TrainingServiceOptions {
   modelsDir: string;
   /** The encoder the index was built with: training starts from it. */
   baseModel: string | undefined;
+  /** Where the encoder runs (replugCode.encoder.device); training runs there too unless a request says otherwise. */
+  device?: Device;
   trusted(): boolean;
+  /** Why the configured encoder is not in use, if it could not be loaded. */
+  encoderProblem(): string | undefined;
   onStatus(status: TrainingStatus): void;
 }
 
@@ -40,13 +45,16 @@ export class TrainingService {
   start(params: TrainParams): Promise<TrainStarted> {
     if (this.worker) throw new Error(`Training run ${this.status.runId} is still running: stop it first (REPLUG: Stop Training).`);
     if (!this.opts.trusted()) throw new Error('Training calls the language model, which REPLUG never does in Restricted Mode: trust the workspace first.');
-    if (!this.opts.baseModel) {
-      throw new Error('Training needs dense search: set replugCode.encoder.model to a sentence-encoder model and index the workspace first.');
+    const problem = this.opts.encoderProblem();
+    if (!this.opts.baseModel || problem) {
+      throw new Error(
+        problem ? `Training needs dense search, but ${problem}.` : 'Training needs dense search: set replugCode.encoder.model to a sentence-encoder model and index the workspace first.',
+      );
     }
     if (!params.lm?.baseUrl || !params.lm.model) {
       throw new Error('Training needs the LM teacher: set replugCode.lm.baseUrl and replugCode.lm.model (or run REPLUG: Start LM Server).');
     }
-    const runId = params.resumeRunId ?? `lsr-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}`;
+    const runId = params.resumeRunId ?? this.newRunId();
     const output = join(this.opts.modelsDir, runId);
     if (params.resumeRunId && !existsSync(output)) throw new Error(`There is no run ${runId} to resume in ${this.opts.modelsDir}.`);
     const settings = { ...DEFAULT_LSR_SETTINGS, ...params.settings };
@@ -57,7 +65,7 @@ export class TrainingService {
       settings,
       lm: params.lm,
       queries: params.queries ?? {},
-      device: params.device,
+      device: trainingDevice(params.device ?? this.opts.device),
       resume: params.resumeRunId !== undefined,
       trusted: this.opts.trusted(),
     };
@@ -96,6 +104,14 @@ export class TrainingService {
         if (this.status.state === 'running' || this.status.state === 'starting') fail(`The training worker exited (code ${code}) before the run ended.`);
       });
     });
+  }
+
+  /** A run name from the start time, with a counter when a run of the same second already has the folder. */
+  private newRunId(): string {
+    const stamp = `lsr-${new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '')}`;
+    let runId = stamp;
+    for (let n = 2; existsSync(join(this.opts.modelsDir, runId)); n++) runId = `${stamp}-${n}`;
+    return runId;
   }
 
   /** Stops the running training (it checkpoints first) and resolves with the final status. */
@@ -155,6 +171,15 @@ export class TrainingService {
     this.status = status;
     this.opts.onStatus(status);
   }
+}
+
+/**
+ * Where a run trains: the requested device, or the encoder's. 'auto' without onnxruntime-node's CUDA provider
+ * library means the CPU: trying CUDA first could only fail, and ONNX Runtime logs that failure as a red error.
+ */
+export function trainingDevice(device: Device | undefined): Device {
+  const wanted = device ?? 'auto';
+  return wanted === 'auto' && !cudaProviderInstalled() ? 'cpu' : wanted;
 }
 
 /** dist/train-worker.js beside the bundled server; the .ts source when the server itself runs under tsx. */

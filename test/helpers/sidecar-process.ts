@@ -22,17 +22,25 @@ export interface Sidecar {
   /** Every value of server-initiated work-done progress. */
   progress: { token: ProgressToken; value: WorkDoneProgressBegin | WorkDoneProgressReport | WorkDoneProgressEnd }[];
   logs: string[];
+  /** What the process wrote to stderr (also passed through to this process's stderr). */
+  stderr: string[];
   initError?: Error;
+  /** The sidecar's process, for tests that kill it. */
+  process: ChildProcess;
   stop(): Promise<void>;
 }
 
 /** Starts the real sidecar over stdio, as another editor would, and performs the LSP handshake. */
 export async function startSidecar(initializationOptions: unknown): Promise<Sidecar> {
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', SERVER, '--stdio'], {
-    stdio: ['pipe', 'pipe', 'inherit'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   const connection = createProtocolConnection(new StreamMessageReader(child.stdout!), new StreamMessageWriter(child.stdin!));
-  const sidecar: Sidecar = { connection, statuses: [], trainingStatuses: [], progress: [], logs: [], stop: async () => undefined };
+  const sidecar: Sidecar = { connection, statuses: [], trainingStatuses: [], progress: [], logs: [], stderr: [], process: child, stop: async () => undefined };
+  child.stderr!.on('data', (chunk: Buffer) => {
+    sidecar.stderr.push(chunk.toString());
+    process.stderr.write(chunk);
+  });
   connection.onNotification(StatusNotification.type, (s) => sidecar.statuses.push(s));
   connection.onNotification(TrainingStatusNotification.type, (s) => sidecar.trainingStatuses.push(s));
   connection.onNotification('window/logMessage', (m: { message: string }) => sidecar.logs.push(m.message));
@@ -43,11 +51,12 @@ export async function startSidecar(initializationOptions: unknown): Promise<Side
     return null;
   });
   connection.listen();
+  const exited = new Promise((r) => child.once('exit', r));
   sidecar.stop = async () => {
-    const exited = new Promise((r) => child.once('exit', r));
     try {
-      await connection.sendRequest('shutdown');
-      connection.sendNotification('exit');
+      // A killed sidecar never answers: its exit ends the wait.
+      const shutdown = connection.sendRequest('shutdown').then(() => connection.sendNotification('exit'));
+      await Promise.race([shutdown, exited]);
     } catch {
       child.kill();
     }

@@ -3,7 +3,7 @@ import * as vscode from 'vscode';
 import { LmServer } from '../../sidecar/lm/serve';
 import type { TrainingStatus, TrainStarted } from '../../sidecar/server/protocol';
 import { CopyLm } from '../fixtures/lm/copy-lm';
-import { activateReplug, eventually } from './helpers';
+import { activateReplug, eventually, withDenseIndex } from './helpers';
 
 /** A tiny run on the six fixture files: every file gives queries, 4 passages scored per query. */
 const TRAINING_SETTINGS: Record<string, unknown> = {
@@ -18,29 +18,16 @@ const TRAINING_SETTINGS: Record<string, unknown> = {
 
 suite('LSR training from the editor', () => {
   let lm: LmServer;
+  let undoSettings: () => Promise<void>;
 
-  suiteSetup(async function () {
-    const model = process.env.REPLUG_TEST_TINY_BERT;
-    if (!model) throw new Error('REPLUG_TEST_TINY_BERT is not set: run the suite with npm run test:vscode');
+  suiteSetup(async () => {
     const api = await activateReplug();
     lm = new LmServer(new CopyLm('copy-lm', 16384));
-    const config = vscode.workspace.getConfiguration('replugCode');
-    await config.update('lm.baseUrl', await lm.listen(), vscode.ConfigurationTarget.Global);
-    for (const [key, value] of Object.entries(TRAINING_SETTINGS)) await config.update(key, value, vscode.ConfigurationTarget.Global);
-    // An encoder setting restarts the sidecar and re-indexes with vectors: training needs a dense index.
-    await config.update('encoder.model', model, vscode.ConfigurationTarget.Global);
-    await eventually(async () => {
-      // Throws while the sidecar restarts.
-      const status = await Promise.resolve().then(() => api.indexStatus()).catch(() => undefined);
-      return status?.dense && status.encoder?.includes(model) && status.passages > 0 && !status.busy ? status : undefined;
-    }, 'the dense re-index', 90_000);
+    undoSettings = await withDenseIndex(api, { ...TRAINING_SETTINGS, 'lm.baseUrl': await lm.listen() });
   });
 
   suiteTeardown(async () => {
-    const config = vscode.workspace.getConfiguration('replugCode');
-    for (const key of [...Object.keys(TRAINING_SETTINGS), 'lm.baseUrl', 'encoder.model']) {
-      await config.update(key, undefined, vscode.ConfigurationTarget.Global);
-    }
+    await undoSettings?.();
     await lm?.close();
   });
 

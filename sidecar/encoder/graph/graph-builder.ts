@@ -6,13 +6,14 @@ export const OPSET = 17;
 const IR_VERSION = 8;
 
 export type AttrValue = number | number[] | string | { float: number };
-export type ElemType = 'float' | 'int64';
+export type ElemType = 'float' | 'int64' | 'int32';
 /** A dimension: a fixed size or a symbolic name such as 'batch'. */
 export type Dim = number | string;
 
 const ELEM: Record<ElemType, onnx.TensorProto.DataType> = {
   float: onnx.TensorProto.DataType.FLOAT,
   int64: onnx.TensorProto.DataType.INT64,
+  int32: onnx.TensorProto.DataType.INT32,
 };
 
 export interface GraphBuilderOptions {

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 export const BOS = 1;
 export const EOS = 2;
 const BYTE_FALLBACK_BASE = 3; // <0x00> is id 3 in llama2.c tokenizers
+const WORD_CACHE_SIZE = 1 << 16;
 
 /** A pending merge of two adjacent symbols; stale when either side changed since it was queued. */
 interface Candidate {
@@ -73,6 +74,13 @@ export class Llama2cTokenizer {
   private readonly scores: Float32Array;
   private readonly lookup = new Map<string, number>();
   private readonly byteOf: Int16Array; // byte value of each <0xNN> token, -1 otherwise
+  /**
+   * Tokens of each word met (a space and what follows up to the next space), emptied when full: a plain Map, as an
+   * LRU's bookkeeping cost more than it saved. When no piece holds a space after its first character, no merge
+   * crosses a word's start, so encoding word by word gives the same tokens as the whole text at once. Undefined for
+   * vocabularies where that does not hold.
+   */
+  private readonly words: Map<string, number[]> | undefined;
 
   constructor(file: string, vocabSize: number) {
     const bytes = readFileSync(file);
@@ -92,6 +100,8 @@ export class Llama2cTokenizer {
       const byteMatch = /^<0x([0-9A-Fa-f]{2})>$/.exec(piece);
       if (byteMatch) this.byteOf[id] = parseInt(byteMatch[1], 16);
     }
+    const wordwise = this.lookup.has(' ') && this.pieces.every((piece) => piece.indexOf(' ', 1) < 0);
+    this.words = wordwise ? new Map() : undefined;
   }
 
   get vocabSize(): number {
@@ -99,19 +109,36 @@ export class Llama2cTokenizer {
   }
 
   encode(text: string, bos: boolean): number[] {
-    const ids: number[] = [];
-    if (text.length > 0) {
-      const space = this.lookup.get(' ');
-      if (space !== undefined) ids.push(space);
-      for (const codePoint of text) {
-        const utf8 = Buffer.from(codePoint, 'utf8');
-        const id = this.lookup.get(utf8.toString('latin1'));
-        if (id !== undefined) ids.push(id);
-        else for (const byte of utf8) ids.push(byte + BYTE_FALLBACK_BASE);
+    const ids: number[] = bos ? [BOS] : [];
+    if (text.length === 0) return ids;
+    // The dummy prefix: sentencepiece encodes " " + text (when the vocabulary has a space).
+    const spaced = this.lookup.has(' ') ? ` ${text}` : text;
+    if (!this.words) return [...ids, ...this.merge(this.symbols(spaced))];
+    for (let start = 0, end = 1; end <= spaced.length; end++) {
+      if (end < spaced.length && spaced[end] !== ' ') continue;
+      const word = spaced.slice(start, end);
+      let tokens = this.words.get(word);
+      if (!tokens) {
+        tokens = this.merge(this.symbols(word));
+        if (this.words.size >= WORD_CACHE_SIZE) this.words.clear();
+        this.words.set(word, tokens);
       }
+      for (const id of tokens) ids.push(id);
+      start = end;
     }
-    const merged = this.merge(ids);
-    return bos ? [BOS, ...merged] : merged;
+    return ids;
+  }
+
+  /** One symbol per code point: its piece, or its UTF-8 bytes as <0xNN> tokens. */
+  private symbols(text: string): number[] {
+    const ids: number[] = [];
+    for (const codePoint of text) {
+      const utf8 = Buffer.from(codePoint, 'utf8');
+      const id = this.lookup.get(utf8.toString('latin1'));
+      if (id !== undefined) ids.push(id);
+      else for (const byte of utf8) ids.push(byte + BYTE_FALLBACK_BASE);
+    }
+    return ids;
   }
 
   private merge(ids: number[]): number[] {

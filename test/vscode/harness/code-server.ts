@@ -27,6 +27,9 @@ const CLEAN_USER_SETTINGS = {
   'extensions.autoCheckUpdates': false,
   'workbench.enableExperiments': false,
   'chat.disableAIFeatures': true,
+  // Headless Chromium gives the editor no DOM focus, and VS Code drops the inline suggestions of an unfocused
+  // editor unless told to keep them (an internal setting, read from settings.json only).
+  'editor.inlineSuggest.keepOnBlur': true,
 };
 
 export function codeServerInstalled(): boolean {
@@ -48,6 +51,8 @@ export interface StartOptions {
   /** Extensions directory (defaults to an empty one in the scratch dir). */
   extensionsDir?: string;
   userSettings?: Record<string, unknown>;
+  /** Ask whether to trust the folder (Restricted Mode when declined); default: trust is off, everything trusted. */
+  workspaceTrust?: boolean;
   log?: (line: string) => void;
 }
 
@@ -57,7 +62,7 @@ export async function startCodeServer(opts: StartOptions): Promise<CodeServer> {
   await mkdir(join(userData, 'User'), { recursive: true });
   await writeFile(
     join(userData, 'User/settings.json'),
-    JSON.stringify({ ...CLEAN_USER_SETTINGS, ...opts.userSettings }, null, 2),
+    JSON.stringify({ ...CLEAN_USER_SETTINGS, 'security.workspace.trust.enabled': opts.workspaceTrust === true, ...opts.userSettings }, null, 2),
   );
   const extensionsDir = opts.extensionsDir ?? join(dir, 'extensions');
   await mkdir(extensionsDir, { recursive: true });
@@ -69,7 +74,7 @@ export async function startCodeServer(opts: StartOptions): Promise<CodeServer> {
     '--extensions-dir', extensionsDir,
     '--disable-telemetry',
     '--disable-update-check',
-    '--disable-workspace-trust',
+    ...(opts.workspaceTrust ? [] : ['--disable-workspace-trust']),
     '--disable-getting-started-override',
     opts.folder,
   ];
