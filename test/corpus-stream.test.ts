@@ -1,27 +1,21 @@
-import { after, before, describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { corpusRows } from '../sidecar/corpus/corpus-file';
 import type { CorpusRow } from '../sidecar/corpus/corpus-row';
 import { checkShard, shardOf, type ShardSpec } from '../sidecar/corpus/shard';
 import { inputError } from './helpers/input-error';
+import { makeTree, writeFiles } from './helpers/temp-tree';
 
-let dir: string;
-before(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'corpus-stream-'));
-});
-after(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const tree = makeTree({}, 'corpus-stream-');
+after(tree.cleanup);
 
 let n = 0;
-async function file(ext: string, content: string | Buffer): Promise<string> {
-  const f = join(dir, `f${n++}.${ext}`);
-  await writeFile(f, content);
-  return f;
+/** A new corpus file with this content; its path. */
+function file(ext: string, content: string | Buffer): string {
+  const name = `f${n++}.${ext}`;
+  writeFiles(tree.root, { [name]: content });
+  return join(tree.root, name);
 }
 
 async function rows(f: string, shard?: ShardSpec): Promise<CorpusRow[]> {
@@ -47,7 +41,7 @@ describe('streamed CSV', () => {
       }
     }
     const text = parts.join('\r\n') + '\r\n';
-    const got = await rows(await file('csv', text));
+    const got = await rows(file('csv', text));
     assert.deepEqual(
       got.map(({ id, startLine, endLine }) => ({ id, startLine, endLine })),
       expected,
@@ -63,9 +57,9 @@ describe('streamed CSV', () => {
 
   test('invalid UTF-8 far into the file is reported at its line; a character split by a chunk boundary is not', async () => {
     const head = 'id,text\n' + Array.from({ length: 3000 }, (_, i) => `r${i},${'€'.repeat(20)}\n`).join('');
-    assert.equal((await rows(await file('csv', head))).length, 3000);
+    assert.equal((await rows(file('csv', head))).length, 3000);
     const bad = Buffer.concat([Buffer.from(head), Buffer.from('bad,caf\xe9\n', 'latin1'), Buffer.from('last,ok\n')]);
-    const err = await inputError(() => rows(fileSync('csv', bad)));
+    const err = await inputError(() => rows(file('csv', bad)));
     assert.equal(err.line, 3002);
     assert.match(err.message, /UTF-8/);
   });
@@ -73,22 +67,16 @@ describe('streamed CSV', () => {
   test('every shard validates the whole file: a bad row in another shard still fails the build', async () => {
     const body = Array.from({ length: 50 }, (_, i) => `r${i},text ${i}`);
     body[40] = 'r40,"  "';
-    const f = await file('csv', `id,text\n${body.join('\n')}\n`);
+    const f = file('csv', `id,text\n${body.join('\n')}\n`);
     const other = { id: 1 - shardOf('r40', 2), count: 2 };
     const err = await inputError(() => rows(f, other));
     assert.deepEqual([err.line, err.column], [42, 'text']);
   });
 });
 
-function fileSync(ext: string, content: Buffer): string {
-  const f = join(dir, `f${n++}.${ext}`);
-  writeFileSync(f, content);
-  return f;
-}
-
 describe('BEIR corpus.jsonl', () => {
   test('_id, title and text; numeric ids; blank lines, CRLF and a byte-order mark', async () => {
-    const f = await file(
+    const f = file(
       'jsonl',
       '\ufeff{"_id": "d1", "title": "Parser", "text": "parses CSV files"}\r\n\n{"_id": 7, "text": "no title"}\n{"_id":"d3","title":"Only a title","text":""}',
     );
@@ -110,7 +98,7 @@ describe('BEIR corpus.jsonl', () => {
       ['\n\n', 1, /no documents/],
     ];
     for (const [content, line, message] of cases) {
-      const err = await inputError(() => rows(fileSync('jsonl', Buffer.from(content))));
+      const err = await inputError(() => rows(file('jsonl', Buffer.from(content))));
       assert.equal(err.line, line, content);
       assert.match(err.message, message);
     }
@@ -120,7 +108,7 @@ describe('BEIR corpus.jsonl', () => {
 describe('shards', () => {
   test('shards partition the rows: disjoint, complete, in file order, the same on every run', async () => {
     const body = Array.from({ length: 1000 }, (_, i) => `{"_id":"doc-${i}","text":"text ${i}"}`).join('\n');
-    const f = await file('jsonl', body);
+    const f = file('jsonl', body);
     const all = (await rows(f)).map((r) => r.id);
     const parts = await Promise.all([0, 1, 2, 3].map(async (id) => (await rows(f, { id, count: 4 })).map((r) => r.id)));
     assert.deepEqual(parts.flat().sort(), [...all].sort());
