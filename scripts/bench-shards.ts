@@ -11,11 +11,12 @@
  * --dir keeps the corpora and indexes there (they are large); by default a temporary folder, removed at the end.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadEncoder } from '../sidecar/encoder/ort-encoder';
+import { loadGeneration } from '../sidecar/index/index-files';
 import { mergeShards } from '../sidecar/index/shards';
 import { WorkspaceIndex } from '../sidecar/index/workspace-index';
 import { makeTinyBert, MINILM_SHAPE } from './make-tiny-bert';
@@ -28,9 +29,47 @@ interface Measured {
   error?: string;
 }
 
-/** In a child: one build (or merge), reported as a JSON line on stdout, failed or not. */
+interface Agreement {
+  passages: number;
+  /** Vectors of the same passage that are equal bit for bit in both indexes. */
+  sameVectors: number;
+  maxDifference: number;
+  queries: number;
+  /** Queries whose top 10 (by passage) is the same list in both indexes. */
+  sameTop10: number;
+}
+
+/**
+ * How far the merged index's vectors and dense rankings are from the single build's. A real encoder pads each batch
+ * to its longest member, so a passage's vector depends in its last bits on which passages share its batch, and the
+ * batches of a shard are not those of a single build. Queries: every 7th passage's own vector.
+ */
+async function denseAgreement(singleDir: string, mergedDir: string): Promise<Agreement> {
+  const [single, merged] = await Promise.all([loadGeneration(singleDir), loadGeneration(mergedDir)]);
+  const pairs = [...single.table.byId.values()].map((p) => [p.label, merged.table.byId.get(p.id)!.label]);
+  const singleLabel = new Map(pairs.map(([s, m]) => [m, s]));
+  const agreement: Agreement = { passages: pairs.length, sameVectors: 0, maxDifference: 0, queries: 0, sameTop10: 0 };
+  pairs.forEach(([s, m], i) => {
+    const [a, b] = [single.dense!.vector(s), merged.dense!.vector(m)];
+    const difference = Math.max(...a.map((x, j) => Math.abs(x - b[j])));
+    if (difference === 0) agreement.sameVectors++;
+    agreement.maxDifference = Math.max(agreement.maxDifference, difference);
+    if (i % 7) return;
+    const top = single.dense!.search(a, 10).map((h) => h.label);
+    const mergedTop = merged.dense!.search(b, 10).map((h) => singleLabel.get(h.label));
+    agreement.queries++;
+    if (top.join() === mergedTop.join()) agreement.sameTop10++;
+  });
+  return agreement;
+}
+
+/** In a child: one build (or merge, or their dense agreement), reported as a JSON line on stdout, failed or not. */
 async function child(args: string[]): Promise<void> {
   const [what, out, ...rest] = args;
+  if (what === 'agree') {
+    process.stdout.write(`${JSON.stringify(await denseAgreement(out, rest[0]))}\n`);
+    return;
+  }
   const started = performance.now();
   let passages = 0;
   let error: string | undefined;
@@ -57,10 +96,15 @@ async function child(args: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(measured)}\n`);
 }
 
-function inChild(...args: string[]): Measured {
+function inChild<T = Measured>(...args: string[]): T {
   const result = spawnSync(process.execPath, ['--import', 'tsx', __filename, '--child', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
   if (result.status !== 0) throw new Error(`${args[0]} ${args[1]} failed (exit ${result.status ?? result.signal})`);
-  return JSON.parse(result.stdout.trim().split('\n').pop()!) as Measured;
+  return JSON.parse(result.stdout.trim().split('\n').pop()!) as T;
+}
+
+/** The live generation of an index: the earlier one kept beside it for recovery is not counted. */
+function liveGeneration(indexDir: string): string {
+  return path.join(indexDir, readFileSync(path.join(indexDir, 'CURRENT'), 'utf8').trim());
 }
 
 function dirBytes(dir: string): number {
@@ -68,6 +112,13 @@ function dirBytes(dir: string): number {
   return readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile())
     .reduce((sum, e) => sum + statSync(path.join(e.parentPath, e.name)).size, 0);
+}
+
+/** The files of two live generations that are equal byte for byte (by the checksums their manifests record). */
+function identicalParts(a: string, b: string): string[] {
+  const parts = (dir: string) => (JSON.parse(readFileSync(path.join(liveGeneration(dir), 'manifest.json'), 'utf8')) as { parts: Record<string, { sha256: string }> }).parts;
+  const [pa, pb] = [parts(a), parts(b)];
+  return Object.keys(pa).filter((name) => pa[name].sha256 === pb[name]?.sha256);
 }
 
 /** Writes the corpus under a temporary name first, so a run stopped halfway never leaves a short corpus to reuse. */
@@ -99,8 +150,18 @@ function compare(label: string, csv: string, work: string, shards: number, model
   parts.forEach((p, id) => console.log(line(`shard ${id} of ${shards}`, p)));
   console.log(line(`${shards} shards, one after another`, sharded));
   console.log(line(`merge-shards`, merge));
-  console.log(`  index on disk: single ${(dirBytes(path.join(work, 'single')) / 2 ** 20).toFixed(0)} MB, merged ${(dirBytes(path.join(work, 'merged')) / 2 ** 20).toFixed(0)} MB`);
   if (single.error || sharded.error) return { single, sharded };
+  const [singleDir, mergedDir] = [path.join(work, 'single'), path.join(work, 'merged')];
+  const size = (dir: string) => `${(dirBytes(liveGeneration(dir)) / 2 ** 20).toFixed(0)} MB`;
+  console.log(`  index on disk (live generation): single ${size(singleDir)}, merged ${size(mergedDir)}`);
+  console.log(`  merged vs single build, identical files: ${identicalParts(singleDir, mergedDir).join(', ') || 'none'}`);
+  if (model) {
+    const a = inChild<Agreement>('agree', singleDir, mergedDir);
+    console.log(
+      `  vectors: ${a.sameVectors} of ${a.passages} bit-identical, largest difference ${a.maxDifference.toExponential(1)}; ` +
+        `dense top 10 the same list for ${a.sameTop10} of ${a.queries} queries`,
+    );
+  }
   console.log(
     `  ${shards} shards in turn / single: time ×${(sharded.seconds / single.seconds).toFixed(2)}, peak memory ×${(sharded.peakMb / single.peakMb).toFixed(2)}; ` +
       `merge adds ${merge.seconds.toFixed(1)} s at ${merge.peakMb.toFixed(0)} MB`,
