@@ -1,7 +1,8 @@
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { checkShard, type ShardSpec } from '../corpus/shard';
 import { beirCorpusFile } from '../eval/beir-dataset';
+import { CHUNKING_STRATEGIES, type ChunkingStrategy } from '../corpus/file-chunker';
 import { IndexDamagedError } from '../index/index-files';
 import { WorkspaceIndex, type IndexReport } from '../index/workspace-index';
 import { addIndexDirOption, displayPath } from './index-dir';
@@ -24,6 +25,7 @@ interface IndexCliOptions extends ModelCliOptions {
   windowLines?: number;
   strideLines?: number;
   maxTokens?: number;
+  chunking?: ChunkingStrategy;
   checkpointSeconds?: number;
   verbose?: boolean;
 }
@@ -44,6 +46,13 @@ export function registerIndexCommand(program: Command): void {
     .option('--window-lines <n>', 'lines per passage window', positiveInt)
     .option('--stride-lines <n>', 'lines between window starts', positiveInt)
     .option('--max-tokens <n>', 'token budget per passage', positiveInt)
+    .addOption(
+      new Option(
+        '--chunking <strategy>',
+        'lines: windows of --window-lines; syntax: functions, classes and methods as passages (windows elsewhere); ' +
+          'auto: syntax for Python, windows for the rest (default for a new index; an existing one keeps its strategy)',
+      ).choices(CHUNKING_STRATEGIES),
+    )
     .option('--checkpoint-seconds <n>', 'save progress at least this often during a long run (0: after every batch)', nonNegativeInt)
     .option('-v, --verbose', 'list every skipped file with its reason');
   addIndexDirOption(cmd);
@@ -80,7 +89,7 @@ export function registerIndexCommand(program: Command): void {
       maxFileBytes: opts.maxFileBytes,
       checkpointSeconds: opts.checkpointSeconds,
       shard,
-      chunking: definedOnly({ windowLines: opts.windowLines, strideLines: opts.strideLines, maxTokens: opts.maxTokens }),
+      chunking: definedOnly({ windowLines: opts.windowLines, strideLines: opts.strideLines, maxTokens: opts.maxTokens, strategy: opts.chunking }),
     });
     const { damage } = index.status();
     if (damage) process.stderr.write(`warning: ${damage}\n`);
@@ -110,6 +119,9 @@ function printReport(report: IndexReport, index: WorkspaceIndex, model: string |
   const reasons = Object.entries(report.skipped).sort((a, b) => b[1] - a[1]);
   const skippedTotal = reasons.reduce((sum, [, n]) => sum + n, 0);
   if (skippedTotal > 0) out.write(`skipped ${count(skippedTotal, 'file')}: ${reasons.map(([r, n]) => `${n} ${r}`).join(', ')}\n`);
+  const windowed = Object.entries(report.windowed ?? {});
+  if (windowed.length > 0) out.write(`cut into line windows instead of by syntax: ${windowed.map(([r, n]) => `${count(n, 'file')} ${r}`).join(', ')}\n`);
+  for (const [grammar, reason] of Object.entries(report.grammarErrors ?? {})) out.write(`the ${grammar} grammar did not load: ${reason}\n`);
   if (verbose) {
     for (const s of report.skippedFiles) out.write(`  skipped ${displayPath(s.path)}: ${s.reason}${s.detail ? ` (${escapeControls(s.detail)})` : ''}\n`);
   }

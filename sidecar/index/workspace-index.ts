@@ -1,8 +1,9 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
-import { chunkText, chunkingFingerprint, DEFAULT_CHUNKING, estimateTokens, type ChunkOptions } from '../corpus/chunk';
+import { estimateTokens } from '../corpus/chunk';
 import { corpusPassages, validateCorpus } from '../corpus/corpus-file';
+import { DEFAULT_FILE_CHUNKING, FileChunker, strategyOfFingerprint, type FileChunkOptions, type SyntaxFallback } from '../corpus/file-chunker';
 import type { Passage, TokenCounter } from '../corpus/passage';
 import { explainExclusion, type Exclusion } from '../corpus/exclusion';
 import { checkShard, type ShardSpec } from '../corpus/shard';
@@ -29,7 +30,7 @@ export interface IndexOptions {
    * It must produce vectors of the same dimension.
    */
   queryEncoder?: Encoder;
-  chunking?: Partial<ChunkOptions>;
+  chunking?: Partial<FileChunkOptions>;
   include?: string[];
   exclude?: string[];
   /** Globs of files to index even when a built-in rule (excludes, lock files, minified or generated) would skip them. */
@@ -70,6 +71,10 @@ export interface IndexReport {
   seconds: number;
   /** Why the stored index was discarded and rebuilt, if it was. */
   rebuilt?: string;
+  /** Syntax chunking: files of a supported language that were cut into line windows after all, by reason. */
+  windowed?: Partial<Record<SyntaxFallback, number>>;
+  /** Syntax chunking: grammars that failed to load, with the reason (their files were cut into line windows). */
+  grammarErrors?: Record<string, string>;
 }
 
 export interface SearchHit {
@@ -136,6 +141,7 @@ export class WorkspaceIndex {
   private lastSave = Date.now();
   /** An update is under way or ended early: saves until one completes are marked partial. */
   private partial = false;
+  private fileChunker: FileChunker | undefined;
 
   private constructor(
     readonly dir: string,
@@ -219,6 +225,7 @@ export class WorkspaceIndex {
     this.lexical = source.lexical;
     this.dense = source.dense;
     this.manifest = source.manifest;
+    this.fileChunker = undefined; // the rebuilt contents may have been cut by another strategy (see `chunking`)
     this.dirty = true;
     try {
       await this.save([]);
@@ -323,7 +330,8 @@ export class WorkspaceIndex {
         }
         const known = this.table.files.get(entry.absPath);
         if (known && known.size === entry.size && known.mtimeMs === entry.mtimeMs && known.root === entry.root) continue;
-        const passages = chunkText({ path: entry.absPath, text: entry.text }, this.chunking(), this.tokenCounter());
+        const { passages, fallback } = await this.chunker().chunk({ path: entry.absPath, text: entry.text }, this.tokenCounter());
+        if (fallback) (report.windowed ??= {})[fallback] = (report.windowed[fallback] ?? 0) + 1;
         await consider({ file: entry.absPath, root: entry.root, size: entry.size, mtimeMs: entry.mtimeMs, passages });
       }
       for (const [file, record] of this.table.files) {
@@ -344,6 +352,7 @@ export class WorkspaceIndex {
       emit();
       await this.save(absRoots);
     }
+    if (this.chunker().unavailable.size > 0) report.grammarErrors = Object.fromEntries(this.chunker().unavailable);
     report.passages = this.table.byId.size;
     report.seconds = (Date.now() - started) / 1000;
     return report;
@@ -360,7 +369,7 @@ export class WorkspaceIndex {
     let mtimeMs = 0;
     for await (const entry of walkRoots([root], { ...this.walkOptions(), only: [file] })) {
       if (entry.kind === 'file' && entry.absPath === file) {
-        passages = chunkText({ path: file, text: entry.text }, this.chunking(), this.tokenCounter());
+        ({ passages } = await this.chunker().chunk({ path: file, text: entry.text }, this.tokenCounter()));
         size = entry.size;
         mtimeMs = entry.mtimeMs;
       }
@@ -477,8 +486,15 @@ export class WorkspaceIndex {
     return encoder ? { fingerprint: encoder.fingerprint, dim: encoder.dim, model: this.options.encoderSpec } : undefined;
   }
 
-  private chunking(): ChunkOptions {
-    return { ...DEFAULT_CHUNKING, ...this.options.chunking };
+  private chunking(): FileChunkOptions {
+    // An index keeps the strategy it was built with unless one is asked for, so a new default does not rebuild it.
+    const stored = this.manifest && { strategy: strategyOfFingerprint(this.manifest.chunking) };
+    return { ...DEFAULT_FILE_CHUNKING, ...stored, ...this.options.chunking };
+  }
+
+  private chunker(): FileChunker {
+    this.fileChunker ??= new FileChunker(this.chunking());
+    return this.fileChunker;
   }
 
   private tokenCounter(): TokenCounter {
@@ -487,7 +503,7 @@ export class WorkspaceIndex {
   }
 
   private chunkingStamp(): string {
-    return `${chunkingFingerprint(this.chunking())}|${this.options.encoder?.tokenizerFingerprint ?? ESTIMATE_COUNTER_ID}`;
+    return `${this.chunker().fingerprint}|${this.options.encoder?.tokenizerFingerprint ?? ESTIMATE_COUNTER_ID}`;
   }
 
   private walkOptions(): WalkOptions {

@@ -9,6 +9,7 @@ import {
   RequestType0,
   type WorkDoneProgressParams,
 } from 'vscode-languageserver-protocol';
+import type { ChunkingStrategy } from '../corpus/file-chunker';
 import type { EvalReport } from '../eval/evaluate';
 import type { CompletionMode } from '../generate/generator';
 import type { IndexReport as EngineIndexReport, FileExplanation, IndexStatus } from '../index/workspace-index';
@@ -26,8 +27,8 @@ export interface InitializationOptions {
   /** Sentence-encoder model directory or name; empty = lexical search only. */
   encoderModel?: string;
   encoderDevice?: 'auto' | 'cpu' | 'cuda';
-  /** Passage windowing, forwarded to the engine's ChunkOptions. */
-  chunking?: { windowLines?: number; strideLines?: number; maxTokens?: number };
+  /** Passage windowing and strategy, forwarded to the engine's FileChunkOptions. */
+  chunking?: { windowLines?: number; strideLines?: number; maxTokens?: number; strategy?: ChunkingStrategy };
   /** Glob patterns relative to each root. */
   include?: string[];
   exclude?: string[];
