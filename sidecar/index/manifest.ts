@@ -1,3 +1,5 @@
+import type { ShardSpec } from '../corpus/shard';
+
 /**
  * Bumped whenever the on-disk layout of a generation changes; an older index is rebuilt, never misread.
  * 2: the manifest records a length and sha256 per file and a checksum of itself (see generation-integrity.ts).
@@ -22,6 +24,10 @@ export interface IndexManifest {
   roots: string[];
   files: number;
   passages: number;
+  /** Set when the index holds one shard of its corpus files (`index --shard-id I --num-shards N`). */
+  shard?: ShardSpec;
+  /** Set by the checkpoints of an update that has not finished (killed, stopped, failed): a rerun completes it. */
+  partial?: true;
 }
 
 /** Why an existing index cannot be reused as is, or undefined when it can. */
