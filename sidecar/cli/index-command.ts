@@ -2,9 +2,11 @@ import { Option, type Command } from 'commander';
 import { existsSync } from 'node:fs';
 import { checkShard, type ShardSpec } from '../corpus/shard';
 import { beirCorpusFile } from '../eval/beir-dataset';
+import { DEFAULT_CHUNKING } from '../corpus/chunk';
 import { CHUNKING_STRATEGIES, type ChunkingStrategy } from '../corpus/file-chunker';
+import { DEFAULT_MAX_FILE_BYTES } from '../corpus/walk';
 import { IndexDamagedError } from '../index/index-files';
-import { WorkspaceIndex, type IndexReport } from '../index/workspace-index';
+import { DEFAULT_CHECKPOINT_SECONDS, WorkspaceIndex, type IndexReport } from '../index/workspace-index';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
 import { nonNegativeInt, positiveInt } from './option-parsers';
@@ -42,10 +44,10 @@ export function registerIndexCommand(program: Command): void {
     .option('--include <glob...>', 'only index files matching these globs (relative to each root)')
     .option('--exclude <glob...>', 'also skip files matching these globs')
     .option('--keep <glob...>', 'index files matching these globs even when they look minified or generated, are lock files or match an exclude glob')
-    .option('--max-file-bytes <n>', 'skip files larger than this', positiveInt)
-    .option('--window-lines <n>', 'lines per passage window', positiveInt)
-    .option('--stride-lines <n>', 'lines between window starts', positiveInt)
-    .option('--max-tokens <n>', 'token budget per passage', positiveInt)
+    .option('--max-file-bytes <n>', `skip files larger than this (default: ${DEFAULT_MAX_FILE_BYTES})`, positiveInt)
+    .option('--window-lines <n>', `lines per passage window (default: ${DEFAULT_CHUNKING.windowLines})`, positiveInt)
+    .option('--stride-lines <n>', `lines between window starts (default: ${DEFAULT_CHUNKING.strideLines})`, positiveInt)
+    .option('--max-tokens <n>', `token budget per passage (default: ${DEFAULT_CHUNKING.maxTokens})`, positiveInt)
     .addOption(
       new Option(
         '--chunking <strategy>',
@@ -53,7 +55,7 @@ export function registerIndexCommand(program: Command): void {
           'auto: syntax for Python, windows for the rest (default for a new index; an existing one keeps its strategy)',
       ).choices(CHUNKING_STRATEGIES),
     )
-    .option('--checkpoint-seconds <n>', 'save progress at least this often during a long run (0: after every batch)', nonNegativeInt)
+    .option('--checkpoint-seconds <n>', `save progress at least this often during a long run (0: after every batch; default: ${DEFAULT_CHECKPOINT_SECONDS})`, nonNegativeInt)
     .option('-v, --verbose', 'list every skipped file with its reason');
   addIndexDirOption(cmd);
   addModelOptions(cmd);

@@ -20,6 +20,9 @@ import { denseCompatible, INDEX_FORMAT_VERSION, rebuildReason, type EncoderStamp
 
 export type { SearchMode } from '../retrieve/hybrid-search';
 
+/** How often a long index job saves its progress unless told otherwise. */
+export const DEFAULT_CHECKPOINT_SECONDS = 30;
+
 export interface IndexOptions {
   /** Without an encoder the index is lexical only. */
   encoder?: Encoder;
@@ -687,7 +690,7 @@ export class WorkspaceIndex {
   }
 
   private async checkpointIfDue(): Promise<void> {
-    const every = (this.options.checkpointSeconds ?? 30) * 1000;
+    const every = (this.options.checkpointSeconds ?? DEFAULT_CHECKPOINT_SECONDS) * 1000;
     if (this.dirty && Date.now() - this.lastSave >= every) await this.save(this.manifest?.roots ?? []);
   }
 
