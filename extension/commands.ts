@@ -61,6 +61,11 @@ export async function indexWorkspace(
       const result = await sidecar.index(roots, rebuild, location);
       const summary = indexSummary(result, rebuild);
       log.info(summary);
+      if (!result.cancelled) {
+        for (const [grammar, reason] of Object.entries(result.grammarErrors ?? {})) {
+          log.warn(`The ${grammar} grammar did not load (${reason}); its files were cut into line windows.`);
+        }
+      }
       // A job that survived a crash says so even when it ran in the background: the user saw the crash.
       if (loud || (!result.cancelled && result.resumedAfterRestarts)) void vscode.window.showInformationMessage(`REPLUG: ${summary}`);
       return result;

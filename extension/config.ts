@@ -106,7 +106,11 @@ export class Config {
 
   /** What the sidecar is started with; `indexDir` comes from the extension's workspace storage. */
   sidecarOptions(indexDir: string, queryModel?: string): InitializationOptions {
-    const chunking = this.raw.get<InitializationOptions['chunking']>('chunking', {});
+    const { strategy, ...windows } = this.raw.get<NonNullable<InitializationOptions['chunking']>>('chunking', {});
+    // The strategy only when the user chose one: an index otherwise keeps the one it was built with (see README: Chunking).
+    const layers = this.raw.inspect('chunking.strategy');
+    const chosen = [layers?.globalValue, layers?.workspaceValue, layers?.workspaceFolderValue].some((v) => v !== undefined);
+    const chunking = chosen ? { ...windows, strategy } : windows;
     const include = this.raw.get<string[]>('include', []);
     return {
       indexDir,

@@ -4,7 +4,9 @@ import { copyFile, mkdir } from 'node:fs/promises';
 import { build } from 'esbuild';
 
 // tsx/cjs: only the server's run-from-source path (never taken in a bundle) resolves it, for its worker.
-const external = ['vscode', 'hnswlib-node', 'onnxruntime-node', 'sharp', 'tsx/cjs'];
+// @vscode/tree-sitter-wasm: its runtime finds tree-sitter.wasm and the grammars beside its own file, and is required
+// only when syntax chunking is on.
+const external = ['vscode', 'hnswlib-node', 'onnxruntime-node', 'sharp', 'tsx/cjs', '@vscode/tree-sitter-wasm'];
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'cjs', sourcemap: true, external, logLevel: 'warning' };
 
 await build({

@@ -88,6 +88,15 @@ test('Ctrl-C during index saves what was done and exits with status 130', async 
   }
 });
 
+test('index --help shows the default of every tuning option', () => {
+  const help = run('index', '--help');
+  assert.equal(help.status, 0, help.stderr);
+  const text = help.stdout.replace(/\s+/g, ' ');
+  for (const [option, value] of [['--max-file-bytes', 1000000], ['--window-lines', 20], ['--stride-lines', 10], ['--max-tokens', 128], ['--checkpoint-seconds', 30]]) {
+    assert.match(text, new RegExp(`${option} <\\w+> [^-]*default: ${value}\\)`), `${option} shows no default`);
+  }
+});
+
 test('index --precision is recorded and kept; search embeds queries at it; another precision re-embeds, saying why', async () => {
   const tree = makeTree({
     'src/retry.ts': 'export function retryWithBackoff(attempts: number) {\n  return attempts * 2;\n}\n',

@@ -8,6 +8,7 @@ import { WorkspaceIndex } from '../index/workspace-index';
 import { DEFAULT_LSR_SETTINGS } from '../lsr/lsr-trainer';
 import { readyTeacher } from '../lsr/fit-queries';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../lsr/query-source';
+import { runBeirEval } from './beir-eval-command';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addLmOptions, scorerFromOptions, type LmCliOptions } from './lm-options';
 import { nonNegativeInt, positiveInt, positiveNumber } from './option-parsers';
@@ -27,6 +28,8 @@ interface EvalCliOptions extends LmCliOptions {
   heldOut: 'files' | 'points';
   device: Device;
   json?: boolean;
+  beir?: string;
+  split: string;
 }
 
 /** As the editor's replugCode.eval.maxQueries: enough for a paired standard error, short enough to finish. */
@@ -49,10 +52,13 @@ export function registerEvalCommand(program: Command): void {
       new Option('--held-out <what>', 'workspace queries from unseen files, or from unseen points of the training files').choices(['files', 'points']).default('files'),
     )
     .addOption(new Option('--device <device>', 'where the encoders run').choices(DEVICE_CHOICES).default('auto'))
-    .option('--json', 'print the report as JSON');
+    .option('--json', 'print the report as JSON')
+    .option('--beir <dir>', 'instead: a BEIR / CodeRAG-Bench dataset folder, its corpus indexed with `index --beir`; BM25, base and tuned judged by its qrels (no LM)')
+    .option('--split <name>', 'qrels split of --beir (DIR/qrels/NAME.tsv)', 'test');
   addIndexDirOption(cmd);
   addLmOptions(cmd);
   cmd.action(async (opts: EvalCliOptions) => {
+    if (opts.beir) return runBeirEval({ ...opts, beir: opts.beir }, openRetrievers);
     const scorer = scorerFromOptions(opts);
     const { index, retrievers } = await openRetrievers(opts.indexDir, opts.base, opts.tuned, opts.device);
     try {

@@ -1,3 +1,4 @@
+import type { ShardSpec } from '../corpus/shard';
 import type { Precision } from '../encoder/precision';
 
 /**
@@ -31,6 +32,10 @@ export interface IndexManifest {
   roots: string[];
   files: number;
   passages: number;
+  /** Set when the index holds one shard of its corpus files (`index --shard-id I --num-shards N`). */
+  shard?: ShardSpec;
+  /** Set by the checkpoints of an update that has not finished (killed, stopped, failed): a rerun completes it. */
+  partial?: true;
 }
 
 /** Why an existing index cannot be reused as is, or undefined when it can. */

@@ -9,6 +9,7 @@ import {
   RequestType0,
   type WorkDoneProgressParams,
 } from 'vscode-languageserver-protocol';
+import type { ChunkingStrategy } from '../corpus/file-chunker';
 import type { EvalReport } from '../eval/evaluate';
 import type { CompletionMode } from '../generate/generator';
 import type { IndexReport as EngineIndexReport, FileExplanation, IndexStatus } from '../index/workspace-index';
@@ -28,8 +29,8 @@ export interface InitializationOptions {
   encoderDevice?: 'auto' | 'cpu' | 'cuda' | 'webgpu';
   /** Graph precision of the encoder (default auto: fp16 on CUDA, else fp32); stored in the index. */
   encoderPrecision?: 'auto' | 'fp32' | 'int8' | 'fp16';
-  /** Passage windowing, forwarded to the engine's ChunkOptions. */
-  chunking?: { windowLines?: number; strideLines?: number; maxTokens?: number };
+  /** Passage windowing and strategy, forwarded to the engine's FileChunkOptions. */
+  chunking?: { windowLines?: number; strideLines?: number; maxTokens?: number; strategy?: ChunkingStrategy };
   /** Glob patterns relative to each root. */
   include?: string[];
   exclude?: string[];
