@@ -32,6 +32,10 @@ describe('execution providers', () => {
       cudaFallbackReason('cpu', [`cuda: ${cudaError}`, `webgpu: ${webgpuError}`], gpuWithCuda),
       'ONNX Runtime on CPU: CUDA failed (libcudnn.so.9: cannot open shared object file: No such file or directory); WebGPU failed (Failed to get a WebGPU adapter: No supported adapters)',
     );
+    assert.equal(
+      cudaFallbackReason('cpu', [], { nvidiaGpu: true, cudaProvider: false, webgpu: false }),
+      'ONNX Runtime on CPU: NVIDIA GPU found but the CUDA provider is not installed (README › GPU); WebGPU not tried (no Vulkan loader, libvulkan.so.1)',
+    );
     const long = cudaFallbackReason('cpu', [`cuda: ${'x'.repeat(500)}\nsecond line`], gpuWithCuda)!;
     assert.ok(!long.includes('\n') && long.length < 140, long);
   });

@@ -68,6 +68,7 @@ export function cudaFallbackReason(provider: Provider, failures: readonly string
   else if (machine.nvidiaGpu && !machine.cudaProvider) why.push('NVIDIA GPU found but the CUDA provider is not installed (README › GPU)');
   const webgpu = failed('webgpu');
   if (webgpu !== undefined) why.push(`WebGPU failed (${shortError(webgpu)})`);
+  else if (machine.nvidiaGpu && !machine.webgpu) why.push('WebGPU not tried (no Vulkan loader, libvulkan.so.1)');
   return why.length ? `ONNX Runtime on ${provider === 'cpu' ? 'CPU' : 'WebGPU'}: ${why.join('; ')}` : undefined;
 }
 
