@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { DEVICE_CHOICES } from '../encoder/cuda-provider';
 import { loadEncoder, type Device } from '../encoder/ort-encoder';
-import { candidateIndexFor, evaluateRetrievers, type EvalReport, type Retriever } from '../eval/evaluate';
+import { candidateIndexFor, evaluateRetrievers, retrieverPrecision, type EvalReport, type Retriever } from '../eval/evaluate';
 import { ndcgGainLines } from '../eval/gain-text';
 import { WorkspaceIndex } from '../index/workspace-index';
 import { DEFAULT_LSR_SETTINGS } from '../lsr/lsr-trainer';
@@ -50,7 +51,7 @@ export function registerEvalCommand(program: Command): void {
     .addOption(
       new Option('--held-out <what>', 'workspace queries from unseen files, or from unseen points of the training files').choices(['files', 'points']).default('files'),
     )
-    .addOption(new Option('--device <device>', 'where the encoders run').choices(['auto', 'cuda', 'cpu']).default('auto'))
+    .addOption(new Option('--device <device>', 'where the encoders run').choices(DEVICE_CHOICES).default('auto'))
     .option('--json', 'print the report as JSON')
     .option('--beir <dir>', 'instead: a BEIR / CodeRAG-Bench dataset folder, its corpus indexed with `index --beir`; BM25, base and tuned judged by its qrels (no LM)')
     .option('--split <name>', 'qrels split of --beir (DIR/qrels/NAME.tsv)', 'test');
@@ -102,7 +103,7 @@ export function registerCompareCommand(program: Command): void {
     .requiredOption('--tuned <model>', 'encoder trained by `train`, i.e. its --output folder (required)')
     .option('--base <model>', 'base encoder (default: the one the index was built with)')
     .option('-k, --k <n>', 'results per retriever', positiveInt, 5)
-    .addOption(new Option('--device <device>', 'where the encoders run').choices(['auto', 'cuda', 'cpu']).default('auto'));
+    .addOption(new Option('--device <device>', 'where the encoders run').choices(DEVICE_CHOICES).default('auto'));
   addIndexDirOption(cmd);
   cmd.action(async (query: string, opts: { indexDir: string; base?: string; tuned: string; k: number; device: Device }) => {
     const { index, retrievers } = await openRetrievers(opts.indexDir, opts.base, opts.tuned, opts.device);
@@ -133,8 +134,9 @@ async function openRetrievers(indexDir: string, base: string | undefined, tuned:
   const manifest = await WorkspaceIndex.readManifest(indexDir);
   const baseModel = base ?? manifest?.encoder?.model;
   if (!manifest?.encoder || !baseModel) throw new Error(`the index at ${indexDir} has no vectors: run index with --model first`);
-  const retrievers: Retriever[] = [{ name: 'base', model: baseModel, encoder: await loadEncoder({ model: baseModel, device }) }];
-  if (tuned) retrievers.push({ name: 'tuned', model: tuned, encoder: await loadEncoder({ model: tuned, device }) });
+  const load = (model: string) => loadEncoder({ model, device, precision: retrieverPrecision(model, manifest.encoder) });
+  const retrievers: Retriever[] = [{ name: 'base', model: baseModel, encoder: await load(baseModel) }];
+  if (tuned) retrievers.push({ name: 'tuned', model: tuned, encoder: await load(tuned) });
   const index = await WorkspaceIndex.open(indexDir, { encoder: retrievers[0].encoder, encoderSpec: baseModel, readOnly: true });
   return { index, retrievers };
 }

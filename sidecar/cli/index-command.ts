@@ -6,6 +6,7 @@ import { DEFAULT_CHUNKING } from '../corpus/chunk';
 import { CHUNKING_STRATEGIES, type ChunkingStrategy } from '../corpus/file-chunker';
 import { DEFAULT_MAX_FILE_BYTES } from '../corpus/walk';
 import { IndexDamagedError } from '../index/index-files';
+import { stampPrecision } from '../index/manifest';
 import { DEFAULT_CHECKPOINT_SECONDS, WorkspaceIndex, type IndexReport } from '../index/workspace-index';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
@@ -58,7 +59,7 @@ export function registerIndexCommand(program: Command): void {
     .option('--checkpoint-seconds <n>', `save progress at least this often during a long run (0: after every batch; default: ${DEFAULT_CHECKPOINT_SECONDS})`, nonNegativeInt)
     .option('-v, --verbose', 'list every skipped file with its reason');
   addIndexDirOption(cmd);
-  addModelOptions(cmd);
+  addModelOptions(cmd, "the index's when it has one, else auto: fp16 on CUDA, else fp32");
   cmd.action(async (roots: string[], opts: IndexCliOptions) => {
     const passages = [...(opts.passages ?? []), ...(opts.beir ? [beirCorpusFile(opts.beir)] : [])];
     if (roots.length === 0 && passages.length === 0) {
@@ -69,7 +70,7 @@ export function registerIndexCommand(program: Command): void {
     }
     const shard = shardOption(opts);
     // Keep the dense side of an existing index when --model is not repeated, also when it must be rebuilt
-    // (`update` does that and says why).
+    // (`update` does that and says why), and its precision unless --precision names another (which re-embeds).
     let unusable: IndexDamagedError | undefined;
     const stored = await WorkspaceIndex.readManifest(opts.indexDir).catch((err: Error) => {
       if (!(err instanceof IndexDamagedError)) throw err;
@@ -80,7 +81,8 @@ export function registerIndexCommand(program: Command): void {
     if (unusable && !model) {
       process.stderr.write(`warning: the index cannot be used (${unusable.problem}) and does not say which encoder built it: pass --model to rebuild it with vectors\n`);
     }
-    const encoder = await encoderFromOptions({ ...opts, model });
+    const precision = opts.precision ?? (stored?.encoder ? stampPrecision(stored.encoder) : undefined);
+    const encoder = await encoderFromOptions({ ...opts, model, precision });
     const progress = new ProgressReporter();
     const index = await WorkspaceIndex.open(opts.indexDir, {
       encoder,

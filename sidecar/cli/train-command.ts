@@ -14,7 +14,7 @@ import {
   type LsrSettings,
   type TrainingMode,
 } from '../lsr/lsr-trainer';
-import type { Device } from '../encoder/ort-encoder';
+import { DEVICE_CHOICES, type Device } from '../encoder/cuda-provider';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addLmOptions, requestedBudgets, requireLm, scorerFromOptions, type LmCliOptions } from './lm-options';
 import { nonNegativeInt, positiveInt, positiveNumber } from './option-parsers';
@@ -97,7 +97,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--train-word-embeddings', 'also train the word-embedding table (frozen by default)')
     .option('--seed <n>', 'seed for query sampling and order', nonNegativeInt, D.seed)
     .option('--queries-per-file <n>', 'workspace queries sampled per training file', positiveInt, DEFAULT_QUERY_SOURCE.perFile)
-    .addOption(new Option('--device <device>', 'where training runs').choices(['auto', 'cuda', 'cpu']).default('auto'))
+    .addOption(new Option('--device <device>', 'where training runs').choices(DEVICE_CHOICES).default('auto'))
     .option('--resume', "continue the interrupted run in --output with its saved settings, teacher and index (flags may only repeat them)")
     .option('--overwrite', 'replace a training run already in --output')
     .option('--allow-new-teacher', 'with --resume: accept another --lm-url / --lm-model than the run started with');

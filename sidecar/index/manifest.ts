@@ -1,4 +1,5 @@
 import type { ShardSpec } from '../corpus/shard';
+import type { Precision } from '../encoder/precision';
 
 /**
  * Bumped whenever the on-disk layout of a generation changes; an older index is rebuilt, never misread.
@@ -11,6 +12,13 @@ export interface EncoderStamp {
   dim: number;
   /** The model path or id the vectors came from, so `search` can load the same encoder unasked. */
   model?: string;
+  /** The graph precision the vectors came from; absent in indexes written before int8 existed (they are fp32). */
+  precision?: Precision;
+}
+
+/** The precision of a stamp's vectors. */
+export function stampPrecision(stamp: EncoderStamp): Precision {
+  return stamp.precision ?? 'fp32';
 }
 
 export interface IndexManifest {
@@ -42,8 +50,17 @@ export function rebuildReason(
   return undefined;
 }
 
+/** Why stored vectors cannot be kept for the encoder now configured, or undefined when they can. */
+export function denseMismatch(manifest: IndexManifest | undefined, encoder: EncoderStamp | undefined): string | undefined {
+  if (!manifest?.encoder || !encoder) return 'the index has no vectors yet';
+  const stored = manifest.encoder;
+  if (stored.fingerprint !== encoder.fingerprint || stored.dim !== encoder.dim) return 'the encoder changed';
+  // Vectors of two precisions differ slightly; an index holds one kind, so a switch re-embeds everything.
+  if (stampPrecision(stored) !== stampPrecision(encoder)) return `the encoder precision changed (${stampPrecision(stored)} → ${stampPrecision(encoder)})`;
+  return undefined;
+}
+
 /** Whether stored vectors can be kept for the encoder now configured. */
 export function denseCompatible(manifest: IndexManifest | undefined, encoder: EncoderStamp | undefined): boolean {
-  if (!manifest?.encoder || !encoder) return false;
-  return manifest.encoder.fingerprint === encoder.fingerprint && manifest.encoder.dim === encoder.dim;
+  return denseMismatch(manifest, encoder) === undefined;
 }

@@ -16,7 +16,7 @@ import { describeFallback, IndexDamagedError, loadGeneration, readStoredManifest
 import { IndexLock } from './index-lock';
 import { PassageTable, type StoredPassage } from './index-state';
 import { LexicalIndex } from './lexical-index';
-import { denseCompatible, INDEX_FORMAT_VERSION, rebuildReason, type EncoderStamp, type IndexManifest } from './manifest';
+import { denseCompatible, denseMismatch, INDEX_FORMAT_VERSION, rebuildReason, type EncoderStamp, type IndexManifest } from './manifest';
 
 export type { SearchMode } from '../retrieve/hybrid-search';
 
@@ -213,8 +213,8 @@ export class WorkspaceIndex {
     const reason = rebuildReason(this.manifest, { chunking: this.chunkingStamp() });
     if (reason) return reason;
     // Same passages, other vectors: every passage must be embedded again.
-    const vectorsStale = this.options.encoder !== undefined && !denseCompatible(this.manifest, this.encoderStamp());
-    return vectorsStale && this.table.byId.size > 0 ? 'the encoder changed' : undefined;
+    const stale = this.options.encoder !== undefined ? denseMismatch(this.manifest, this.encoderStamp()) : undefined;
+    return stale && this.table.byId.size > 0 ? stale : undefined;
   }
 
   /**
@@ -418,7 +418,7 @@ export class WorkspaceIndex {
     if (mode !== 'lexical' && !this.denseUsable()) {
       throw new Error(
         this.options.encoder
-          ? `The index has no vectors for this encoder yet: run index with the same --model first.`
+          ? `The index has no vectors for this encoder yet (${denseMismatch(this.manifest, this.encoderStamp()) ?? 'the index has no vectors yet'}): run index with the same --model and --precision first.`
           : `${mode} search needs an encoder: pass --model (the one the index was built with), or use --mode lexical.`,
       );
     }
@@ -486,7 +486,7 @@ export class WorkspaceIndex {
 
   private encoderStamp(): EncoderStamp | undefined {
     const encoder = this.options.encoder;
-    return encoder ? { fingerprint: encoder.fingerprint, dim: encoder.dim, model: this.options.encoderSpec } : undefined;
+    return encoder ? { fingerprint: encoder.fingerprint, dim: encoder.dim, model: this.options.encoderSpec, precision: encoder.precision } : undefined;
   }
 
   private chunking(): FileChunkOptions {

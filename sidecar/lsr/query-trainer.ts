@@ -6,6 +6,7 @@ import type { RuntimeEncoder } from '../encoder/encoder';
 import { loadModelFolder } from '../encoder/model-folder';
 import { resolveModel } from '../encoder/model-source';
 import { loadEncoder } from '../encoder/ort-encoder';
+import { QUERY_TOWER_PRECISION } from '../encoder/precision';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, applyAdapter, readAdapterConfig, type AdapterConfig } from '../encoder/query-adapter';
 import { parseSafetensors, toFloat32, type Float32Tensor } from '../encoder/safetensors';
 import { writeFileAtomic } from '../index/atomic-file';
@@ -106,7 +107,8 @@ export class AdapterQueryTrainer implements QueryTrainer {
   ) {}
 
   static async create(opts: QueryTrainerOptions, config: AdapterConfig): Promise<AdapterQueryTrainer> {
-    const base = await loadEncoder({ model: config.base, device: opts.device });
+    // At the precision the trained adapter will run at in search (a query tower's), so it learns on what it will see.
+    const base = await loadEncoder({ model: config.base, device: opts.device, precision: QUERY_TOWER_PRECISION });
     // A checkpoint or earlier adapter folder carries its weights (and, on resume, the optimizer state).
     const weightsFile = path.join(opts.model, ADAPTER_WEIGHTS);
     const stateFile = path.join(opts.model, OPTIMIZER_FILE);
