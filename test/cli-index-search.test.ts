@@ -92,7 +92,7 @@ test('index --help shows the default of every tuning option', () => {
   const help = run('index', '--help');
   assert.equal(help.status, 0, help.stderr);
   const text = help.stdout.replace(/\s+/g, ' ');
-  for (const [option, value] of [['--max-file-bytes', 1000000], ['--window-lines', 20], ['--stride-lines', 10], ['--max-tokens', 128], ['--checkpoint-seconds', 30]]) {
+  for (const [option, value] of [['--max-file-bytes', 1000000], ['--window-lines', 20], ['--stride-lines', 10], ['--max-tokens', 128], ['--checkpoint-seconds', 30], ['--batch-size', 16]]) {
     assert.match(text, new RegExp(`${option} <\\w+> [^-]*default: ${value}\\)`), `${option} shows no default`);
   }
 });

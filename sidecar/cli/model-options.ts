@@ -2,7 +2,7 @@ import { Option, type Command } from 'commander';
 import { SingleBar, Presets } from 'cli-progress';
 import type { Encoder } from '../encoder/encoder';
 import { DEVICE_CHOICES, noticeOnce } from '../encoder/cuda-provider';
-import { loadEncoder, type Device } from '../encoder/ort-encoder';
+import { DEFAULT_BATCH_SIZE, loadEncoder, type Device } from '../encoder/ort-encoder';
 import { PRECISION_CHOICES, type PrecisionChoice } from '../encoder/precision';
 import type { DownloadProgress } from '../encoder/model-source';
 import { positiveInt } from './option-parsers';
@@ -20,7 +20,7 @@ export function addModelOptions(cmd: Command, precisionDefault = 'auto: fp16 on 
     .option('--model <pathOrId>', 'sentence encoder: model folder, .onnx file, or hub id (e.g. sentence-transformers/all-MiniLM-L6-v2)')
     .addOption(new Option('--device <device>', 'where the encoder runs (auto: CUDA, else WebGPU on an NVIDIA GPU, else CPU)').choices(DEVICE_CHOICES).default('auto'))
     .addOption(new Option('--precision <precision>', `encoder graph precision (default ${precisionDefault})`).choices(PRECISION_CHOICES))
-    .option('--batch-size <n>', 'texts per encoder run', positiveInt);
+    .option('--batch-size <n>', `texts per encoder run (default: ${DEFAULT_BATCH_SIZE})`, positiveInt);
 }
 
 /** Loads the encoder the options name (drawing a download bar on stderr); undefined when no --model was given. */

@@ -38,7 +38,7 @@ export interface LoadEncoderOptions {
 const MAX_DEFAULT_THREADS = 8;
 /** CPU sessions side by side (see OrtWorkerPool); the threads are shared out between them. */
 const DEFAULT_CPU_WORKERS = 2;
-const DEFAULT_BATCH_SIZE = 16;
+export const DEFAULT_BATCH_SIZE = 16;
 /** Batches in flight per worker: one running, one ready to start, without materialising every batch's tensors. */
 const QUEUED_BATCHES_PER_WORKER = 2;
 
