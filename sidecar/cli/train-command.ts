@@ -14,7 +14,7 @@ import {
   type LsrSettings,
   type TrainingMode,
 } from '../lsr/lsr-trainer';
-import { DEVICE_CHOICES, type Device } from '../encoder/cuda-provider';
+import { DEVICE_CHOICES, noticeOnce, type Device } from '../encoder/cuda-provider';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addLmOptions, requestedBudgets, requireLm, scorerFromOptions, type LmCliOptions } from './lm-options';
 import { nonNegativeInt, positiveInt, positiveNumber } from './option-parsers';
@@ -252,6 +252,8 @@ class TrainProgress {
     }
     if (e.type === 'step') {
       this.progress.update(e.step, `loss ${e.loss.toFixed(4)} H(P_R) ${e.entropyRetriever.toFixed(3)} H(Q) ${e.entropyTeacher.toFixed(3)} · ${e.seconds.total.toFixed(2)} s/step`);
+    } else if (e.type === 'notice') {
+      noticeOnce(e.message, (line) => process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}${line}\n`));
     } else if (e.type === 'refresh') {
       process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}re-embedded ${e.passages} passages in ${e.seconds.toFixed(1)} s\n`);
     }

@@ -16,6 +16,8 @@ import { AdapterTrainStep, OPTIMIZER_FILE, TrainStep, type PendingStep, type Tra
 /** What the LSR loop needs from the part of the retriever that learns. */
 export interface QueryTrainer {
   readonly dim: number;
+  /** Why training runs on another provider than the device asked for (undefined when it runs where asked). */
+  readonly fallbackReason: string | undefined;
   /** Updates taken so far (restored on resume). */
   readonly optimizerStep: number;
   /** L2-normalised embeddings (shared mode's documents) with the current weights. */
@@ -74,6 +76,10 @@ class BertQueryTrainer implements QueryTrainer {
     return this.trainer.config.hiddenSize;
   }
 
+  get fallbackReason(): string | undefined {
+    return this.trainer.fallbackReason;
+  }
+
   get optimizerStep(): number {
     return this.trainer.optimizerStep;
   }
@@ -127,6 +133,11 @@ export class AdapterQueryTrainer implements QueryTrainer {
 
   get dim(): number {
     return this.base.dim;
+  }
+
+  /** The frozen base encoder's: the adapter step opens its session on the same device. */
+  get fallbackReason(): string | undefined {
+    return this.base.fallbackReason;
   }
 
   get optimizerStep(): number {
