@@ -120,7 +120,8 @@ export class Config {
     return {
       indexDir,
       encoderModel: this.raw.get<string>('encoder.model', '') || undefined,
-      encoderDevice: this.raw.get<'auto' | 'cpu' | 'cuda'>('encoder.device', 'auto'),
+      encoderDevice: this.raw.get<InitializationOptions['encoderDevice']>('encoder.device', 'auto'),
+      encoderPrecision: this.raw.get<InitializationOptions['encoderPrecision']>('encoder.precision', 'auto'),
       chunking,
       include: include.length ? include : undefined,
       exclude: [...this.raw.get<string[]>('exclude', []), ...filesExcludeGlobs()],

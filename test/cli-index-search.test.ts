@@ -4,6 +4,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { makeTinyBert } from '../scripts/make-tiny-bert';
+import { WorkspaceIndex } from '../sidecar/index/workspace-index';
 import { makeTree } from './helpers/temp-tree';
 
 const CLI = [process.execPath, '--import', 'tsx', path.resolve(__dirname, '..', 'sidecar', 'cli', 'main.ts')];
@@ -82,6 +84,45 @@ test('Ctrl-C during index saves what was done and exits with status 130', async 
     assert.equal(code, 130, stderr);
     assert.match(stderr, /interrupted: progress so far was saved; run index again to finish/);
   } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('index --help shows the default of every tuning option', () => {
+  const help = run('index', '--help');
+  assert.equal(help.status, 0, help.stderr);
+  const text = help.stdout.replace(/\s+/g, ' ');
+  for (const [option, value] of [['--max-file-bytes', 1000000], ['--window-lines', 20], ['--stride-lines', 10], ['--max-tokens', 128], ['--checkpoint-seconds', 30], ['--batch-size', 16]]) {
+    assert.match(text, new RegExp(`${option} <\\w+> [^-]*default: ${value}\\)`), `${option} shows no default`);
+  }
+});
+
+test('index --precision is recorded and kept; search embeds queries at it; another precision re-embeds, saying why', async () => {
+  const tree = makeTree({
+    'src/retry.ts': 'export function retryWithBackoff(attempts: number) {\n  return attempts * 2;\n}\n',
+    'src/csv.ts': 'export function parseCsvRow(line: string) {\n  return line.split(",");\n}\n',
+  });
+  const dir = mkdtempSync(path.join(tmpdir(), 'replug-cli-precision-'));
+  try {
+    const model = await makeTinyBert(path.join(dir, 'bert'), { maxPos: 128 });
+    const indexDir = path.join(dir, 'index');
+    const int8 = run('index', tree.root, '--index-dir', indexDir, '--model', model, '--precision', 'int8', '--device', 'cpu');
+    assert.equal(int8.status, 0, int8.stderr);
+    assert.equal((await WorkspaceIndex.readManifest(indexDir))?.encoder?.precision, 'int8');
+    // Neither --model nor --precision repeated: the index stays as it is.
+    const again = run('index', tree.root, '--index-dir', indexDir, '--device', 'cpu');
+    assert.equal(again.status, 0, again.stderr);
+    assert.match(again.stdout, /0 embedded/);
+    assert.doesNotMatch(again.stdout, /rebuilt/);
+    const dense = run('search', 'parse a csv row', '--index-dir', indexDir, '--mode', 'dense', '--device', 'cpu', '--json');
+    assert.equal(dense.status, 0, dense.stderr);
+    assert.equal(JSON.parse(dense.stdout).length, 2);
+    const fp32 = run('index', tree.root, '--index-dir', indexDir, '--precision', 'fp32', '--device', 'cpu');
+    assert.equal(fp32.status, 0, fp32.stderr);
+    assert.match(fp32.stdout, /rebuilt the index: the encoder precision changed \(int8 → fp32\)/);
+    assert.equal((await WorkspaceIndex.readManifest(indexDir))?.encoder?.precision, 'fp32');
+  } finally {
+    tree.cleanup();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -3,10 +3,20 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DEFAULT_CHUNKING, estimateTokens } from '../sidecar/corpus/chunk';
-import { CorpusInputError, readCsvPassages, readCsvQueries } from '../sidecar/corpus/csv';
+import { DEFAULT_CHUNKING, estimateTokens, type ChunkOptions } from '../sidecar/corpus/chunk';
+import { corpusPassages } from '../sidecar/corpus/corpus-file';
+import { readCsvQueries } from '../sidecar/corpus/csv';
+import type { Passage, TokenCounter } from '../sidecar/corpus/passage';
+import { inputError } from './helpers/input-error';
 
 const words = (text: string) => text.split(/\s+/).filter(Boolean).length;
+
+/** All passages of a CSV corpus, as the index streams them. */
+async function readCsvPassages(file: string, countTokens: TokenCounter, opts: ChunkOptions): Promise<Passage[]> {
+  const passages: Passage[] = [];
+  for await (const row of corpusPassages(file, countTokens, opts)) passages.push(...row);
+  return passages;
+}
 
 let dir: string;
 before(async () => {
@@ -21,17 +31,6 @@ async function csvFile(content: string | Buffer): Promise<string> {
   const file = join(dir, `c${n++}.csv`);
   await writeFile(file, content);
   return file;
-}
-
-/** Runs `fn`, expecting a CorpusInputError, and returns it. */
-async function inputError(fn: () => Promise<unknown>): Promise<CorpusInputError> {
-  try {
-    await fn();
-  } catch (err) {
-    assert.ok(err instanceof CorpusInputError, `expected CorpusInputError, got ${err}`);
-    return err;
-  }
-  assert.fail('expected a CorpusInputError');
 }
 
 describe('readCsvPassages', () => {

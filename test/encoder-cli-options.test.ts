@@ -22,10 +22,11 @@ describe('CLI model options', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('parses --model, --device and --batch-size, with device auto by default', () => {
-    assert.deepEqual(parse(['--model', 'm', '--device', 'cpu', '--batch-size', '8']), { model: 'm', device: 'cpu', batchSize: 8 });
+  test('parses --model, --device, --precision and --batch-size, with device auto by default', () => {
+    assert.deepEqual(parse(['--model', 'm', '--device', 'cpu', '--precision', 'fp32', '--batch-size', '8']), { model: 'm', device: 'cpu', precision: 'fp32', batchSize: 8 });
     assert.deepEqual(parse([]), { device: 'auto' });
-    assert.throws(() => parse(['--device', 'tpu']), /Allowed choices are auto, cuda, cpu/);
+    assert.throws(() => parse(['--device', 'tpu']), /Allowed choices are auto, cuda, webgpu, cpu/);
+    assert.throws(() => parse(['--precision', 'int4']), /Allowed choices are auto, fp32, int8, fp16/);
     assert.throws(() => parse(['--batch-size', '0']), /positive whole number/);
   });
 
@@ -35,9 +36,10 @@ describe('CLI model options', () => {
 
   test('loads the named model with the given batch size', async () => {
     const model = await makeTinyBert(path.join(dir, 'tiny'));
-    const encoder = await encoderFromOptions(parse(['--model', model, '--device', 'cpu', '--batch-size', '2']));
+    const encoder = await encoderFromOptions(parse(['--model', model, '--device', 'cpu', '--precision', 'fp32', '--batch-size', '2']));
     assert.ok(encoder);
     try {
+      assert.equal(encoder.precision, 'fp32');
       const vectors = await encoder.embed(['a', 'b', 'c']);
       assert.equal(vectors.length, 3);
       assert.equal(vectors[0].length, encoder.dim);

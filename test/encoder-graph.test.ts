@@ -6,7 +6,10 @@ import path from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { makeTinyBert } from '../scripts/make-tiny-bert';
 import type { BertConfig, Pooling } from '../sidecar/encoder/bert-config';
-import { buildBertEncoder } from '../sidecar/encoder/graph/bert-graph';
+import { buildBertEncoder, type BertGraphOptions } from '../sidecar/encoder/graph/bert-graph';
+import { toFloat16Bits } from '../sidecar/encoder/graph/graph-builder';
+import { ALL_FUSIONS, NO_FUSIONS } from '../sidecar/encoder/graph/inference-layers';
+import { quantizePerColumn } from '../sidecar/encoder/graph/quantized-linear';
 import { loadModelFolder, type BertFolder } from '../sidecar/encoder/model-folder';
 import type { Float32Tensor } from '../sidecar/encoder/safetensors';
 
@@ -200,3 +203,79 @@ describe('BERT graph vs reference forward pass', () => {
     await s.release();
   });
 });
+
+describe('inference graph variants vs the reference forward pass', () => {
+  let dir: string;
+  let folder: BertFolder;
+  const rows = [[9], [3, 17, 8, 30], [64, 40]];
+
+  before(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'replug-graph-variants-'));
+    folder = (await loadModelFolder(await makeTinyBert(path.join(dir, 'tiny'), { seed: 7 }))) as BertFolder;
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Worst cosine and largest element difference to the reference over padded batches of mixed lengths. */
+  async function agreement(opts: Omit<BertGraphOptions, 'pooling'>): Promise<{ minCos: number; maxDiff: number }> {
+    const session = await ort.InferenceSession.create(buildBertEncoder(folder.config, folder.weights, { pooling: 'mean', ...opts }), { intraOpNumThreads: 1 });
+    let minCos = 1;
+    let maxDiff = 0;
+    try {
+      for (const lengths of rows) {
+        const ids = lengths.map((len, i) => randomIds(len, folder.config.vocabSize, 300 + i * 13 + len));
+        const data = (await runPadded(session, ids, 'sentence_embedding')).data as Float32Array;
+        ids.forEach((row, i) => {
+          const ref = referenceEmbedding(folder.config, folder.weights, row, 'mean');
+          const got = data.subarray(i * 32, (i + 1) * 32);
+          minCos = Math.min(minCos, ref.reduce((a, x, j) => a + x * got[j], 0));
+          maxDiff = Math.max(maxDiff, maxAbsDiff(got, ref));
+        });
+      }
+    } finally {
+      await session.release();
+    }
+    return { minCos, maxDiff };
+  }
+
+  test('fp32 with every fused contrib op (SkipLayerNormalization, BiasGelu, MultiHeadAttention) is exact', async () => {
+    const { maxDiff } = await agreement({ fusions: ALL_FUSIONS });
+    assert.ok(maxDiff < 1e-5, `differs by ${maxDiff}`);
+  });
+
+  for (const [name, fusions] of [['no fusions', NO_FUSIONS], ['all fusions', ALL_FUSIONS]] as const) {
+    test(`int8 (${name}) stays within cosine 0.995 of the reference`, async () => {
+      const { minCos } = await agreement({ precision: 'int8', fusions });
+      assert.ok(minCos > 0.995, `cosine ${minCos}`);
+    });
+  }
+
+  test('fp16 (the CUDA graph; ORT runs it on the CPU too) stays within 1e-2 of the reference', async () => {
+    const { minCos, maxDiff } = await agreement({ precision: 'fp16' });
+    assert.ok(maxDiff < 1e-2 && minCos > 0.9999, `differs by ${maxDiff}, cosine ${minCos}`);
+  });
+
+  test('a graph with weights as inputs refuses other precisions and fusions (training shares only the plain layers)', () => {
+    assert.throws(() => buildBertEncoder(folder.config, folder.weights, { pooling: 'mean', weightsAsInputs: true, precision: 'int8' }), /plain fp32 layers only/);
+    assert.throws(() => buildBertEncoder(folder.config, folder.weights, { pooling: 'mean', weightsAsInputs: true, fusions: ALL_FUSIONS }), /plain fp32 layers only/);
+  });
+});
+
+describe('weight conversions', () => {
+  test('float16 bits round to nearest even, saturate to infinity and keep subnormals', () => {
+    const bits = toFloat16Bits(new Float32Array([0, -0, 1, -2, 65504, 65520, 1e6, 0.1, 2 ** -24, 2 ** -26, 1 + 2 ** -11, 1 + 3 * 2 ** -11, NaN, -Infinity]));
+    assert.deepEqual(
+      [...bits].map((b) => b.toString(16)),
+      ['0', '8000', '3c00', 'c000', '7bff', '7c00', '7c00', '2e66', '1', '0', '3c00', '3c02', '7e00', 'fc00'],
+    );
+  });
+
+  test('per-column int8 quantisation is off by at most half a step per weight', () => {
+    const data = Float32Array.from({ length: 12 }, (_, i) => Math.sin(i * 1.7) * (1 + (i % 3)));
+    const { data: q, scales } = quantizePerColumn({ shape: [4, 3], data });
+    for (let i = 0; i < 12; i++) assert.ok(Math.abs(q[i] * scales[i % 3] - data[i]) <= scales[i % 3] / 2 + 1e-7);
+    for (let j = 0; j < 3; j++) assert.equal(Math.max(...[0, 1, 2, 3].map((r) => Math.abs(q[r * 3 + j]))), 127);
+  });
+});
+

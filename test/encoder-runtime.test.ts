@@ -7,11 +7,13 @@ import path from 'node:path';
 import { makeTinyBert } from '../scripts/make-tiny-bert';
 import { buildBertEncoder } from '../sidecar/encoder/graph/bert-graph';
 import { loadModelFolder, type BertFolder } from '../sidecar/encoder/model-folder';
+import { gpuFacts } from '../sidecar/encoder/cuda-provider';
 import { loadEncoder, type RuntimeEncoder } from '../sidecar/encoder/ort-encoder';
 
 const cudaLibsInstalled = existsSync(
   path.join(path.dirname(require.resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch, 'libonnxruntime_providers_cuda.so'),
 );
+const gpuHere = gpuFacts().nvidiaGpu || gpuFacts().cudaProvider;
 
 const TEXTS = [
   'function add(a, b) { return a + b; }',
@@ -20,6 +22,10 @@ const TEXTS = [
   'import os\nprint(os.getcwd())',
   'the quick brown fox jumps over the lazy dog '.repeat(3),
 ];
+
+function dot(a: Float32Array, b: Float32Array): number {
+  return a.reduce((s, x, i) => s + x * b[i], 0);
+}
 
 function maxAbsDiff(a: Float32Array[], b: Float32Array[]): number {
   assert.equal(a.length, b.length);
@@ -43,13 +49,18 @@ describe('OrtEncoder', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('device auto falls back to the CPU when CUDA cannot load, and says why', { skip: cudaLibsInstalled && 'CUDA provider present' }, () => {
+  test('device auto on a machine without a GPU runs fp32 on the CPU and has nothing to say about CUDA', { skip: gpuHere && 'a GPU or the CUDA provider is here' }, () => {
     assert.equal(encoder.provider, 'cpu');
-    assert.match(encoder.fallbackReason ?? '', /CUDA unavailable, using CPU .*ONNXRUNTIME_NODE_INSTALL=cuda12/);
+    assert.equal(encoder.precision, 'fp32');
+    assert.equal(encoder.fallbackReason, undefined);
   });
 
   test('device cuda fails with what is missing and how to install it', { skip: cudaLibsInstalled && 'CUDA provider present' }, async () => {
     await assert.rejects(loadEncoder({ model: tiny, device: 'cuda' }), /--device cuda: .*libonnxruntime_providers_cuda\.so.*ONNXRUNTIME_NODE_INSTALL=cuda12/);
+  });
+
+  test('device webgpu without a GPU fails saying why', { skip: gpuFacts().webgpu && 'a GPU with WebGPU is here' }, async () => {
+    await assert.rejects(loadEncoder({ model: tiny, device: 'webgpu' }), /--device webgpu: ONNX Runtime's WebGPU provider could not start for .* \((no Vulkan loader|.*adapter).*\); use --device cpu$/);
   });
 
   test('reports shape, max length and token counts', () => {
@@ -95,12 +106,39 @@ describe('OrtEncoder', () => {
     const folder = (await loadModelFolder(tiny)) as BertFolder;
     await writeFile(path.join(onnxDir, 'model.onnx'), buildBertEncoder(folder.config, folder.weights, { pooling: 'mean', output: 'last_hidden_state' }));
     const plain = await loadEncoder({ model: onnxDir, device: 'cpu' });
+    const fp32 = await loadEncoder({ model: tiny, device: 'cpu', precision: 'fp32' });
     try {
       assert.equal(plain.dim, 32);
-      assert.ok(maxAbsDiff(await plain.embed(TEXTS), await encoder.embed(TEXTS)) < 1e-5);
+      assert.equal(plain.precision, 'fp32', 'a plain model.onnx runs as exported');
+      assert.ok(maxAbsDiff(await plain.embed(TEXTS), await fp32.embed(TEXTS)) < 1e-5);
     } finally {
       await plain.dispose();
+      await fp32.dispose();
     }
+    await assert.rejects(loadEncoder({ model: onnxDir, device: 'cpu', precision: 'int8' }), /--precision int8 needs a BERT safetensors folder; .*model\.onnx is a plain ONNX model/);
+  });
+
+  test('two CPU sessions side by side return the same vectors, in the caller\'s order', async () => {
+    const pool = await loadEncoder({ model: tiny, device: 'cpu', threads: 2, workers: 2, batchSize: 1 });
+    try {
+      const many = Array.from({ length: 24 }, (_, i) => TEXTS[i % TEXTS.length] + ' '.repeat(i) + i);
+      assert.ok(maxAbsDiff(await pool.embed(many), await encoder.embed(many)) < 1e-6);
+    } finally {
+      await pool.dispose();
+    }
+  });
+
+  test('int8 stays within cosine 0.99 of fp32, and a text gets the same int8 vector whatever its batch', async () => {
+    const fp32 = await loadEncoder({ model: tiny, device: 'cpu', precision: 'fp32' });
+    try {
+      const [full, quantized] = [await fp32.embed(TEXTS), await encoder.embed(TEXTS)];
+      full.forEach((v, i) => assert.ok(dot(v, quantized[i]) > 0.99, `text ${i}: cosine ${dot(v, quantized[i])}`));
+    } finally {
+      await fp32.dispose();
+    }
+    // Per-token activation scales: neither batch-mates nor padding change a text's vector.
+    const alone = await Promise.all(TEXTS.map(async (t) => (await encoder.embed([t]))[0]));
+    assert.ok(maxAbsDiff(await encoder.embed(TEXTS), alone) < 1e-6);
   });
 
   test('fingerprint follows the weights; tokenizerFingerprint only the tokenizer', async () => {

@@ -20,6 +20,25 @@ test('nDCG, recall and MRR of a ranked list against a relevant set', () => {
   assert.equal(ndcgAt(ranked, new Set(), 10), 0);
 });
 
+test('graded relevance as trec_eval and BEIR compute it: linear gains, ideal order over all judged documents', () => {
+  const ranked = ['d1', 'd2', 'd3', 'd4'];
+  // d1 is judged but not relevant (grade 0); d5 is relevant but never retrieved.
+  const qrels = new Map([['d1', 0], ['d2', 2], ['d4', 1], ['d5', 3]]);
+  // DCG@3 = 2/log2(3) = 1.26186; ideal DCG@3 = 3/1 + 2/log2(3) + 1/log2(4) = 4.76186.
+  assert.ok(Math.abs(ndcgAt(ranked, qrels, 3) - 0.264993) < 1e-6);
+  // DCG@10 adds 1/log2(5) = 0.43068; the ideal stays 4.76186 (three relevant documents).
+  assert.ok(Math.abs(ndcgAt(ranked, qrels, 10) - 0.355436) < 1e-6);
+  assert.equal(recallAt(ranked, qrels, 3), 1 / 3);
+  assert.equal(recallAt(ranked, qrels, 4), 2 / 3);
+  assert.equal(reciprocalRank(ranked, qrels), 1 / 2);
+  // Grades of 1 everywhere are binary relevance.
+  const binary = new Set(['d2', 'd4']);
+  const ones = new Map([['d2', 1], ['d4', 1]]);
+  for (const k of [1, 2, 3, 10]) assert.equal(ndcgAt(ranked, ones, k), ndcgAt(ranked, binary, k));
+  assert.equal(ndcgAt(ranked, new Map([['d1', 0]]), 10), 0, 'no relevant document: 0, not NaN');
+  assert.equal(recallAt(ranked, new Map([['d1', 0]]), 10), 0);
+});
+
 test('the ensemble is a retrieval-weighted mixture of passage likelihoods, stable for very small probabilities', () => {
   // Two passages, weights softmax([0, ln 3]) = [1/4, 3/4] at temperature 1.
   const lp = ensembleLogProb([Math.log(0.2), Math.log(0.6)], [0, Math.log(3)], 1);

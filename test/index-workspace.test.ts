@@ -1,8 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, unlinkSync, writeFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import { openManifest, sealManifest } from '../sidecar/index/generation-integrity';
 import { WorkspaceIndex } from '../sidecar/index/workspace-index';
 import { HashingEncoder } from './helpers/hashing-encoder';
 import { makeTree, writeFiles } from './helpers/temp-tree';
@@ -155,14 +156,47 @@ describe('dense + lexical index', () => {
       await index.close();
       const other = new HashingEncoder(32);
       index = await WorkspaceIndex.open(dir, { encoder: other, encoderSpec: 'b' });
-      await assert.rejects(index.search('matmul', { mode: 'dense' }), /no vectors for this encoder/);
+      await assert.rejects(index.search('matmul', { mode: 'dense' }), /no vectors for this encoder yet \(the encoder changed\)/);
       const report = await index.update([tree.root]);
       assert.equal(report.rebuilt, 'the encoder changed');
       assert.equal(report.passagesEmbedded, report.passages);
       assert.equal((await index.search('matmul zip rows', { k: 1, mode: 'dense' }))[0].passage.path, path.join(tree.root, 'lib/matrix.py'));
       await index.close();
       const manifest = await WorkspaceIndex.readManifest(dir);
-      assert.deepEqual(manifest?.encoder, { fingerprint: other.fingerprint, dim: 32, model: 'b' });
+      assert.deepEqual(manifest?.encoder, { fingerprint: other.fingerprint, dim: 32, model: 'b', precision: 'fp32' });
+    } finally {
+      tree.cleanup();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('the same encoder at another precision re-embeds everything; an old manifest without a precision counts as fp32', async () => {
+    const tree = makeTree(SOURCES);
+    const dir = tempIndexDir();
+    try {
+      let index = await WorkspaceIndex.open(dir, { encoder: new HashingEncoder(64, 'same', 'fp32'), encoderSpec: 'm' });
+      await index.update([tree.root]);
+      await index.close();
+      // Indexes written before precisions existed have no field: strip it (resealing the manifest) and expect the
+      // fp32 vectors to be kept.
+      const gen = readdirSync(dir).find((e) => e.startsWith('gen-'))!;
+      const manifestFile = path.join(dir, gen, 'manifest.json');
+      const { manifest, parts } = openManifest(readFileSync(manifestFile, 'utf8'));
+      delete manifest.encoder!.precision;
+      writeFileSync(manifestFile, sealManifest(manifest, parts));
+      index = await WorkspaceIndex.open(dir, { encoder: new HashingEncoder(64, 'same', 'fp32'), encoderSpec: 'm' });
+      assert.equal((await index.update([tree.root])).passagesEmbedded, 0);
+      await index.close();
+
+      const int8 = new HashingEncoder(64, 'same', 'int8');
+      index = await WorkspaceIndex.open(dir, { encoder: int8, encoderSpec: 'm' });
+      await assert.rejects(index.search('matmul', { mode: 'dense' }), /no vectors for this encoder yet \(the encoder precision changed \(fp32 → int8\)\): run index with the same --model and --precision first/);
+      const report = await index.update([tree.root]);
+      assert.equal(report.rebuilt, 'the encoder precision changed (fp32 → int8)');
+      assert.equal(report.passagesEmbedded, report.passages);
+      assert.equal(int8.embedded, report.passages);
+      await index.close();
+      assert.equal((await WorkspaceIndex.readManifest(dir))?.encoder?.precision, 'int8');
     } finally {
       tree.cleanup();
       rmSync(dir, { recursive: true, force: true });

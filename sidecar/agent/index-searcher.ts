@@ -1,5 +1,6 @@
 import type { Encoder } from '../encoder/encoder';
-import type { IndexManifest } from '../index/manifest';
+import { QUERY_TOWER_PRECISION, type Precision } from '../encoder/precision';
+import { stampPrecision, type IndexManifest } from '../index/manifest';
 import { WorkspaceIndex } from '../index/workspace-index';
 import { requireManifest } from '../cli/index-dir';
 import { searchModels, type SearchModels } from '../cli/search-models';
@@ -14,7 +15,8 @@ export interface IndexSearcherOptions {
   model?: string;
   /** A query tower trained against the index's vectors; embeds the queries. */
   queryModel?: string;
-  loadEncoder(model: string): Promise<Encoder>;
+  /** Loads `model` at `precision`: the stored vectors' for the index's encoder, fp32 for a query tower. */
+  loadEncoder(model: string, precision: Precision): Promise<Encoder>;
 }
 
 interface LoadedEncoders {
@@ -77,12 +79,13 @@ export class IndexSearcher {
   /** The encoders for this generation: the loaded ones unless a re-index changed which models it needs. */
   private async encodersFor(manifest: IndexManifest): Promise<LoadedEncoders> {
     const { model, queryModel } = await this.models(manifest);
-    const key = `${model ?? ''}\n${queryModel ?? ''}`;
+    const precision = manifest.encoder ? stampPrecision(manifest.encoder) : 'fp32';
+    const key = `${model ?? ''}\n${precision}\n${queryModel ?? ''}`;
     if (this.encoders?.key === key) return this.encoders;
     await this.disposeEncoders();
-    const encoder = model ? await this.load(model) : undefined;
+    const encoder = model ? await this.load(model, precision) : undefined;
     try {
-      const queryEncoder = queryModel ? await this.load(queryModel) : undefined;
+      const queryEncoder = queryModel ? await this.load(queryModel, QUERY_TOWER_PRECISION) : undefined;
       this.encoders = { key, encoder, queryEncoder, model };
       return this.encoders;
     } catch (err) {
@@ -98,9 +101,9 @@ export class IndexSearcher {
     return { model: model ?? manifest.encoder?.model, queryModel };
   }
 
-  private async load(model: string): Promise<Encoder> {
+  private async load(model: string, precision: Precision): Promise<Encoder> {
     try {
-      return await this.opts.loadEncoder(model);
+      return await this.opts.loadEncoder(model, precision);
     } catch (err) {
       throw new Error(`cannot load the encoder ${model}: ${err instanceof Error ? err.message : String(err)}`);
     }

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { DEVICE_CHOICES } from '../encoder/cuda-provider';
 import { loadEncoder, type Device } from '../encoder/ort-encoder';
-import { candidateIndexFor, evaluateRetrievers, type EvalReport, type Retriever } from '../eval/evaluate';
+import { candidateIndexFor, evaluateRetrievers, retrieverPrecision, type EvalReport, type Retriever } from '../eval/evaluate';
 import { abstentionLines } from '../eval/abstention-text';
 import { ndcgGainLines } from '../eval/gain-text';
 import { WorkspaceIndex } from '../index/workspace-index';
@@ -9,6 +10,7 @@ import { DEFAULT_LSR_SETTINGS } from '../lsr/lsr-trainer';
 import { readyTeacher } from '../lsr/fit-queries';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../lsr/query-source';
 import { AbstentionHead } from '../retrieve/abstention';
+import { runBeirEval } from './beir-eval-command';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addLmOptions, scorerFromOptions, type LmCliOptions } from './lm-options';
 import { nonNegativeInt, positiveInt, positiveNumber } from './option-parsers';
@@ -29,6 +31,8 @@ interface EvalCliOptions extends LmCliOptions {
   heldOut: 'files' | 'points';
   device: Device;
   json?: boolean;
+  beir?: string;
+  split: string;
 }
 
 /** As the editor's replugCode.eval.maxQueries: enough for a paired standard error, short enough to finish. */
@@ -51,11 +55,14 @@ export function registerEvalCommand(program: Command): void {
     .addOption(
       new Option('--held-out <what>', 'workspace queries from unseen files, or from unseen points of the training files').choices(['files', 'points']).default('files'),
     )
-    .addOption(new Option('--device <device>', 'where the encoders run').choices(['auto', 'cuda', 'cpu']).default('auto'))
-    .option('--json', 'print the report as JSON');
+    .addOption(new Option('--device <device>', 'where the encoders run').choices(DEVICE_CHOICES).default('auto'))
+    .option('--json', 'print the report as JSON')
+    .option('--beir <dir>', 'instead: a BEIR / CodeRAG-Bench dataset folder, its corpus indexed with `index --beir`; BM25, base and tuned judged by its qrels (no LM)')
+    .option('--split <name>', 'qrels split of --beir (DIR/qrels/NAME.tsv)', 'test');
   addIndexDirOption(cmd);
   addLmOptions(cmd);
   cmd.action(async (opts: EvalCliOptions) => {
+    if (opts.beir) return runBeirEval({ ...opts, beir: opts.beir }, openRetrievers);
     const scorer = scorerFromOptions(opts);
     const { index, retrievers } = await openRetrievers(opts.indexDir, opts.base, opts.tuned, opts.device);
     try {
@@ -101,7 +108,7 @@ export function registerCompareCommand(program: Command): void {
     .requiredOption('--tuned <model>', 'encoder trained by `train`, i.e. its --output folder (required)')
     .option('--base <model>', 'base encoder (default: the one the index was built with)')
     .option('-k, --k <n>', 'results per retriever', positiveInt, 5)
-    .addOption(new Option('--device <device>', 'where the encoders run').choices(['auto', 'cuda', 'cpu']).default('auto'));
+    .addOption(new Option('--device <device>', 'where the encoders run').choices(DEVICE_CHOICES).default('auto'));
   addIndexDirOption(cmd);
   cmd.action(async (query: string, opts: { indexDir: string; base?: string; tuned: string; k: number; device: Device }) => {
     const { index, retrievers } = await openRetrievers(opts.indexDir, opts.base, opts.tuned, opts.device);
@@ -135,7 +142,7 @@ async function openRetrievers(indexDir: string, base: string | undefined, tuned:
   const open = async (name: string, model: string): Promise<Retriever> => ({
     name,
     model,
-    encoder: await loadEncoder({ model, device }),
+    encoder: await loadEncoder({ model, device, precision: retrieverPrecision(model, manifest.encoder) }),
     abstention: await AbstentionHead.load(model),
   });
   const retrievers = [await open('base', baseModel)];

@@ -5,6 +5,7 @@ import { registerCompareCommand, registerEvalCommand } from './eval-command';
 import { registerIndexCommand } from './index-command';
 import { Interrupted, INTERRUPTED_EXIT_CODE } from './interrupted';
 import { registerMcpCommand } from './mcp-command';
+import { registerMergeShardsCommand } from './merge-shards-command';
 import { register as registerScoreCommand } from './score';
 import { registerSearchCommand } from './search-command';
 import { registerStarterEncoderCommand } from './starter-encoder';
@@ -21,6 +22,7 @@ const program = new Command('replug-code')
 
 registerStarterEncoderCommand(program);
 registerIndexCommand(program);
+registerMergeShardsCommand(program);
 registerSearchCommand(program);
 registerScoreCommand(program);
 registerServeLmCommand(program);

@@ -32,9 +32,9 @@ export function registerMcpCommand(program: Command): void {
       indexDir: opts.indexDir,
       model: opts.model,
       queryModel: opts.queryModel,
-      loadEncoder: async (model) => {
+      loadEncoder: async (model, precision) => {
         log(`loading encoder ${model}`);
-        return (await encoderFromOptions({ ...opts, model }))!;
+        return (await encoderFromOptions({ ...opts, model, precision: opts.precision ?? precision }))!;
       },
     });
     const server = createMcpServer({

@@ -26,15 +26,18 @@ export class ProgressReporter {
     if (p.passagesToEmbed > 0) {
       if (!this.bar) {
         this.bar = new SingleBar(
-          { format: 'embedding |{bar}| {value}/{total} passages · {files} files scanned · eta {eta_formatted}', stream: this.stream },
+          {
+            format: `embedding |{bar}| {value}/{total} passages · ${p.rows > 0 ? '{rows} corpus rows read' : '{files} files scanned'} · eta {eta_formatted}`,
+            stream: this.stream,
+          },
           Presets.shades_classic,
         );
-        this.bar.start(p.passagesToEmbed, p.passagesEmbedded, { files: p.files });
+        this.bar.start(p.passagesToEmbed, p.passagesEmbedded, { files: p.files, rows: p.rows });
       }
       this.bar.setTotal(p.passagesToEmbed);
-      this.bar.update(p.passagesEmbedded, { files: p.files });
+      this.bar.update(p.passagesEmbedded, { files: p.files, rows: p.rows });
     } else if (p.phase === 'scan') {
-      this.stream.write(`\rscanning… ${p.files} files`);
+      this.stream.write(`\rscanning… ${read(p)}`);
     }
     if (p.phase === 'save' && this.phase !== 'save') {
       this.stop();
@@ -49,6 +52,12 @@ export class ProgressReporter {
     this.phase = p.phase;
     this.lastLine = now;
     const embed = p.passagesToEmbed > 0 ? `, ${p.passagesEmbedded}/${p.passagesToEmbed} passages embedded` : '';
-    this.stream.write(`${p.phase}: ${p.files} files${embed}\n`);
+    this.stream.write(`${p.phase}: ${read(p)}${embed}\n`);
   }
+}
+
+/** "12 files", "3000 corpus rows", or both. */
+function read(p: IndexProgress): string {
+  const parts = [p.files > 0 || p.rows === 0 ? `${p.files} files` : '', p.rows > 0 ? `${p.rows} corpus rows` : ''];
+  return parts.filter(Boolean).join(', ');
 }

@@ -1,4 +1,6 @@
 import type { Encoder } from '../encoder/encoder';
+import { QUERY_TOWER_PRECISION } from '../encoder/precision';
+import { stampPrecision } from '../index/manifest';
 import { WorkspaceIndex } from '../index/workspace-index';
 import { requireManifest } from './index-dir';
 import { encoderFromOptions, type ModelCliOptions } from './model-options';
@@ -15,16 +17,18 @@ export interface QueryIndex {
 
 /**
  * Opens an index read-only for queries, with the encoders searchModels picks (the index's own, or a query tower
- * trained against its vectors). `lexicalOnly` loads no encoder.
+ * trained against its vectors). `lexicalOnly` loads no encoder. Unless `opts.precision` says otherwise, the index's
+ * encoder runs at the precision of the stored vectors and a query tower at the fp32 of its training graph.
  */
 export async function openQueryIndex(indexDir: string, opts: ModelCliOptions, lexicalOnly = false): Promise<QueryIndex> {
   const manifest = await requireManifest(indexDir);
   const { model, queryModel } = lexicalOnly ? {} : searchModels(manifest, opts.model);
   const encoders: Encoder[] = [];
   try {
-    const encoder = await encoderFromOptions({ ...opts, model });
+    const precision = opts.precision ?? (manifest.encoder ? stampPrecision(manifest.encoder) : undefined);
+    const encoder = await encoderFromOptions({ ...opts, model, precision });
     if (encoder) encoders.push(encoder);
-    const queryEncoder = await encoderFromOptions({ ...opts, model: queryModel });
+    const queryEncoder = await encoderFromOptions({ ...opts, model: queryModel, precision: opts.precision ?? QUERY_TOWER_PRECISION });
     if (queryEncoder) encoders.push(queryEncoder);
     const open = () => WorkspaceIndex.open(indexDir, { encoder, queryEncoder, encoderSpec: model, readOnly: true });
     const handle: QueryIndex = {

@@ -27,7 +27,7 @@ export function registerSearchCommand(program: Command): void {
     .addOption(new Option('--mode <mode>', 'hybrid needs vectors; default: hybrid if the index has them, else lexical').choices(['hybrid', 'dense', 'lexical']))
     .option('--json', 'machine-readable results');
   addIndexDirOption(cmd);
-  addModelOptions(cmd);
+  addModelOptions(cmd, "the index's; a trained query tower runs at fp32, as it was trained");
   cmd.action(async (argument: string | undefined, opts: SearchCliOptions) => {
     const query = await readQuery(argument, opts.queryFile);
     // A damaged index throws here with what to do; one with an intact older generation warns below.

@@ -14,7 +14,7 @@ import {
   type LsrSettings,
   type TrainingMode,
 } from '../lsr/lsr-trainer';
-import type { Device } from '../encoder/ort-encoder';
+import { DEVICE_CHOICES, noticeOnce, type Device } from '../encoder/cuda-provider';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addLmOptions, requestedBudgets, requireLm, scorerFromOptions, type LmCliOptions } from './lm-options';
 import { nonNegativeInt, positiveInt, positiveNumber } from './option-parsers';
@@ -103,7 +103,7 @@ export function registerTrainCommand(program: Command): void {
     .option('--abstain', 'put an empty passage among each query\'s candidates, so the retriever learns when no passage helps (saved as abstain.safetensors)')
     .option('--abstain-lr <rate>', 'peak learning rate of the empty passage\'s score (cosine scale)', positiveNumber, D.abstainLr)
     .option('--queries-per-file <n>', 'workspace queries sampled per training file', positiveInt, DEFAULT_QUERY_SOURCE.perFile)
-    .addOption(new Option('--device <device>', 'where training runs').choices(['auto', 'cuda', 'cpu']).default('auto'))
+    .addOption(new Option('--device <device>', 'where training runs').choices(DEVICE_CHOICES).default('auto'))
     .option('--resume', "continue the interrupted run in --output with its saved settings, teacher and index (flags may only repeat them)")
     .option('--overwrite', 'replace a training run already in --output')
     .option('--allow-new-teacher', 'with --resume: accept another --lm-url / --lm-model than the run started with');
@@ -259,6 +259,8 @@ class TrainProgress {
     if (e.type === 'step') {
       const empty = e.abstention ? ` P_R(∅) ${e.abstention.retriever.toFixed(3)} Q(∅) ${e.abstention.teacher.toFixed(3)}` : '';
       this.progress.update(e.step, `loss ${e.loss.toFixed(4)} H(P_R) ${e.entropyRetriever.toFixed(3)} H(Q) ${e.entropyTeacher.toFixed(3)}${empty} · ${e.seconds.total.toFixed(2)} s/step`);
+    } else if (e.type === 'notice') {
+      noticeOnce(e.message, (line) => process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}${line}\n`));
     } else if (e.type === 'refresh') {
       process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}re-embedded ${e.passages} passages in ${e.seconds.toFixed(1)} s\n`);
     }

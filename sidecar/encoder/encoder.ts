@@ -1,3 +1,6 @@
+import type { Provider } from './cuda-provider';
+import type { Precision } from './precision';
+
 /**
  * What the engine needs from a sentence encoder. The real implementation (ONNX Runtime, BERT family)
  * lives beside this file; the index and retrieval stages depend only on this interface.
@@ -12,6 +15,8 @@ export interface Encoder {
    * (a base model and its fine-tuned copy) share chunk boundaries and only vectors need recomputing.
    */
   readonly tokenizerFingerprint: string;
+  /** The graph's numeric precision; stored in the index manifest, which never mixes vectors of two precisions. */
+  readonly precision: Precision;
   /** Longest input in tokens; longer inputs are truncated. */
   readonly maxTokens: number;
   /** Token count as the encoder's tokenizer sees it (without special tokens). */
@@ -24,7 +29,7 @@ export interface Encoder {
 
 /** An encoder running on ONNX Runtime, and on which execution provider. */
 export interface RuntimeEncoder extends Encoder {
-  readonly provider: 'cuda' | 'cpu';
-  /** Why CUDA was not used with device 'auto'; undefined when CUDA was not tried or works. */
+  readonly provider: Provider;
+  /** One line on why 'auto' did not end on CUDA, when a user could act on it; undefined otherwise. */
   readonly fallbackReason: string | undefined;
 }

@@ -1,27 +1,34 @@
 import { readFile } from 'node:fs/promises';
 import os from 'node:os';
-import { cudaFallbackReason, providerError, providersFor, type Device } from './cuda-provider';
+import { cudaFallbackReason, gpuFacts, providerError, providersFor, webgpuMissing, type Device, type Provider } from './cuda-provider';
 import type { RuntimeEncoder } from './encoder';
 export type { RuntimeEncoder } from './encoder';
 import { AdaptedEncoder, isAdapterFolder, readAdapterConfig } from './query-adapter';
 import { buildBertEncoder } from './graph/bert-graph';
 import type { Pooling } from './bert-config';
-import { loadModelFolder } from './model-folder';
+import { loadModelFolder, type ModelFolder } from './model-folder';
 import { resolveModel, type DownloadProgress } from './model-source';
-import { encoderSessionOptions, OrtWorker, type Provider, type TensorValue } from './ort-worker';
+import { encoderSessionOptions, type TensorValue } from './ort-worker';
 import { l2Normalize, poolRow } from './pooling';
+import { resolvePrecision, type Precision, type PrecisionChoice } from './precision';
 import { EncoderTokenizer } from './tokenizer';
+import { OrtWorkerPool } from './worker-pool';
 
 export type { Device } from './cuda-provider';
+export type { Precision, PrecisionChoice } from './precision';
 
 export interface LoadEncoderOptions {
   /** Model folder, `.onnx` file, or hub id such as `sentence-transformers/all-MiniLM-L6-v2`. */
   model: string;
   device?: Device;
+  /** Graph precision (default 'auto': fp16 on CUDA, else fp32). */
+  precision?: PrecisionChoice;
   /** Texts per ORT run (default 16). */
   batchSize?: number;
-  /** CPU threads for ORT (default: available CPUs, at most 8). */
+  /** CPU threads for ORT in all (default: available CPUs, at most 8). */
   threads?: number;
+  /** CPU sessions side by side, sharing `threads` (default: 2, or 1 with a single thread); see OrtWorkerPool. */
+  workers?: number;
   /** Where hub ids are cached (default `$REPLUG_CODE_CACHE/models`, else `~/.cache/replug-code/models`). */
   cacheDir?: string;
   onDownloadProgress?: (p: DownloadProgress) => void;
@@ -29,8 +36,11 @@ export interface LoadEncoderOptions {
 
 /** os.availableParallelism() counts logical CPUs; past ~8 threads a sentence-sized workload gains little. */
 const MAX_DEFAULT_THREADS = 8;
-const DEFAULT_BATCH_SIZE = 16;
-const MAX_QUEUED_BATCHES = 2;
+/** CPU sessions side by side (see OrtWorkerPool); the threads are shared out between them. */
+const DEFAULT_CPU_WORKERS = 2;
+export const DEFAULT_BATCH_SIZE = 16;
+/** Batches in flight per worker: one running, one ready to start, without materialising every batch's tensors. */
+const QUEUED_BATCHES_PER_WORKER = 2;
 
 /**
  * Loads a sentence encoder (downloading a hub id if needed) and starts its ONNX Runtime session. A query-adapter
@@ -47,37 +57,71 @@ export async function loadEncoder(opts: LoadEncoderOptions): Promise<RuntimeEnco
 async function loadOrtEncoder(opts: LoadEncoderOptions): Promise<OrtEncoder> {
   const location = await resolveModel(opts.model, { cacheDir: opts.cacheDir, onProgress: opts.onDownloadProgress });
   const folder = await loadModelFolder(location);
-  const tokenizer = new EncoderTokenizer(folder.tokenizer, folder.maxTokens);
-  const model =
-    folder.kind === 'bert'
-      ? buildBertEncoder(folder.config, folder.weights, { pooling: folder.pooling })
-      : new Uint8Array(await readFile(folder.onnxPath));
-  const device = opts.device ?? 'auto';
-  const worker = await OrtWorker.start({
-    ortPath: require.resolve('onnxruntime-node'),
-    model,
-    providers: providersFor(device),
-    options: encoderSessionOptions(opts.threads ?? Math.min(os.availableParallelism(), MAX_DEFAULT_THREADS)),
-  }).catch((err: Error) => {
-    throw providerError(device, location, [err.message]);
-  });
-  // Only this summary outlives loading: the weights now live in the worker's session.
-  const info: ModelInfo = {
-    fingerprint: folder.fingerprint,
-    tokenizerFingerprint: folder.tokenizerFingerprint,
-    pooling: folder.pooling,
-    generatedGraph: folder.kind === 'bert',
-    dim: folder.kind === 'bert' ? folder.config.hiddenSize : undefined,
-  };
-  const encoder = new OrtEncoder(worker, info, tokenizer, opts.batchSize ?? DEFAULT_BATCH_SIZE);
-  // One tiny run checks the graph end to end and learns the width of a plain .onnx model's output.
-  try {
-    await encoder.embed(['probe']);
-  } catch (err) {
-    await encoder.dispose();
-    throw new Error(`${location}: the model does not run as a sentence encoder: ${(err as Error).message}`);
+  if (folder.kind === 'onnx' && opts.precision && opts.precision !== 'auto' && opts.precision !== 'fp32') {
+    throw new Error(`--precision ${opts.precision} needs a BERT safetensors folder; ${folder.onnxPath} is a plain ONNX model, which runs as exported (use --precision fp32 or auto)`);
   }
-  return encoder;
+  const tokenizer = new EncoderTokenizer(folder.tokenizer, folder.maxTokens);
+  const device = opts.device ?? 'auto';
+  const threads = opts.threads ?? Math.min(os.availableParallelism(), MAX_DEFAULT_THREADS);
+  const failures: string[] = [];
+  const providers = providersFor(device);
+  // Each provider gets the graph that suits it, so they are tried one by one, each with its own workers.
+  for (const provider of providers) {
+    if (provider === 'cuda' && !gpuFacts().cudaProvider) {
+      failures.push('cuda: the CUDA provider library is not installed'); // no need to load anything to know
+      continue;
+    }
+    const noWebgpu = provider === 'webgpu' ? webgpuMissing() : undefined;
+    if (noWebgpu) {
+      failures.push(`webgpu: ${noWebgpu}`);
+      continue;
+    }
+    const precision = folder.kind === 'bert' ? resolvePrecision(opts.precision, provider) : 'fp32';
+    const workers = provider === 'cpu' ? Math.min(threads, opts.workers ?? DEFAULT_CPU_WORKERS) : 1;
+    let pool: OrtWorkerPool;
+    try {
+      pool = await OrtWorkerPool.start(
+        {
+          ortPath: require.resolve('onnxruntime-node'),
+          model: await encoderGraph(folder, precision),
+          providers: [provider],
+          options: encoderSessionOptions(Math.max(1, Math.floor(threads / workers))),
+        },
+        workers,
+      );
+    } catch (err) {
+      failures.push((err as Error).message); // the worker prefixes it with the provider's name
+      continue;
+    }
+    // Only this summary outlives loading: the weights now live in the workers' sessions.
+    const info: ModelInfo = {
+      fingerprint: folder.fingerprint,
+      tokenizerFingerprint: folder.tokenizerFingerprint,
+      pooling: folder.pooling,
+      generatedGraph: folder.kind === 'bert',
+      dim: folder.kind === 'bert' ? folder.config.hiddenSize : undefined,
+      provider,
+      precision,
+      fallbackReason: cudaFallbackReason(provider, failures),
+    };
+    const encoder = new OrtEncoder(pool, info, tokenizer, opts.batchSize ?? DEFAULT_BATCH_SIZE);
+    // One tiny run checks the graph end to end and learns the width of a plain .onnx model's output; a GPU
+    // provider that creates the session but cannot run it gives way to the next.
+    try {
+      await encoder.embed(['probe']);
+      return encoder;
+    } catch (err) {
+      await encoder.dispose();
+      if (provider === providers.at(-1)) throw new Error(`${location}: the model does not run as a sentence encoder: ${(err as Error).message}`);
+      failures.push(`${provider}: ${(err as Error).message}`);
+    }
+  }
+  throw providerError(device, location, failures);
+}
+
+async function encoderGraph(folder: ModelFolder, precision: Precision): Promise<Uint8Array> {
+  if (folder.kind === 'onnx') return new Uint8Array(await readFile(folder.onnxPath));
+  return buildBertEncoder(folder.config, folder.weights, { pooling: folder.pooling, precision });
 }
 
 interface ModelInfo {
@@ -88,23 +132,34 @@ interface ModelInfo {
   generatedGraph: boolean;
   /** Known up front for generated graphs; learnt from the first run otherwise. */
   dim: number | undefined;
+  provider: Provider;
+  precision: Precision;
+  fallbackReason: string | undefined;
 }
 
 export class OrtEncoder implements RuntimeEncoder {
-  readonly provider: Provider;
-  /** Why CUDA was not used with device 'auto'; undefined when CUDA was not tried or works. */
-  readonly fallbackReason: string | undefined;
   private width: number | undefined;
 
   constructor(
-    private readonly worker: OrtWorker,
+    private readonly workers: OrtWorkerPool,
     private readonly info: ModelInfo,
     private readonly tokenizer: EncoderTokenizer,
     private readonly batchSize: number,
   ) {
-    this.provider = worker.provider;
-    this.fallbackReason = cudaFallbackReason(worker.provider, worker.failures);
     this.width = info.dim;
+  }
+
+  get provider(): Provider {
+    return this.info.provider;
+  }
+
+  get precision(): Precision {
+    return this.info.precision;
+  }
+
+  /** One line on why 'auto' did not end on CUDA, when a user could act on it (see cudaFallbackReason). */
+  get fallbackReason(): string | undefined {
+    return this.info.fallbackReason;
   }
 
   get dim(): number {
@@ -129,7 +184,7 @@ export class OrtEncoder implements RuntimeEncoder {
   }
 
   /**
-   * Sorts texts by token length so each batch pads little, runs the batches on the worker (the main thread stays
+   * Sorts texts by token length so each batch pads little, runs the batches on the workers (the main thread stays
    * free meanwhile), and returns embeddings in the caller's order.
    */
   async embed(texts: string[]): Promise<Float32Array[]> {
@@ -138,8 +193,9 @@ export class OrtEncoder implements RuntimeEncoder {
     const result = new Array<Float32Array>(texts.length);
     const runs: Promise<void>[] = [];
     for (let start = 0; start < order.length; start += this.batchSize) {
-      // The worker answers in order; a short queue keeps it busy without materialising every batch's tensors.
-      if (runs.length >= MAX_QUEUED_BATCHES) await runs[runs.length - MAX_QUEUED_BATCHES];
+      // Each worker answers in order; a short queue keeps them busy without materialising every batch's tensors.
+      const queued = QUEUED_BATCHES_PER_WORKER * this.workers.size;
+      if (runs.length >= queued) await runs[runs.length - queued];
       const members = order.slice(start, start + this.batchSize);
       const run = this.runBatch(members.map((i) => ids[i])).then((vectors) => {
         members.forEach((i, k) => (result[i] = vectors[k]));
@@ -152,7 +208,7 @@ export class OrtEncoder implements RuntimeEncoder {
   }
 
   async dispose(): Promise<void> {
-    await this.worker.close();
+    await this.workers.close();
   }
 
   /** Pads a batch to its longest member and runs it; pools here when the model returns per-token states. */
@@ -168,11 +224,11 @@ export class OrtEncoder implements RuntimeEncoder {
     });
     const dims2 = [batch.length, seq];
     const feeds: Record<string, TensorValue> = { input_ids: { data: inputIds, dims: dims2 }, attention_mask: { data: mask, dims: dims2 } };
-    if (this.worker.inputNames.includes('token_type_ids')) feeds.token_type_ids = { data: new BigInt64Array(batch.length * seq), dims: dims2 };
-    const { outputNames } = this.worker;
+    if (this.workers.inputNames.includes('token_type_ids')) feeds.token_type_ids = { data: new BigInt64Array(batch.length * seq), dims: dims2 };
+    const { outputNames } = this.workers;
     // Sentence-transformers exports have both; the pooled one saves work, per-token states are pooled below.
     const output = ['sentence_embedding', 'last_hidden_state'].find((n) => outputNames.includes(n)) ?? outputNames[0];
-    const { data: values, dims } = (await this.worker.run(feeds, [output]))[output];
+    const { data: values, dims } = (await this.workers.run(feeds, [output]))[output];
     const data = values as Float32Array;
     const dim = dims[dims.length - 1];
     this.width ??= dim;

@@ -84,7 +84,9 @@ export class OrtWorker {
   /** Starts a worker and waits for its session; rejects with every provider's failure when none works. */
   static async start(init: WorkerInit): Promise<OrtWorker> {
     disableOrtTelemetry();
-    const worker = new Worker(workerSource(), { eval: true, workerData: init, transferList: [init.model.buffer as ArrayBuffer] });
+    // A pool's workers share one SharedArrayBuffer copy of the graph, which is shared rather than transferred.
+    const transferList = init.model.buffer instanceof ArrayBuffer ? [init.model.buffer] : [];
+    const worker = new Worker(workerSource(), { eval: true, workerData: init, transferList });
     const reply = await new Promise<WorkerReply>((resolve, reject) => {
       worker.once('message', resolve);
       worker.once('error', reject);
@@ -103,6 +105,11 @@ export class OrtWorker {
       this.worker.ref();
       this.worker.postMessage(req, Object.values(feeds).map((t) => t.data.buffer as ArrayBuffer));
     });
+  }
+
+  /** Requests sent and not yet answered. */
+  get inFlight(): number {
+    return this.pending.size;
   }
 
   async close(): Promise<void> {
@@ -128,15 +135,17 @@ function ortWorkerMain(): void {
   const init = workerData as WorkerInit;
   const ort = require(init.ortPath) as typeof import('onnxruntime-node');
   const port = parentPort!;
-  // A failed CUDA load also prints a native error line to stderr; the caller reports the failure in words instead.
-  if (init.providers.includes('cuda')) ort.env.logLevel = 'fatal';
+  // A failed GPU provider load also prints native error lines to stderr; the caller reports the failure in words.
+  if (init.providers.some((p) => p !== 'cpu')) ort.env.logLevel = 'fatal';
   void (async () => {
     const failures: string[] = [];
+    // ORT's native loader takes only a plain ArrayBuffer, not a pool's SharedArrayBuffer: copy (slice) it.
+    const model = init.model.buffer instanceof ArrayBuffer ? init.model : init.model.slice();
     let session: import('onnxruntime-node').InferenceSession | undefined;
     let provider: Provider | undefined;
     for (const p of init.providers) {
       try {
-        session = await ort.InferenceSession.create(init.model, {
+        session = await ort.InferenceSession.create(model, {
           executionProviders: [p],
           ...init.options,
         });
@@ -151,6 +160,8 @@ function ortWorkerMain(): void {
       return;
     }
     const s = session;
+    // The session holds its own copy of the weights; let the graph bytes go.
+    (init as Partial<WorkerInit>).model = undefined;
     port.postMessage({ type: 'ready', provider, failures, inputNames: [...s.inputNames], outputNames: [...s.outputNames] } satisfies WorkerReply);
     port.on('message', async (req: RunRequest) => {
       try {

@@ -2,7 +2,9 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as path from 'node:path';
+import type { Provider } from './cuda-provider';
 import type { RuntimeEncoder } from './encoder';
+import type { Precision } from './precision';
 import { parseSafetensors, toFloat32 } from './safetensors';
 
 /**
@@ -56,8 +58,12 @@ export class AdaptedEncoder implements RuntimeEncoder {
     return this.base.dim;
   }
 
-  get provider(): 'cuda' | 'cpu' {
+  get provider(): Provider {
     return this.base.provider;
+  }
+
+  get precision(): Precision {
+    return this.base.precision;
   }
 
   get fallbackReason(): string | undefined {

@@ -1,5 +1,7 @@
 import type { Passage } from '../corpus/passage';
 import type { Encoder } from '../encoder/encoder';
+import { QUERY_TOWER_PRECISION, type PrecisionChoice } from '../encoder/precision';
+import { stampPrecision, type EncoderStamp } from '../index/manifest';
 import type { VectorHit, WorkspaceIndex } from '../index/workspace-index';
 import type { Scorer } from '../lm/scorer';
 import { RefreshedCandidates, StoredCandidates, type CandidateIndex } from '../lsr/candidate-index';
@@ -261,10 +263,20 @@ export function goldByContent(query: TrainingQuery, passages: readonly Passage[]
  */
 export async function candidateIndexFor(retriever: Retriever, index: WorkspaceIndex): Promise<CandidateIndex> {
   const stored = index.storedManifest()?.encoder;
-  const storedVectorsFit =
-    stored !== undefined && (retriever.encoder.fingerprint === stored.fingerprint || isQueryTowerFor(retriever.model, stored.fingerprint));
+  const sameEncoder = (s: EncoderStamp) => retriever.encoder.fingerprint === s.fingerprint && retriever.encoder.precision === stampPrecision(s);
+  const storedVectorsFit = stored !== undefined && (sameEncoder(stored) || isQueryTowerFor(retriever.model, stored.fingerprint));
   if (storedVectorsFit) return new StoredCandidates(index);
   const passages = index.passages();
   const vectors = await retriever.encoder.embed(passages.map((p) => p.text));
   return RefreshedCandidates.build(passages, vectors);
+}
+
+/**
+ * The precision to load a retriever's encoder at: a query tower at its training graph's (QUERY_TOWER_PRECISION);
+ * any other encoder at the stored vectors' precision, so that base and tuned are compared at the same precision
+ * and the base can search the stored vectors.
+ */
+export function retrieverPrecision(model: string, stored: EncoderStamp | undefined): PrecisionChoice {
+  if (!stored) return 'auto';
+  return isQueryTowerFor(model, stored.fingerprint) ? QUERY_TOWER_PRECISION : stampPrecision(stored);
 }

@@ -2,10 +2,11 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { estimateTokens } from '../corpus/chunk';
-import { readCsvPassages } from '../corpus/csv';
+import { corpusPassages, validateCorpus } from '../corpus/corpus-file';
 import { DEFAULT_FILE_CHUNKING, FileChunker, strategyOfFingerprint, type FileChunkOptions, type SyntaxFallback } from '../corpus/file-chunker';
 import type { Passage, TokenCounter } from '../corpus/passage';
 import { explainExclusion, type Exclusion } from '../corpus/exclusion';
+import { checkShard, type ShardSpec } from '../corpus/shard';
 import { DEFAULT_EXCLUDES, walkRoots, type SkipReason, type WalkOptions } from '../corpus/walk';
 import type { Encoder } from '../encoder/encoder';
 import { modelSpec } from '../encoder/model-source';
@@ -15,9 +16,12 @@ import { describeFallback, IndexDamagedError, loadGeneration, readStoredManifest
 import { IndexLock } from './index-lock';
 import { PassageTable, type StoredPassage } from './index-state';
 import { LexicalIndex } from './lexical-index';
-import { denseCompatible, INDEX_FORMAT_VERSION, rebuildReason, type EncoderStamp, type IndexManifest } from './manifest';
+import { denseCompatible, denseMismatch, INDEX_FORMAT_VERSION, rebuildReason, type EncoderStamp, type IndexManifest } from './manifest';
 
 export type { SearchMode } from '../retrieve/hybrid-search';
+
+/** How often a long index job saves its progress unless told otherwise. */
+export const DEFAULT_CHECKPOINT_SECONDS = 30;
 
 export interface IndexOptions {
   /** Without an encoder the index is lexical only. */
@@ -39,17 +43,21 @@ export interface IndexOptions {
   checkpointSeconds?: number;
   /** Open without the writer lock, for searching beside a process that updates the same directory. */
   readOnly?: boolean;
+  /** Index only this shard's rows of corpus files (by row id; see corpus/shard.ts); folders cannot be sharded. */
+  shard?: ShardSpec;
 }
 
 export interface IndexProgress {
   phase: 'scan' | 'embed' | 'save';
   files: number;
+  /** Rows of corpus files (CSV, JSON Lines) read so far. */
+  rows: number;
   passagesToEmbed: number;
   passagesEmbedded: number;
 }
 
 export interface UpdateOptions {
-  /** CSV corpora (`id,text` columns) indexed beside the roots. */
+  /** Corpus files indexed beside the roots: CSV (`id,text` columns) or JSON Lines (`_id`, `text`: BEIR's corpus.jsonl). */
   csv?: string[];
   signal?: AbortSignal;
   onProgress?: (progress: IndexProgress) => void;
@@ -134,6 +142,8 @@ interface FileChange {
 export class WorkspaceIndex {
   private dirty = false;
   private lastSave = Date.now();
+  /** An update is under way or ended early: saves until one completes are marked partial. */
+  private partial = false;
   private fileChunker: FileChunker | undefined;
 
   private constructor(
@@ -203,8 +213,8 @@ export class WorkspaceIndex {
     const reason = rebuildReason(this.manifest, { chunking: this.chunkingStamp() });
     if (reason) return reason;
     // Same passages, other vectors: every passage must be embedded again.
-    const vectorsStale = this.options.encoder !== undefined && !denseCompatible(this.manifest, this.encoderStamp());
-    return vectorsStale && this.table.byId.size > 0 ? 'the encoder changed' : undefined;
+    const stale = this.options.encoder !== undefined ? denseMismatch(this.manifest, this.encoderStamp()) : undefined;
+    return stale && this.table.byId.size > 0 ? stale : undefined;
   }
 
   /**
@@ -241,20 +251,21 @@ export class WorkspaceIndex {
       const stat = await fs.stat(root).catch(() => undefined);
       if (!stat?.isDirectory()) throw new Error(`${root} is not a folder: pass existing folders to index.`);
     }
-    const csvPassages = new Map<string, Passage[]>();
-    for (const file of opts.csv ?? []) {
-      // Validate every CSV before touching the index: a bad file indexes nothing.
-      csvPassages.set(path.resolve(file), await readCsvPassages(path.resolve(file), this.tokenCounter(), this.chunking()));
-    }
+    this.checkShard(absRoots);
+    const corpora = (opts.csv ?? []).map((file) => path.resolve(file));
+    // Validate every corpus file before touching the index: a bad file indexes nothing. Each is read through twice
+    // (here, then to index it) rather than held: a corpus may be far larger than memory.
+    for (const file of corpora) await validateCorpus(file, this.options.shard);
 
     const rebuilt = this.prepareForSettings();
     // A first update always saves, even of an empty folder: afterwards the index exists, with zero passages.
     if (!this.manifest) this.dirty = true;
+    this.partial = true;
     const report: IndexReport = {
       files: 0, filesChanged: 0, filesRemoved: 0, passages: 0, passagesEmbedded: 0,
       skipped: {}, skippedFiles: [], seconds: 0, rebuilt,
     };
-    const progress: IndexProgress = { phase: 'scan', files: 0, passagesToEmbed: 0, passagesEmbedded: 0 };
+    const progress: IndexProgress = { phase: 'scan', files: 0, rows: 0, passagesToEmbed: 0, passagesEmbedded: 0 };
     const emit = () => opts.onProgress?.({ ...progress });
     const seen = new Set<string>();
     let pending: FileChange[] = [];
@@ -290,12 +301,19 @@ export class WorkspaceIndex {
     };
 
     try {
-      for (const [file, passages] of csvPassages) {
-        throwIfAborted(opts.signal);
-        const stat = await fs.stat(file);
+      for (const file of corpora) {
         seen.add(file);
         report.files++;
-        await consider({ file, root: '', size: stat.size, mtimeMs: stat.mtimeMs, passages });
+        const { changed, embedded } = await this.streamCorpus(file, opts.signal, (rows, discovered) => {
+          progress.rows += rows;
+          progress.passagesToEmbed += this.dense ? discovered : 0;
+          emit();
+        }, (n) => {
+          progress.passagesEmbedded += n;
+          emit();
+        });
+        if (changed) report.filesChanged++;
+        report.passagesEmbedded += embedded;
       }
       for await (const entry of walkRoots(absRoots, this.walkOptions())) {
         throwIfAborted(opts.signal);
@@ -328,6 +346,9 @@ export class WorkspaceIndex {
       }
       progress.phase = 'embed';
       await flush();
+      this.partial = false;
+      // A rerun that finds everything indexed still saves once, to clear the partial mark of the killed run.
+      if (this.manifest?.partial) this.dirty = true;
     } finally {
       // Whatever finished is kept, including on abort or error.
       progress.phase = 'save';
@@ -397,7 +418,7 @@ export class WorkspaceIndex {
     if (mode !== 'lexical' && !this.denseUsable()) {
       throw new Error(
         this.options.encoder
-          ? `The index has no vectors for this encoder yet: run index with the same --model first.`
+          ? `The index has no vectors for this encoder yet (${denseMismatch(this.manifest, this.encoderStamp()) ?? 'the index has no vectors yet'}): run index with the same --model and --precision first.`
           : `${mode} search needs an encoder: pass --model (the one the index was built with), or use --mode lexical.`,
       );
     }
@@ -465,7 +486,7 @@ export class WorkspaceIndex {
 
   private encoderStamp(): EncoderStamp | undefined {
     const encoder = this.options.encoder;
-    return encoder ? { fingerprint: encoder.fingerprint, dim: encoder.dim, model: this.options.encoderSpec } : undefined;
+    return encoder ? { fingerprint: encoder.fingerprint, dim: encoder.dim, model: this.options.encoderSpec, precision: encoder.precision } : undefined;
   }
 
   private chunking(): FileChunkOptions {
@@ -535,42 +556,16 @@ export class WorkspaceIndex {
         }
       }
     }
-    const vectors = new Map<string, Float32Array>();
-    let embedded = 0;
-    if (this.dense) {
-      const toEmbed: Passage[] = [];
-      for (const passage of fresh) {
-        const reuse = this.table.labelForHash(passage.hash);
-        if (reuse !== undefined) vectors.set(passage.id, this.dense.vector(reuse));
-        else toEmbed.push(passage);
-      }
-      for (let i = 0; i < toEmbed.length; i += EMBED_BATCH) {
-        const slice = toEmbed.slice(i, i + EMBED_BATCH);
-        const embeddings = await this.options.encoder!.embed(slice.map((p) => p.text));
-        slice.forEach((p, j) => vectors.set(p.id, embeddings[j]));
-        embedded += slice.length;
-        onEmbedded(slice.length);
-      }
-      onEmbedded(fresh.length - toEmbed.length);
-    }
+    const { vectors, embedded } = await this.embedNew(fresh, onEmbedded);
 
     // From here to the end nothing awaits: the tables, BM25 and HNSW change together.
     for (const change of changes) {
       const wanted = new Set(change.passages.map((p) => p.id));
       for (const id of this.table.files.get(change.file)?.passageIds ?? []) {
-        if (wanted.has(id)) continue;
-        const removed = this.table.delete(id);
-        if (!removed) continue;
-        this.lexical.remove(removed);
-        if (removed.label >= 0) this.dense?.remove(removed.label);
+        if (!wanted.has(id)) this.deletePassage(id);
       }
       for (const passage of change.passages) {
-        if (this.table.byId.has(passage.id)) continue;
-        const vector = vectors.get(passage.id);
-        const stored: StoredPassage = { ...passage, label: vector ? this.table.nextLabel++ : -1 };
-        if (vector) this.dense!.add(stored.label, vector);
-        this.lexical.add(passage);
-        this.table.put(stored);
+        if (!this.table.byId.has(passage.id)) this.insertPassage(passage, vectors.get(passage.id));
       }
       if (change.passages.length === 0 && change.size === 0 && change.mtimeMs === 0) this.table.files.delete(change.file);
       else {
@@ -586,8 +581,116 @@ export class WorkspaceIndex {
     return embedded;
   }
 
+  /**
+   * Streams a corpus file (CSV or JSON Lines; this index's shard of it) into the index in batches of EMBED_BATCH new
+   * passages, each applied and checkpointed on its own, so neither the file nor its passages are ever held whole: a
+   * killed build keeps what it embedded, and a rerun reads the file again but embeds only passages it lacks.
+   * Passages of rows no longer in the file are dropped at the end.
+   */
+  private async streamCorpus(
+    file: string,
+    signal: AbortSignal | undefined,
+    onBatch: (rows: number, newPassages: number) => void,
+    onEmbedded: (n: number) => void,
+  ): Promise<{ changed: boolean; embedded: number }> {
+    const stat = await fs.stat(file);
+    const record = this.table.files.get(file) ?? { root: '', size: stat.size, mtimeMs: stat.mtimeMs, passageIds: [] };
+    this.table.files.set(file, record);
+    const before = record.passageIds.slice();
+    const inFile: string[] = [];
+    let batch: Passage[] = [];
+    let rows = 0;
+    let embedded = 0;
+    const applyBatch = async () => {
+      onBatch(rows, batch.length);
+      rows = 0;
+      const { vectors, embedded: n } = await this.embedNew(batch, onEmbedded);
+      embedded += n;
+      // From here to the end nothing awaits: the passages and their file record change together.
+      for (const passage of batch) this.insertPassage(passage, vectors.get(passage.id));
+      record.passageIds.push(...batch.map((p) => p.id));
+      this.dirty = true;
+      batch = [];
+      await this.checkpointIfDue();
+    };
+    for await (const passages of corpusPassages(file, this.tokenCounter(), this.chunking(), this.options.shard)) {
+      throwIfAborted(signal);
+      rows++;
+      for (const passage of passages) {
+        inFile.push(passage.id);
+        if (!this.table.byId.has(passage.id)) batch.push(passage);
+      }
+      if (batch.length >= EMBED_BATCH) await applyBatch();
+      else if (rows >= EMBED_BATCH) {
+        // Rows already indexed (a resumed build) still show progress.
+        onBatch(rows, 0);
+        rows = 0;
+      }
+    }
+    if (batch.length > 0) await applyBatch();
+    else if (rows > 0) onBatch(rows, 0);
+
+    const keep = new Set(inFile);
+    for (const id of record.passageIds) if (!keep.has(id)) this.deletePassage(id);
+    const changed = !sameIds(before, inFile);
+    if (changed || record.size !== stat.size || record.mtimeMs !== stat.mtimeMs) this.dirty = true;
+    this.table.files.set(file, { root: '', size: stat.size, mtimeMs: stat.mtimeMs, passageIds: inFile });
+    return { changed, embedded };
+  }
+
+  /** Vectors of passages new to the index: reused from a live passage with the same text, else embedded in batches. */
+  private async embedNew(fresh: Passage[], onEmbedded: (n: number) => void): Promise<{ vectors: Map<string, Float32Array>; embedded: number }> {
+    const vectors = new Map<string, Float32Array>();
+    let embedded = 0;
+    if (!this.dense) return { vectors, embedded };
+    const toEmbed: Passage[] = [];
+    for (const passage of fresh) {
+      const reuse = this.table.labelForHash(passage.hash);
+      if (reuse !== undefined) vectors.set(passage.id, this.dense.vector(reuse));
+      else toEmbed.push(passage);
+    }
+    for (let i = 0; i < toEmbed.length; i += EMBED_BATCH) {
+      const slice = toEmbed.slice(i, i + EMBED_BATCH);
+      const embeddings = await this.options.encoder!.embed(slice.map((p) => p.text));
+      slice.forEach((p, j) => vectors.set(p.id, embeddings[j]));
+      embedded += slice.length;
+      onEmbedded(slice.length);
+    }
+    onEmbedded(fresh.length - toEmbed.length);
+    return { vectors, embedded };
+  }
+
+  private insertPassage(passage: Passage, vector: Float32Array | undefined): void {
+    const stored: StoredPassage = { ...passage, label: vector ? this.table.nextLabel++ : -1 };
+    if (vector) this.dense!.add(stored.label, vector);
+    this.lexical.add(passage);
+    this.table.put(stored);
+  }
+
+  private deletePassage(id: string): void {
+    const removed = this.table.delete(id);
+    if (!removed) return;
+    this.lexical.remove(removed);
+    if (removed.label >= 0) this.dense?.remove(removed.label);
+  }
+
+  /** Shards split corpus files by row; a directory holds one shard, the same on every update. */
+  private checkShard(roots: string[]): void {
+    const shard = this.options.shard && this.options.shard.count > 1 ? this.options.shard : undefined;
+    if (shard) {
+      checkShard(shard);
+      if (roots.length > 0) throw new Error('folders cannot be sharded: index them without a shard, in a directory of their own');
+    }
+    const stored = this.manifest?.shard;
+    if (this.table.byId.size > 0 && (stored?.id !== shard?.id || stored?.count !== shard?.count)) {
+      const holds = stored ? `shard ${stored.id} of ${stored.count}` : 'an index that is not sharded';
+      const wanted = shard ? `shard ${shard.id} of ${shard.count}` : 'all rows';
+      throw new Error(`${this.dir} holds ${holds}, not ${wanted}: give each shard its own --index-dir`);
+    }
+  }
+
   private async checkpointIfDue(): Promise<void> {
-    const every = (this.options.checkpointSeconds ?? 30) * 1000;
+    const every = (this.options.checkpointSeconds ?? DEFAULT_CHECKPOINT_SECONDS) * 1000;
     if (this.dirty && Date.now() - this.lastSave >= every) await this.save(this.manifest?.roots ?? []);
   }
 
@@ -604,6 +707,8 @@ export class WorkspaceIndex {
       roots: allRoots,
       files: this.table.files.size,
       passages: this.table.byId.size,
+      ...(this.options.shard && this.options.shard.count > 1 ? { shard: this.options.shard } : {}),
+      ...(this.partial ? { partial: true as const } : {}),
     };
     const saved = await saveGeneration(this.dir, { manifest, table: this.table, lexical: this.lexical, dense: this.dense }, this.generation);
     this.generation = saved.number;

@@ -112,6 +112,8 @@ export type LsrEvent =
   | ({ type: 'step' } & StepMetrics)
   | { type: 'checkpoint'; step: number; dir: string }
   | { type: 'refresh'; step: number; passages: number; seconds: number }
+  /** Something the user should know once, such as training on the CPU although CUDA was wanted. */
+  | { type: 'notice'; message: string }
   | { type: 'done'; step: number; output: string; cancelled: boolean };
 
 /** Written beside the weights of an LSR-trained model, so search and eval know how to use it. */
@@ -233,6 +235,7 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
   if (settings.mode === 'shared' && trainer instanceof AdapterQueryTrainer) {
     await refuse(`${run.model} is a plain ONNX encoder: only a query adapter can be trained for it, so use --mode query-tower`);
   }
+  if (trainer.fallbackReason) run.onEvent?.({ type: 'notice', message: trainer.fallbackReason });
   const record = (step: number): TrainingRecord => ({
     mode: settings.mode,
     documentEncoder: settings.mode === 'query-tower' ? { model: manifest.encoder!.model ?? run.model, fingerprint: manifest.encoder!.fingerprint } : undefined,

@@ -15,8 +15,8 @@ export async function openSession(model: Uint8Array, device: Device, threads: nu
   const failures: string[] = [];
   const logLevel = ort.env.logLevel;
   for (const provider of providersFor(device)) {
-    // A failed CUDA load also prints a native error line; the failure is reported in words instead.
-    ort.env.logLevel = provider === 'cuda' ? 'fatal' : logLevel;
+    // A failed GPU provider load also prints native error lines; the failure is reported in words instead.
+    ort.env.logLevel = provider === 'cpu' ? logLevel : 'fatal';
     try {
       const session = await ort.InferenceSession.create(model, {
         executionProviders: [provider],

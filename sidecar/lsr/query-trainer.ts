@@ -6,6 +6,7 @@ import type { RuntimeEncoder } from '../encoder/encoder';
 import { loadModelFolder } from '../encoder/model-folder';
 import { resolveModel } from '../encoder/model-source';
 import { loadEncoder } from '../encoder/ort-encoder';
+import { QUERY_TOWER_PRECISION } from '../encoder/precision';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, applyAdapter, readAdapterConfig, type AdapterConfig } from '../encoder/query-adapter';
 import { parseSafetensors, toFloat32, type Float32Tensor } from '../encoder/safetensors';
 import { writeFileAtomic } from '../index/atomic-file';
@@ -16,6 +17,8 @@ import { AdapterTrainStep, OPTIMIZER_FILE, TrainStep, type PendingStep, type Tra
 /** What the LSR loop needs from the part of the retriever that learns. */
 export interface QueryTrainer {
   readonly dim: number;
+  /** Why training runs on another provider than the device asked for (undefined when it runs where asked). */
+  readonly fallbackReason: string | undefined;
   /** Updates taken so far (restored on resume). */
   readonly optimizerStep: number;
   /** The empty passage's score τ, when training with abstention. */
@@ -79,6 +82,10 @@ class BertQueryTrainer implements QueryTrainer {
     return this.trainer.config.hiddenSize;
   }
 
+  get fallbackReason(): string | undefined {
+    return this.trainer.fallbackReason;
+  }
+
   get optimizerStep(): number {
     return this.trainer.optimizerStep;
   }
@@ -116,7 +123,8 @@ export class AdapterQueryTrainer implements QueryTrainer {
   ) {}
 
   static async create(opts: QueryTrainerOptions, config: AdapterConfig): Promise<AdapterQueryTrainer> {
-    const base = await loadEncoder({ model: config.base, device: opts.device });
+    // At the precision the trained adapter will run at in search (a query tower's), so it learns on what it will see.
+    const base = await loadEncoder({ model: config.base, device: opts.device, precision: QUERY_TOWER_PRECISION });
     // A checkpoint or earlier adapter folder carries its weights (and, on resume, the optimizer state).
     const weightsFile = path.join(opts.model, ADAPTER_WEIGHTS);
     const stateFile = path.join(opts.model, OPTIMIZER_FILE);
@@ -137,6 +145,11 @@ export class AdapterQueryTrainer implements QueryTrainer {
 
   get dim(): number {
     return this.base.dim;
+  }
+
+  /** The frozen base encoder's: the adapter step opens its session on the same device. */
+  get fallbackReason(): string | undefined {
+    return this.base.fallbackReason;
   }
 
   get optimizerStep(): number {

@@ -8,6 +8,7 @@ import { buildBertEncoder } from '../encoder/graph/bert-graph';
 import { loadModelFolder, type BertFolder } from '../encoder/model-folder';
 import { resolveModel } from '../encoder/model-source';
 import type { Device } from '../encoder/ort-encoder';
+import type { Provider } from '../encoder/cuda-provider';
 import { encodeSafetensors, type Float32Tensor } from '../encoder/safetensors';
 import { EncoderTokenizer } from '../encoder/tokenizer';
 import { writeFileAtomic } from '../index/atomic-file';
@@ -104,7 +105,7 @@ export class TrainStep {
     private readonly trainer: GraphTrainer,
     /** The split plan's forward half; undefined with the fused plan. */
     private readonly forwardSession: ort.InferenceSession | undefined,
-    readonly provider: 'cuda' | 'cpu',
+    readonly provider: Provider,
     readonly fallbackReason: string | undefined,
     private readonly opts: TrainStepOptions,
     /** 'bert.' when the source checkpoint stored its weights under that prefix. */
@@ -305,7 +306,7 @@ export interface AdapterBatch extends LsrTargets {
 export class AdapterTrainStep {
   private constructor(
     private readonly trainer: GraphTrainer,
-    readonly provider: 'cuda' | 'cpu',
+    readonly provider: Provider,
     private readonly opts: AdapterTrainStepOptions,
   ) {}
 

@@ -1,6 +1,6 @@
 import type { Encoder } from '../encoder/encoder';
 import { loadEncoder, type Device } from '../encoder/ort-encoder';
-import { candidateIndexFor, evaluateRetrievers, type EvalReport, type Retriever } from '../eval/evaluate';
+import { candidateIndexFor, evaluateRetrievers, retrieverPrecision, type EvalReport, type Retriever } from '../eval/evaluate';
 import type { VectorHit } from '../index/workspace-index';
 import { WorkspaceIndex } from '../index/workspace-index';
 import { LmError } from '../lm/lm-error';
@@ -98,7 +98,8 @@ export class EvalService {
   private async tunedEncoder(model: string): Promise<Encoder> {
     if (this.tuned?.model !== model) {
       await this.close();
-      this.tuned = { model, encoder: loadEncoder({ model, device: this.opts.device }) };
+      const stored = (await WorkspaceIndex.readManifest(this.opts.indexDir))?.encoder;
+      this.tuned = { model, encoder: loadEncoder({ model, device: this.opts.device, precision: retrieverPrecision(model, stored) }) };
       this.tuned.encoder.catch(() => (this.tuned = undefined));
     }
     return this.tuned!.encoder;

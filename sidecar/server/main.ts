@@ -5,8 +5,10 @@
  */
 import { dirname, join } from 'node:path';
 import { createConnection, ResponseError, ErrorCodes, LSPErrorCodes } from 'vscode-languageserver/node';
+import { noticeOnce } from '../encoder/cuda-provider';
 import { disableOrtTelemetry } from '../encoder/ort-environment';
 import { loadEncoder } from '../encoder/ort-encoder';
+import { QUERY_TOWER_PRECISION, type PrecisionChoice } from '../encoder/precision';
 import type { IndexOptions } from '../index/workspace-index';
 import { CompletionService } from './complete-service';
 import { EvalService } from './eval-service';
@@ -75,7 +77,7 @@ connection.onInitialize((params) => {
   service = new IndexService({
     indexDir: init.indexDir,
     indexOptions: indexOptions(init),
-    encoder: init.encoderModel ? { model: init.encoderModel, load: () => openEncoder(init.encoderModel!, init.encoderDevice) } : undefined,
+    encoder: init.encoderModel ? { model: init.encoderModel, load: () => openEncoder(init.encoderModel!, init.encoderDevice, init.encoderPrecision) } : undefined,
     onStatus: (status) => void connection.sendNotification(StatusNotification.type, status),
   });
   const indexService = service;
@@ -275,7 +277,7 @@ async function models(): Promise<ModelsResult> {
 async function useModel(model: string | undefined): Promise<void> {
   const { indexDir, encoderDevice } = lm();
   if (model) await assertQueryTowerFor(model, indexDir);
-  await ready().useQueryModel(model, (m) => openEncoder(m, encoderDevice));
+  await ready().useQueryModel(model, (m) => openEncoder(m, encoderDevice, QUERY_TOWER_PRECISION));
   connection.console.info(model ? `Searching with the tuned query encoder ${model}` : 'Searching with the base encoder');
 }
 
@@ -300,10 +302,11 @@ function indexOptions(init: Partial<InitializationOptions>): Omit<IndexOptions, 
   return options;
 }
 
-async function openEncoder(model: string, device: InitializationOptions['encoderDevice']) {
-  connection.console.info(`Loading encoder ${model} (${device ?? 'auto'})`);
-  const encoder = await loadEncoder({ model, device });
-  connection.console.info(`Encoder ready: dim ${encoder.dim}, max ${encoder.maxTokens} tokens`);
+async function openEncoder(model: string, device: InitializationOptions['encoderDevice'], precision: PrecisionChoice | undefined) {
+  connection.console.info(`Loading encoder ${model} (device ${device ?? 'auto'}, precision ${precision ?? 'auto'})`);
+  const encoder = await loadEncoder({ model, device, precision });
+  noticeOnce(encoder.fallbackReason, (line) => connection.console.warn(line));
+  connection.console.info(`Encoder ready on ${encoder.provider} at ${encoder.precision}: dim ${encoder.dim}, max ${encoder.maxTokens} tokens`);
   return encoder;
 }
 

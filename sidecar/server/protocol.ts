@@ -26,7 +26,9 @@ export interface InitializationOptions {
   indexDir: string;
   /** Sentence-encoder model directory or name; empty = lexical search only. */
   encoderModel?: string;
-  encoderDevice?: 'auto' | 'cpu' | 'cuda';
+  encoderDevice?: 'auto' | 'cpu' | 'cuda' | 'webgpu';
+  /** Graph precision of the encoder (default auto: fp16 on CUDA, else fp32); stored in the index. */
+  encoderPrecision?: 'auto' | 'fp32' | 'int8' | 'fp16';
   /** Passage windowing and strategy, forwarded to the engine's FileChunkOptions. */
   chunking?: { windowLines?: number; strideLines?: number; maxTokens?: number; strategy?: ChunkingStrategy };
   /** Glob patterns relative to each root. */

@@ -151,6 +151,9 @@ export class TrainingService {
       case 'checkpoint':
         this.setStatus({ ...this.status, checkpointStep: e.step });
         break;
+      case 'notice':
+        this.setStatus({ ...this.status, message: e.message });
+        break;
       case 'refresh':
         this.setStatus({ ...this.status, message: `Re-embedded ${e.passages} passages in ${e.seconds.toFixed(1)} s` });
         break;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Encoder } from '../../sidecar/encoder/encoder';
+import type { Precision } from '../../sidecar/encoder/precision';
 import { codeTerms } from '../../sidecar/index/code-terms';
 
 /**
@@ -12,7 +13,11 @@ export class HashingEncoder implements Encoder {
   readonly tokenizerFingerprint = 'code-terms';
   embedded = 0;
 
-  constructor(readonly dim = 64, readonly fingerprint = `hashing-${dim}`) {}
+  constructor(
+    readonly dim = 64,
+    readonly fingerprint = `hashing-${dim}`,
+    readonly precision: Precision = 'fp32',
+  ) {}
 
   countTokens(text: string): number {
     return codeTerms(text).length;

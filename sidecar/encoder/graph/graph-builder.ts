@@ -6,21 +6,29 @@ export const OPSET = 17;
 const IR_VERSION = 8;
 
 export type AttrValue = number | number[] | string | { float: number };
-export type ElemType = 'float' | 'int64' | 'int32';
+export type ElemType = 'float' | 'float16' | 'int64' | 'int32' | 'int8' | 'uint8';
 /** A dimension: a fixed size or a symbolic name such as 'batch'. */
 export type Dim = number | string;
 
 const ELEM: Record<ElemType, onnx.TensorProto.DataType> = {
   float: onnx.TensorProto.DataType.FLOAT,
+  float16: onnx.TensorProto.DataType.FLOAT16,
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
+  int8: onnx.TensorProto.DataType.INT8,
+  uint8: onnx.TensorProto.DataType.UINT8,
 };
+
+/** ONNX Runtime's contrib operators (fused attention, quantised matmul…), version 1 of their domain. */
+export const MS_DOMAIN = 'com.microsoft';
 
 export interface GraphBuilderOptions {
   /** Weights by safetensors name; `weight(name)` looks them up here. */
   weights: ReadonlyMap<string, Float32Tensor>;
   /** Make weights graph inputs instead of initializers (a training step feeds and differentiates them). */
   weightsAsInputs?: boolean;
+  /** Store weights and float constants as float16 (a GPU graph); the graph then computes in float16. */
+  float16?: boolean;
 }
 
 /**
@@ -34,6 +42,7 @@ export class GraphBuilder {
   private readonly outputs: onnx.IValueInfoProto[] = [];
   private readonly usedWeights = new Set<string>();
   private readonly constants = new Map<string, string>();
+  private usesMsDomain = false;
   private counter = 0;
 
   constructor(private readonly opts: GraphBuilderOptions) {}
@@ -56,11 +65,23 @@ export class GraphBuilder {
   }
 
   /** Emits one node with `outputs` outputs. */
-  opN(opType: string, inputs: string[], outputs: number, attrs: Record<string, AttrValue> = {}): string[] {
+  opN(opType: string, inputs: string[], outputs: number, attrs: Record<string, AttrValue> = {}, domain = ''): string[] {
     const id = `${opType}_${this.counter++}`;
     const out = Array.from({ length: outputs }, (_, i) => (outputs === 1 ? id : `${id}_${i}`));
-    this.nodes.push({ opType, name: id, input: inputs, output: out, attribute: Object.entries(attrs).map(([k, v]) => attr(k, v)) });
+    this.nodes.push({ opType, domain, name: id, input: inputs, output: out, attribute: Object.entries(attrs).map(([k, v]) => attr(k, v)) });
+    if (domain === MS_DOMAIN) this.usesMsDomain = true;
     return out;
+  }
+
+  /** Emits one ONNX Runtime contrib op (com.microsoft domain); an empty input name skips an optional input. */
+  msOp(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
+    return this.opN(opType, inputs, 1, attrs, MS_DOMAIN)[0];
+  }
+
+  /** A tensor derived from the weights at build time (a transposed, concatenated or quantised copy), by name. */
+  initializer(name: string, type: ElemType, dims: number[], data: Float32Array | Uint16Array | Int8Array | Uint8Array | Int32Array): string {
+    this.initializers.push({ name, dataType: ELEM[type], dims, rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) });
+    return name;
   }
 
   /** The value holding weight `name` (its safetensors name), added once as an initializer or a graph input. */
@@ -69,9 +90,25 @@ export class GraphBuilder {
     if (!t) throw new Error(`weight "${name}" is missing from the model`);
     if (!this.usedWeights.has(name)) {
       this.usedWeights.add(name);
-      if (this.opts.weightsAsInputs) this.inputs.push(valueInfo(name, 'float', t.shape));
-      else this.initializers.push(floatTensor(name, t.shape, t.data));
+      if (this.opts.weightsAsInputs) this.inputs.push(valueInfo(name, this.floatType, t.shape));
+      else this.derived(name, t);
     }
+    return name;
+  }
+
+  /** The element type of weights and float constants. */
+  get floatType(): 'float' | 'float16' {
+    return this.opts.float16 ? 'float16' : 'float';
+  }
+
+  /** The ONNX data type code of `floatType`, for Cast's `to`. */
+  get floatTypeCode(): number {
+    return ELEM[this.floatType];
+  }
+
+  /** A float tensor computed from the weights at build time (e.g. a transposed copy), stored as `floatType`. */
+  derived(name: string, t: Float32Tensor): string {
+    this.initializers.push(this.opts.float16 ? float16Tensor(name, t.shape, t.data) : floatTensor(name, t.shape, t.data));
     return name;
   }
 
@@ -82,7 +119,18 @@ export class GraphBuilder {
 
   /** A float scalar constant (shared between uses). */
   float(value: number): string {
-    return this.constant(`f:${value}`, () => floatTensor(this.fresh('const_f'), [], new Float32Array([value])));
+    const data = new Float32Array([value]);
+    return this.constant(`f:${value}`, () => (this.opts.float16 ? float16Tensor : floatTensor)(this.fresh('const_f'), [], data));
+  }
+
+  /** A uint8 scalar constant (shared between uses), e.g. a quantisation zero point. */
+  uint8(value: number): string {
+    return this.constant(`u8:${value}`, () => ({
+      name: this.fresh('const_u8'),
+      dataType: onnx.TensorProto.DataType.UINT8,
+      dims: [],
+      rawData: new Uint8Array([value]),
+    }));
   }
 
   /** An int64 1-D constant, or a scalar when `scalar` is set (shared between uses). */
@@ -99,7 +147,7 @@ export class GraphBuilder {
   toBytes(graphName = 'graph'): Uint8Array {
     const model: onnx.IModelProto = {
       irVersion: IR_VERSION,
-      opsetImport: [{ domain: '', version: OPSET }],
+      opsetImport: [{ domain: '', version: OPSET }, ...(this.usesMsDomain ? [{ domain: MS_DOMAIN, version: 1 }] : [])],
       producerName: 'replug-code',
       graph: { name: graphName, node: this.nodes, initializer: this.initializers, input: this.inputs, output: this.outputs },
     };
@@ -129,6 +177,66 @@ function floatTensor(name: string, dims: number[], data: Float32Array): onnx.ITe
     dims,
     rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
   };
+}
+
+function float16Tensor(name: string, dims: number[], data: Float32Array): onnx.ITensorProto {
+  const half = toFloat16Bits(data);
+  return { name, dataType: onnx.TensorProto.DataType.FLOAT16, dims, rawData: new Uint8Array(half.buffer, half.byteOffset, half.byteLength) };
+}
+
+/**
+ * IEEE binary16 bits of each value, rounded to nearest even. By hand because Node 20 has no Float16Array; values
+ * beyond ±65504 become ±Infinity and tiny ones subnormal or zero, as a float16 cast does.
+ */
+export function toFloat16Bits(values: Float32Array): Uint16Array {
+  const f32 = new Float32Array(1);
+  const u32 = new Uint32Array(f32.buffer);
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) {
+    f32[0] = values[i];
+    const x = u32[0];
+    const sign = (x >>> 16) & 0x8000;
+    const exp = (x >>> 23) & 0xff;
+    let mant = x & 0x7fffff;
+    if (exp === 0xff) {
+      out[i] = sign | 0x7c00 | (mant ? 0x200 : 0); // Inf or NaN
+      continue;
+    }
+    let e = exp - 127 + 15;
+    if (e >= 0x1f) {
+      out[i] = sign | 0x7c00;
+      continue;
+    }
+    if (e <= 0) {
+      if (e < -10) {
+        out[i] = sign;
+        continue;
+      }
+      mant |= 0x800000; // subnormal: shift the implicit 1 in
+      const shift = 14 - e;
+      const half = 1 << (shift - 1);
+      const rest = mant & ((1 << shift) - 1);
+      let m = mant >>> shift;
+      if (rest > half || (rest === half && (m & 1))) m++;
+      out[i] = sign | m;
+      continue;
+    }
+    const rest = mant & 0x1fff;
+    let m = mant >>> 13;
+    if (rest > 0x1000 || (rest === 0x1000 && (m & 1))) {
+      m++;
+      if (m === 0x400) {
+        m = 0;
+        e++;
+        if (e >= 0x1f) {
+          out[i] = sign | 0x7c00;
+          continue;
+        }
+      }
+    }
+    out[i] = sign | (e << 10) | m;
+  }
+  return out;
 }
 
 function valueInfo(name: string, type: ElemType, dims: Dim[]): onnx.IValueInfoProto {
