@@ -72,7 +72,8 @@ const paired = (a: number[], b: number[], scale = 1) => {
 /** A share and its binomial standard error. */
 const share = (hits: number, n: number) => {
   const p = n ? hits / n : NaN;
-  return { p, se: n ? Math.sqrt((p * (1 - p)) / n) : NaN, text: `${(100 * p).toFixed(1)}% ± ${(100 * Math.sqrt((p * (1 - p)) / n)).toFixed(1)} (n = ${n})` };
+  const se = n ? Math.sqrt((p * (1 - p)) / n) : NaN;
+  return { p, se, text: n ? `${(100 * p).toFixed(1)}% ± ${(100 * se).toFixed(1)} (n = ${n})` : '– (n = 0)' };
 };
 
 async function main(): Promise<void> {
@@ -152,7 +153,7 @@ async function main(): Promise<void> {
         `    abstaining as the editor does (no passage where ∅ outranks them all) ${bits(hard)}; − plain ${paired(of(1).map((o) => o.logProb), hard, bitsPerByte)}`,
         `    plain's ensemble is worse than no passage on ${share(worse, outcomes.length).text}; the better of the two per point (an oracle abstainer) ${bits(oracle)}`,
         `  abstains on ${(100 * abstainR.abstention!.rate).toFixed(1)}% of held-out points; where no passage helps the LM ${a.text}, where one does ${b.text};` +
-          ` difference ${signed(100 * (a.p - b.p), 1)} ± ${(100 * Math.hypot(a.se, b.se)).toFixed(1)} points`,
+          (where.length && elsewhere.length ? ` difference ${signed(100 * (a.p - b.p), 1)} ± ${(100 * Math.hypot(a.se, b.se)).toFixed(1)} points` : ''),
         `  mean P_R(∅) where no passage helps ${mean(where.map((o) => o.weight)).toFixed(3)}, where one does ${mean(elsewhere.map((o) => o.weight)).toFixed(3)}`,
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
