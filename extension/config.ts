@@ -44,6 +44,10 @@ export class Config {
     return this.raw.get<boolean>('hover.enabled', true);
   }
 
+  get hoverAbstains(): boolean {
+    return this.raw.get<boolean>('hover.abstain', true);
+  }
+
   inlineCompletion(): { enabled: boolean; mode: CompletionMode; k: number; maxTokens: number } {
     return {
       enabled: this.raw.get<boolean>('inlineCompletion.enabled', false),
@@ -86,6 +90,7 @@ export class Config {
         batchSize: t('batchSize'),
         refreshEvery: t('refreshEvery'),
         checkpointEvery: t('checkpointEvery'),
+        abstain: this.raw.get<boolean>('training.abstain', false),
       },
       queries: { perFile: t('queriesPerFile'), trainFraction: t('trainFileShare') },
     };

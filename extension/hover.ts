@@ -9,7 +9,8 @@ const HOVER_HITS = 3;
 
 /**
  * On an identifier (or inside a selection) shows the top snippets from other files of the workspace: the hovered
- * file is open already, so its own passages would only repeat what the user sees.
+ * file is open already, so its own passages would only repeat what the user sees. A retriever trained with
+ * abstention shows nothing where it would use no passage.
  */
 export class RetrievalHoverProvider implements vscode.HoverProvider {
   constructor(
@@ -27,7 +28,7 @@ export class RetrievalHoverProvider implements vscode.HoverProvider {
     if (!target) return undefined;
     await new Promise((resolve) => setTimeout(resolve, HOVER_DEBOUNCE_MS));
     if (token.isCancellationRequested) return undefined;
-    const hits = await this.sidecar.search({ query: target.query, k: HOVER_HITS, excludePath: document.uri.fsPath }, token);
+    const hits = await this.sidecar.search({ query: target.query, k: HOVER_HITS, excludePath: document.uri.fsPath, abstain: this.config.hoverAbstains }, token);
     if (token.isCancellationRequested || hits.length === 0) return undefined;
     return new vscode.Hover(snippetsMarkdown(hits), target.range);
   }

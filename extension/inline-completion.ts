@@ -114,6 +114,8 @@ export class InlineCompletionController implements vscode.Disposable {
           k: settings.k,
           maxTokens: settings.maxTokens,
           stop: restOfLine.trim() ? ['\n'] : ['\n\n'],
+          // A retriever trained with abstention completes from the LM alone where it judges no passage helps.
+          abstain: true,
         },
         token,
       );
@@ -126,7 +128,7 @@ export class InlineCompletionController implements vscode.Disposable {
     }
     if (token.isCancellationRequested || result.text.trim() === '') return undefined;
     this.last = { passages: result.passages, where: `${vscode.workspace.asRelativePath(document.uri)}:${position.line + 1}` };
-    log.debug(`Inline completion (${result.requests} LM requests, ${result.passages.length} passages, ${result.finishReason})`);
+    log.debug(`Inline completion (${result.requests} LM requests, ${result.abstained ? 'no passage: the retriever abstained' : `${result.passages.length} passages`}, ${result.finishReason})`);
     return [new vscode.InlineCompletionItem(result.text, new vscode.Range(position, position))];
   }
 

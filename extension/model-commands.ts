@@ -1,4 +1,5 @@
 import * as vscode from 'vscode';
+import { abstentionLines } from '../sidecar/eval/abstention-text';
 import { ndcgGainLines } from '../sidecar/eval/gain-text';
 import type { EvalReport, ModelInfo } from '../sidecar/server/protocol';
 import type { Config } from './config';
@@ -145,6 +146,6 @@ export function reportMarkdown(r: EvalReport, tuned: ModelInfo | undefined): str
     `| no retrieval | | | | | | ${f(r.noRetrievalBitsPerByte)} |`,
     ...rows,
     '',
-    ...ndcgGainLines(r).map((l) => `${l}\n`),
+    ...[...ndcgGainLines(r), ...abstentionLines(r)].map((l) => `${l}\n`),
   ].join('\n');
 }

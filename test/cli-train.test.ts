@@ -82,9 +82,12 @@ describe('train CLI: output folders, interruption and --resume', () => {
     assert.match(search.stderr, /holds a training run that did not finish \(its last checkpoint is at step \d+\), not a model: finish it with `replug-code train --resume --output /);
 
     // Flags that change the run are refused; --resume needs none of the original flags.
-    const changed = await cli(['train', '--output', output, '--resume', '--lr', '5e-3', '--lm-model', 'other-lm'], env);
+    const changed = await cli(['train', '--output', output, '--resume', '--lr', '5e-3', '--abstain', '--lm-model', 'other-lm'], env);
     assert.equal(changed.code, 1);
-    assert.match(changed.stderr, /--resume continues the saved run, but these change it: --lr \(the run has 0\.001\); the teacher \(the run was trained by "copy-lm" at .*--allow-new-teacher/);
+    assert.match(
+      changed.stderr,
+      /--resume continues the saved run, but these change it: --lr \(the run has 0\.001\); --abstain \(the run has false\); the teacher \(the run was trained by "copy-lm" at .*--allow-new-teacher/,
+    );
 
     const resumed = await cli(['train', '--output', output, '--resume'], { ...env, REPLUG_LM_MODEL: '' });
     assert.equal(resumed.code, 0, resumed.stderr);

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseSafetensors } from '../sidecar/encoder/safetensors';
 import { ADAPTER_FILE, AdapterTrainStep, type AdapterBatch } from '../sidecar/lsr/train-step';
+import { ABSTAIN_FILE, ABSTAIN_SCORE, AbstentionHead } from '../sidecar/retrieve/abstention';
 
 const DIM = 8;
 
@@ -86,6 +87,35 @@ describe('query adapter training step', () => {
       assert.deepEqual([...saved.keys()], ['adapter.weight', 'adapter.bias']);
       assert.deepEqual(saved.get('adapter.weight')!.shape, [DIM, DIM]);
       await assert.rejects(step.step({ ...batch, queries: [batch.queries[0].subarray(1), ...batch.queries.slice(1)] }), /has 7 dimensions; the adapter has 8/);
+    } finally {
+      await step.dispose();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('with an empty passage among the candidates, its score moves towards the teacher and is saved apart from the adapter', async () => {
+    const optimizer = { lr: 0.01, totalSteps: 10, warmupFraction: 0 };
+    const step = await AdapterTrainStep.create({ dim: DIM, device: 'cpu', threads: 1, optimizer, abstain: { lr: 0.05 } });
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'lsr-adapter-abstain-'));
+    try {
+      // The teacher prefers no passage for every query.
+      const batch = { ...toyBatch(), target: [0, 1, 2].map(() => [0.05, 0.05, 0.05, 0.05, 0.8]) };
+      const first = await step.step(batch);
+      assert.equal(first.logProbs[0].length, 5);
+      for (let i = 0; i < 5; i++) await step.step(batch);
+      const { loss, logProbs } = await step.gradients(batch);
+      const tau = step.weights.get(ABSTAIN_SCORE)!.data[0];
+      // Six updates at rates 0.05·(1, 0.9, …, 0.5) with a gradient of constant sign: τ rose by at most 0.225.
+      assert.ok(tau > 0.2 && tau <= 0.225, `τ = ${tau}`);
+      assert.ok(loss < first.loss && Math.exp(logProbs[0][4]) > Math.exp(first.logProbs[0][4]), `${first.loss} → ${loss}`);
+      await step.save(dir);
+      const adapter = parseSafetensors(await readFile(path.join(dir, ADAPTER_FILE)), ADAPTER_FILE).tensors;
+      assert.deepEqual([...adapter.keys()], ['adapter.weight', 'adapter.bias']);
+      assert.equal((await AbstentionHead.load(dir))?.score, tau, `${ABSTAIN_FILE} holds the score`);
+      const again = await AdapterTrainStep.create({ dim: DIM, device: 'cpu', threads: 1, optimizer, abstain: { lr: 0.05 }, abstentionFrom: dir });
+      assert.equal(again.weights.get(ABSTAIN_SCORE)!.data[0], tau, 'a new step starts from the saved score');
+      await again.dispose();
+      await assert.rejects(step.step(toyBatch()), /every query needs k = 4 candidates and k \+ 1 = 5 target values \(the empty passage last\)/);
     } finally {
       await step.dispose();
       await rm(dir, { recursive: true, force: true });

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { makeTinyBert } from '../scripts/make-tiny-bert';
 import type { BertConfig, Pooling } from '../sidecar/encoder/bert-config';
 import { TrainStep, type LsrBatch } from '../sidecar/lsr/train-step';
+import { ABSTAIN_SCORE } from '../sidecar/retrieve/abstention';
 
 /*
  * The hand-written backward pass is checked against central differences of an independent float64 JS
@@ -118,12 +119,14 @@ function referenceEmbedding(cfg: BertConfig, W: Weights, ids: number[], pooling:
   return pooled.map((t) => t / norm);
 }
 
-/** mean_b KL(Q_b ‖ softmax(cos(q_b, D_b)/γ)). */
+/** mean_b KL(Q_b ‖ softmax(cos(q_b, D_b)/γ)), with the abstention score τ/γ appended when W holds one. */
 function referenceLoss(cfg: BertConfig, W: Weights, batch: LsrBatch, pooling: Pooling, gamma: number): number {
   let total = 0;
   batch.inputIds.forEach((ids, b) => {
     const e = referenceEmbedding(cfg, W, ids, pooling);
     const z = batch.candidates[b].map((D) => e.reduce((s, v, i) => s + v * D[i], 0) / gamma);
+    const tau = W.get(ABSTAIN_SCORE);
+    if (tau) z.push(tau[0] / gamma);
     const max = Math.max(...z);
     const logZ = max + Math.log(z.reduce((s, v) => s + Math.exp(v - max), 0));
     for (let i = 0; i < z.length; i++) {
@@ -145,26 +148,35 @@ function lcg(seed: number): () => number {
   return () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648);
 }
 
-/** Three queries of different lengths (so two are padded) with a repeated token, k = 4, one Q with a zero. */
-function toyBatch(vocab: number, dim: number): LsrBatch {
+/**
+ * Three queries of different lengths (so two are padded) with a repeated token, k = 4, one Q with a zero; with
+ * `abstain`, Q has a fifth column (the empty passage): ∅ likeliest, uniform, and ∅ at zero.
+ */
+function toyBatch(vocab: number, dim: number, abstain = false): LsrBatch {
   const rand = lcg(7);
   const inputIds = [12, 7, 3].map((len) => Array.from({ length: len }, (_, i) => (i % 4 === 1 ? 9 : 5 + Math.floor(rand() * (vocab - 5)))));
   return {
     inputIds,
     candidates: inputIds.map(() => Array.from({ length: 4 }, () => randomUnit(rand, dim))),
-    target: [
-      [0.7, 0.1, 0.15, 0.05],
-      [0.25, 0.25, 0.25, 0.25],
-      [0, 0.5, 0.3, 0.2],
-    ],
+    target: abstain
+      ? [
+          [0.3, 0.1, 0.1, 0.05, 0.45],
+          [0.2, 0.2, 0.2, 0.2, 0.2],
+          [0, 0.5, 0.3, 0.2, 0],
+        ]
+      : [
+          [0.7, 0.1, 0.15, 0.05],
+          [0.25, 0.25, 0.25, 0.25],
+          [0, 0.5, 0.3, 0.2],
+        ],
   };
 }
 
 const GAMMA = 0.1;
 const FD_STEP = 1e-5;
 
-for (const pooling of ['mean', 'cls'] as const) {
-  describe(`LSR training graph gradients (${pooling} pooling)`, () => {
+for (const [pooling, abstain] of [['mean', false], ['cls', false], ['mean', true]] as const) {
+  describe(`LSR training graph gradients (${pooling} pooling${abstain ? ', with an empty passage among the candidates' : ''})`, () => {
     let dir: string;
     let step: TrainStep;
     let W: Weights;
@@ -172,9 +184,13 @@ for (const pooling of ['mean', 'cls'] as const) {
 
     before(async () => {
       dir = await makeTinyBert(await mkdtemp(path.join(os.tmpdir(), 'lsr-grad-')), { maxPos: 16, pooling, seed: 3 });
-      step = await TrainStep.create({ model: dir, device: 'cpu', threads: 1, freezeWordEmbeddings: false, optimizer: { lr: 1e-3, totalSteps: 10 } });
+      step = await TrainStep.create({
+        model: dir, device: 'cpu', threads: 1, freezeWordEmbeddings: false, optimizer: { lr: 1e-3, totalSteps: 10 }, abstain: abstain ? { lr: 1e-2 } : undefined,
+      });
+      // Within the candidates' cosines (random unit vectors), so that ∅ takes a real share of P_R.
+      if (abstain) step.weights.get(ABSTAIN_SCORE)!.data[0] = 0.15;
       W = new Map([...step.weights].map(([n, t]) => [n, Float64Array.from(t.data)]));
-      batch = toyBatch(step.config.vocabSize, step.config.hiddenSize);
+      batch = toyBatch(step.config.vocabSize, step.config.hiddenSize, abstain);
     });
     after(async () => {
       await step.dispose();
@@ -182,8 +198,9 @@ for (const pooling of ['mean', 'cls'] as const) {
     });
 
     test('loss and query embeddings match the float64 reference', async () => {
-      const { loss, queryEmb } = await step.gradients({ ...batch, gamma: GAMMA });
+      const { loss, queryEmb, logProbs } = await step.gradients({ ...batch, gamma: GAMMA });
       assert.ok(Math.abs(loss - referenceLoss(step.config, W, batch, pooling, GAMMA)) < 1e-5, `loss ${loss}`);
+      assert.equal(logProbs[0].length, abstain ? 5 : 4, 'P_R covers the candidates and, when abstaining, ∅');
       batch.inputIds.forEach((ids, b) => {
         const ref = referenceEmbedding(step.config, W, ids, pooling);
         const worst = Math.max(...ref.map((v, i) => Math.abs(v - queryEmb[b][i])));
@@ -194,6 +211,7 @@ for (const pooling of ['mean', 'cls'] as const) {
     test('every trainable tensor matches central differences on sampled entries', async (t) => {
       const { grads } = await step.gradients({ ...batch, gamma: GAMMA });
       assert.equal(grads.size, step.weights.size - 2, 'all weights but the unused pooler are trainable');
+      assert.equal(grads.has(ABSTAIN_SCORE), abstain, 'the abstention score is trained exactly when abstaining');
       let worstRel = 0;
       for (const [name, g] of grads) {
         if (name.endsWith('attention.self.key.bias')) continue; // zero by softmax invariance: checked below
@@ -202,7 +220,7 @@ for (const pooling of ['mean', 'cls'] as const) {
         assert.ok(scale > 0, `${name} has an all-zero gradient`);
         // The two largest entries plus two others (for the word table: rows of tokens that occur).
         const byMagnitude = [...g.keys()].sort((a, b) => Math.abs(g[b]) - Math.abs(g[a]));
-        const sample = [byMagnitude[0], byMagnitude[1], byMagnitude[Math.floor(byMagnitude.length / 7)], byMagnitude[Math.floor(byMagnitude.length / 3)]];
+        const sample = new Set([0, 1, Math.floor(byMagnitude.length / 7), Math.floor(byMagnitude.length / 3)].filter((r) => r < g.length).map((r) => byMagnitude[r]));
         for (const i of sample) {
           const orig = w[i];
           w[i] = orig + FD_STEP;
@@ -217,7 +235,7 @@ for (const pooling of ['mean', 'cls'] as const) {
           assert.ok(rel < 1e-4, `${name}[${i}]: graph ${g[i]}, finite differences ${fd} (relative error ${rel})`);
         }
       }
-      t.diagnostic(`${pooling} pooling: worst relative gradient error ${worstRel.toExponential(2)}`);
+      t.diagnostic(`${pooling} pooling${abstain ? " with ∅" : ""}: worst relative gradient error ${worstRel.toExponential(2)}`);
     });
 
     test('the reported gradient norm is the global norm of the gradients (what AdamW clips by)', async () => {

@@ -72,6 +72,38 @@ describe('AdamW', () => {
     assert.deepEqual(second.get('a.weight'), first.get('a.weight'));
   });
 
+  test('a parameter with its own rate follows the same schedule at that rate; the others are unchanged by it', async () => {
+    const make = () => new Map([['a.weight', Float32Array.from([1, -1])], ['t.bias', Float32Array.from([0])]]);
+    const grads = () => new Map([['a.weight', Float32Array.from([0.2, -0.1])], ['t.bias', Float32Array.from([-0.3])]]);
+    // 4 steps with 1 of warmup: rates lr·{1, 1, 2/3, 1/3}.
+    const opts = { lr: 0.01, totalSteps: 4, warmupFraction: 0.25, weightDecay: 0 };
+    const [own, plain] = [make(), make()];
+    const a = new AdamW(own, { ...opts, lrByName: { 't.bias': 0.5 } });
+    const b = new AdamW(plain, opts);
+    try {
+      for (let step = 0; step < 3; step++) {
+        const [infoA, infoB] = [await update(a, grads()), await update(b, grads())];
+        assert.equal(infoA.lr, infoB.lr, 'the reported rate is the main one');
+      }
+      assert.deepEqual(own.get('a.weight'), plain.get('a.weight'));
+      // A constant gradient: m̂/√v̂ = sign(g) at every step, so the bias moves by the sum of its rates.
+      close(own.get('t.bias')!, [0.5 * (1 + 1 + 2 / 3)], 1e-5);
+      close(plain.get('t.bias')!, [0.01 * (1 + 1 + 2 / 3)], 1e-7);
+      const resumed = make();
+      const c = new AdamW(resumed, { ...opts, lrByName: { 't.bias': 0.5 } });
+      c.decodeState(a.encodeState(), 'state');
+      for (const [name, p] of own) resumed.get(name)!.set(p);
+      await Promise.all([update(a, grads()), update(c, grads())]);
+      assert.deepEqual(resumed, own, 'its moments are saved and restored with the others');
+      await c.dispose();
+    } finally {
+      await a.dispose();
+      await b.dispose();
+    }
+    assert.throws(() => new AdamW(make(), { ...opts, lrByName: { 'x.bias': 1 } }), /"x.bias", which is not a parameter/);
+    assert.throws(() => new AdamW(make(), { ...opts, lrByName: { 't.bias': 0 } }), /learning rate of "t.bias" must be > 0/);
+  });
+
   test('bad input gives errors that say what is wrong', async () => {
     const params = new Map([['a.weight', new Float32Array(3)]]);
     assert.throws(() => new AdamW(params, { lr: 0, totalSteps: 5 }), /learning rate must be > 0/);

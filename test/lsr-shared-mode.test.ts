@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
@@ -13,6 +13,7 @@ import { LmScorer } from '../sidecar/lm/scorer';
 import { LmServer } from '../sidecar/lm/serve';
 import { DEFAULT_LSR_SETTINGS, trainLsr, type LsrEvent } from '../sidecar/lsr/lsr-trainer';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../sidecar/lsr/query-source';
+import { ABSTAIN_FILE } from '../sidecar/retrieve/abstention';
 import { CopyLm } from './fixtures/lm/copy-lm';
 import { buildDenseIndex } from './helpers/dense-index';
 
@@ -54,7 +55,7 @@ test('shared mode re-embeds the documents every refreshEvery steps, and its mode
   }
 });
 
-test('an interrupted and resumed run ends with the same model as an uninterrupted one, in both modes', { timeout: 180_000 }, async () => {
+test('an interrupted and resumed run ends with the same model as an uninterrupted one, in both modes and with abstention', { timeout: 240_000 }, async () => {
   const dir = await mkdtemp(path.join(tmpdir(), 'replug-exact-resume-'));
   const server = new LmServer(new CopyLm('copy-lm', 16384));
   try {
@@ -65,17 +66,22 @@ test('an interrupted and resumed run ends with the same model as an uninterrupte
     await base.dispose();
     const url = await server.listen(0);
     const queries = await loadQueries(passages, { ...DEFAULT_QUERY_SOURCE, split: 'train', trainFraction: 1, evalFraction: 0, perFile: 3 });
-    for (const mode of ['query-tower', 'shared'] as const) {
-      const settings = { ...DEFAULT_LSR_SETTINGS, mode, k: 4, batchSize: 4, steps: 6, refreshEvery: 2, lr: 1e-3, checkpointEvery: 100 };
+    for (const [mode, abstain] of [['query-tower', false], ['shared', false], ['query-tower', true]] as const) {
+      const name = `${mode}${abstain ? '-abstain' : ''}`;
+      const settings = { ...DEFAULT_LSR_SETTINGS, mode, abstain, k: 4, batchSize: 4, steps: 6, refreshEvery: 2, lr: 1e-3, checkpointEvery: 100 };
       const train = (output: string, extra: Partial<Parameters<typeof trainLsr>[0]> = {}) =>
         trainLsr({ indexDir, model, output, scorer: new LmScorer({ baseUrl: url, model: 'copy-lm' }), queries, settings, ...extra });
-      await train(path.join(dir, `${mode}-whole`));
+      await train(path.join(dir, `${name}-whole`));
       const abort = new AbortController();
-      const stopped = await train(path.join(dir, `${mode}-split`), { signal: abort.signal, onEvent: (e) => e.type === 'step' && e.step === 3 && abort.abort() });
+      const stopped = await train(path.join(dir, `${name}-split`), { signal: abort.signal, onEvent: (e) => e.type === 'step' && e.step === 3 && abort.abort() });
       assert.equal(stopped.step, 3);
-      await train(path.join(dir, `${mode}-split`), { resume: true });
-      const weights = (run: string) => readFileSync(path.join(dir, run, 'model.safetensors'));
-      assert.ok(weights(`${mode}-whole`).equals(weights(`${mode}-split`)), `${mode}: the resumed model differs from the uninterrupted one`);
+      await train(path.join(dir, `${name}-split`), { resume: true });
+      const files = abstain ? ['model.safetensors', ABSTAIN_FILE] : ['model.safetensors'];
+      for (const file of files) {
+        const bytes = (run: string) => readFileSync(path.join(dir, run, file));
+        assert.ok(bytes(`${name}-whole`).equals(bytes(`${name}-split`)), `${name}: the resumed run's ${file} differs from the uninterrupted one's`);
+      }
+      assert.equal(existsSync(path.join(dir, `${name}-whole`, ABSTAIN_FILE)), abstain);
     }
   } finally {
     await server.close();

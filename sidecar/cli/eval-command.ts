@@ -3,11 +3,13 @@ import { Option } from 'commander';
 import { DEVICE_CHOICES } from '../encoder/cuda-provider';
 import { loadEncoder, type Device } from '../encoder/ort-encoder';
 import { candidateIndexFor, evaluateRetrievers, retrieverPrecision, type EvalReport, type Retriever } from '../eval/evaluate';
+import { abstentionLines } from '../eval/abstention-text';
 import { ndcgGainLines } from '../eval/gain-text';
 import { WorkspaceIndex } from '../index/workspace-index';
 import { DEFAULT_LSR_SETTINGS } from '../lsr/lsr-trainer';
 import { readyTeacher } from '../lsr/fit-queries';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../lsr/query-source';
+import { AbstentionHead } from '../retrieve/abstention';
 import { runBeirEval } from './beir-eval-command';
 import { addIndexDirOption, displayPath } from './index-dir';
 import { addLmOptions, scorerFromOptions, type LmCliOptions } from './lm-options';
@@ -22,6 +24,7 @@ interface EvalCliOptions extends LmCliOptions {
   k: number;
   ensembleK: number;
   gamma: number;
+  beta: number;
   seed: number;
   queriesPerFile: number;
   maxQueries: number;
@@ -45,6 +48,7 @@ export function registerEvalCommand(program: Command): void {
     .option('-k, --k <n>', 'cut-off of nDCG@k and recall@k, and candidates per retriever', positiveInt, 10)
     .option('--ensemble-k <n>', 'passages in the REPLUG ensemble', positiveInt, 10)
     .option('--gamma <t>', 'temperature of the ensemble weights softmax(cos/γ)', positiveNumber, DEFAULT_LSR_SETTINGS.gamma)
+    .option('--beta <t>', 'LM temperature of the held-out loss KL(Q ‖ P_R), Q = softmax(log P_LM/β)', positiveNumber, DEFAULT_LSR_SETTINGS.beta)
     .option('--seed <n>', 'seed of the workspace query split (as in train)', nonNegativeInt, DEFAULT_LSR_SETTINGS.seed)
     .option('--queries-per-file <n>', 'workspace queries sampled per held-out file', positiveInt, DEFAULT_QUERY_SOURCE.perFile)
     .option('--max-queries <n>', 'evaluate at most this many held-out queries (each costs a few dozen LM pairs)', positiveInt, DEFAULT_MAX_QUERIES)
@@ -85,6 +89,7 @@ export function registerEvalCommand(program: Command): void {
         k: opts.k,
         ensembleK: opts.ensembleK,
         gamma: opts.gamma,
+        beta: opts.beta,
         onProgress: (done) => progress.update(done, 'queries'),
       }).finally(() => progress.stop());
       process.stdout.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatReport(report));
@@ -134,9 +139,14 @@ async function openRetrievers(indexDir: string, base: string | undefined, tuned:
   const manifest = await WorkspaceIndex.readManifest(indexDir);
   const baseModel = base ?? manifest?.encoder?.model;
   if (!manifest?.encoder || !baseModel) throw new Error(`the index at ${indexDir} has no vectors: run index with --model first`);
-  const load = (model: string) => loadEncoder({ model, device, precision: retrieverPrecision(model, manifest.encoder) });
-  const retrievers: Retriever[] = [{ name: 'base', model: baseModel, encoder: await load(baseModel) }];
-  if (tuned) retrievers.push({ name: 'tuned', model: tuned, encoder: await load(tuned) });
+  const open = async (name: string, model: string): Promise<Retriever> => ({
+    name,
+    model,
+    encoder: await loadEncoder({ model, device, precision: retrieverPrecision(model, manifest.encoder) }),
+    abstention: await AbstentionHead.load(model),
+  });
+  const retrievers = [await open('base', baseModel)];
+  if (tuned) retrievers.push(await open('tuned', tuned));
   const index = await WorkspaceIndex.open(indexDir, { encoder: retrievers[0].encoder, encoderSpec: baseModel, readOnly: true });
   return { index, retrievers };
 }
@@ -156,7 +166,7 @@ function formatReport(r: EvalReport): string {
         `   ${f(s.bitsPerByte)}`,
     );
   }
-  lines.push(...ndcgGainLines(r));
+  lines.push(...ndcgGainLines(r), ...abstentionLines(r));
   const contains = r.retrievers.find((s) => s.contains)?.contains;
   if (contains) lines.push(`(content gold exists for ${contains.queries} of ${r.queries} queries)`);
   return `${lines.join('\n')}\n`;

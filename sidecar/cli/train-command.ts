@@ -39,6 +39,8 @@ interface TrainCliOptions extends LmCliOptions {
   freezeLayers: number;
   trainWordEmbeddings?: boolean;
   seed: number;
+  abstain?: boolean;
+  abstainLr: number;
   queriesPerFile: number;
   device: Device;
   resume?: boolean;
@@ -74,6 +76,8 @@ const SETTING_OPTIONS: { option: keyof TrainCliOptions; flag: string; setting: k
   { option: 'trainWordEmbeddings', flag: '--train-word-embeddings', setting: 'freezeWordEmbeddings', value: (o) => !o.trainWordEmbeddings },
   { option: 'freezeLayers', flag: '--freeze-layers', setting: 'freezeLayers', value: (o) => o.freezeLayers },
   { option: 'seed', flag: '--seed', setting: 'seed', value: (o) => o.seed },
+  { option: 'abstain', flag: '--abstain', setting: 'abstain', value: (o) => o.abstain ?? false },
+  { option: 'abstainLr', flag: '--abstain-lr', setting: 'abstainLr', value: (o) => o.abstainLr },
 ];
 
 export function registerTrainCommand(program: Command): void {
@@ -96,6 +100,8 @@ export function registerTrainCommand(program: Command): void {
     .option('--freeze-layers <n>', 'freeze the embeddings and the lowest n layers', nonNegativeInt, D.freezeLayers)
     .option('--train-word-embeddings', 'also train the word-embedding table (frozen by default)')
     .option('--seed <n>', 'seed for query sampling and order', nonNegativeInt, D.seed)
+    .option('--abstain', 'put an empty passage among each query\'s candidates, so the retriever learns when no passage helps (saved as abstain.safetensors)')
+    .option('--abstain-lr <rate>', 'peak learning rate of the empty passage\'s score (cosine scale)', positiveNumber, D.abstainLr)
     .option('--queries-per-file <n>', 'workspace queries sampled per training file', positiveInt, DEFAULT_QUERY_SOURCE.perFile)
     .addOption(new Option('--device <device>', 'where training runs').choices(DEVICE_CHOICES).default('auto'))
     .option('--resume', "continue the interrupted run in --output with its saved settings, teacher and index (flags may only repeat them)")
@@ -251,7 +257,8 @@ class TrainProgress {
       this.started = true;
     }
     if (e.type === 'step') {
-      this.progress.update(e.step, `loss ${e.loss.toFixed(4)} H(P_R) ${e.entropyRetriever.toFixed(3)} H(Q) ${e.entropyTeacher.toFixed(3)} · ${e.seconds.total.toFixed(2)} s/step`);
+      const empty = e.abstention ? ` P_R(∅) ${e.abstention.retriever.toFixed(3)} Q(∅) ${e.abstention.teacher.toFixed(3)}` : '';
+      this.progress.update(e.step, `loss ${e.loss.toFixed(4)} H(P_R) ${e.entropyRetriever.toFixed(3)} H(Q) ${e.entropyTeacher.toFixed(3)}${empty} · ${e.seconds.total.toFixed(2)} s/step`);
     } else if (e.type === 'notice') {
       noticeOnce(e.message, (line) => process.stderr.write(`${process.stderr.isTTY ? '\n' : ''}${line}\n`));
     } else if (e.type === 'refresh') {

@@ -5,9 +5,10 @@ import { stampPrecision, type EncoderStamp } from '../index/manifest';
 import type { VectorHit, WorkspaceIndex } from '../index/workspace-index';
 import type { Scorer } from '../lm/scorer';
 import { RefreshedCandidates, StoredCandidates, type CandidateIndex } from '../lsr/candidate-index';
-import { isQueryTowerFor, ownSource } from '../lsr/lsr-trainer';
+import { DEFAULT_LSR_SETTINGS, isQueryTowerFor, ownSource } from '../lsr/lsr-trainer';
 import type { TrainingQuery } from '../lsr/training-queries';
-import { bitsPerByte, ensembleLogProb } from './ensemble';
+import type { AbstentionHead } from '../retrieve/abstention';
+import { bitsPerByte, ensembleLogProb, logSoftmax } from './ensemble';
 import { ndcgAt, pairedDifference, recallAt, reciprocalRank } from './ranking-metrics';
 
 export interface Retriever {
@@ -15,6 +16,8 @@ export interface Retriever {
   encoder: Encoder;
   /** Model folder, to tell a query tower (searches the stored vectors) from a shared encoder (re-embeds documents). */
   model: string;
+  /** The model's empty-passage score, when it was trained with --abstain. */
+  abstention?: AbstentionHead;
 }
 
 export interface EvalOptions {
@@ -28,7 +31,44 @@ export interface EvalOptions {
   ensembleK: number;
   /** Temperature of the ensemble weights softmax(cos/γ), as in training. */
   gamma: number;
+  /** LM temperature β of the held-out loss's Q = softmax(log P_LM/β) (default: training's). */
+  beta?: number;
   onProgress?: (done: number, total: number) => void;
+  /** Each query's outcome, for paired comparisons beyond the report's. */
+  onQuery?: (outcome: QueryOutcome) => void;
+}
+
+/** What one held-out query gave each retriever (in the order of EvalOptions.retrievers). */
+export interface QueryOutcome {
+  query: TrainingQuery;
+  /** UTF-8 bytes of the continuation. */
+  bytes: number;
+  /** log P_LM(y | x), no passage. */
+  noRetrievalLogProb: number;
+  /** Whether some passage of the pool gives y a higher likelihood than the context alone. */
+  retrievalHelps: boolean;
+  retrievers: RetrieverOutcome[];
+}
+
+export interface RetrieverOutcome {
+  /** Teacher-gold nDCG@k. */
+  ndcg: number;
+  /** log p(y | x) under the REPLUG ensemble of the top `ensembleK`. */
+  logProb: number;
+  /** KL(Q ‖ P_R) over the top `ensembleK` passages: the training loss, on a held-out query. */
+  loss: number;
+  abstention?: AbstentionOutcome;
+}
+
+export interface AbstentionOutcome {
+  /** ∅ outranks every passage (its score is above the best cosine). */
+  abstained: boolean;
+  /** P_R(∅) among ∅ and the top `ensembleK`. */
+  weight: number;
+  /** log p(y | x) under the ensemble with ∅ in it, at that weight. */
+  logProb: number;
+  /** KL(Q ‖ P_R) over the top `ensembleK` and ∅. */
+  loss: number;
 }
 
 export interface RetrieverScores {
@@ -44,12 +84,32 @@ export interface RetrieverScores {
   contains?: { ndcg: number; recall: number; mrr: number; queries: number };
   /** REPLUG ensemble over the top `ensembleK` passages. */
   bitsPerByte: number;
+  /** Mean KL(Q ‖ P_R) over the top `ensembleK` passages (the training loss, held out). */
+  loss?: number;
+  /** For a retriever trained with --abstain. */
+  abstention?: AbstentionScores;
+}
+
+export interface AbstentionScores {
+  /** Share of queries where ∅ outranks every passage. */
+  rate: number;
+  /** The same share among the queries where no passage of the pool helps the LM, and where one does (undefined: no such query). */
+  rateWhereNothingHelps?: number;
+  rateWhereRetrievalHelps?: number;
+  /** Mean P_R(∅) among ∅ and the top `ensembleK`. */
+  weight: number;
+  /** The REPLUG ensemble with ∅ among its members. */
+  bitsPerByte: number;
+  /** Mean KL(Q ‖ P_R) over the top `ensembleK` and ∅. */
+  loss: number;
 }
 
 export interface EvalReport {
   queries: number;
   k: number;
   noRetrievalBitsPerByte: number;
+  /** Queries where no passage of the pool (every retriever's candidates and BM25's) raises the LM's likelihood of y. */
+  nothingHelps?: number;
   retrievers: RetrieverScores[];
 }
 
@@ -62,18 +122,20 @@ const MIN_GOLD_LINE = 12;
  */
 export async function evaluateRetrievers(opts: EvalOptions): Promise<EvalReport> {
   const candidates = await Promise.all(opts.retrievers.map((r) => candidateIndexFor(r, opts.index)));
-  const sums = opts.retrievers.map(() => ({ teacher: [0, 0, 0], contains: [0, 0, 0], containsQueries: 0, logProb: 0, ndcg: [] as number[] }));
-  let bytes = 0;
-  let noRetrievalLogProb = 0;
+  const sums = opts.retrievers.map(() => ({ teacher: [0, 0, 0], contains: [0, 0, 0], containsQueries: 0 }));
+  const outcomes: QueryOutcome[] = [];
   const allPassages = opts.index.passages();
+  const beta = opts.beta ?? DEFAULT_LSR_SETTINGS.beta;
 
   for (let qi = 0; qi < opts.queries.length; qi++) {
     const query = opts.queries[qi];
     const exclude = ownSource(query);
     const rankings: VectorHit[][] = [];
+    const emptyScores: (number | undefined)[] = [];
     for (let r = 0; r < opts.retrievers.length; r++) {
       const [vector] = await opts.retrievers[r].encoder.embed([query.context]);
       rankings.push(candidates[r].search(vector, Math.max(2 * opts.k, opts.ensembleK), exclude));
+      emptyScores.push(opts.retrievers[r].abstention?.score);
     }
     // The teacher's gold is chosen from a pool deeper than the cut-off and shared by all retrievers (plus BM25's
     // top passages), so recall@k can fall short of 1 and no retriever is judged only on what it found itself.
@@ -90,41 +152,90 @@ export async function evaluateRetrievers(opts: EvalOptions): Promise<EvalReport>
     const teacherGold = new Set(poolIds.filter((id) => logProb.get(id) === best));
     const containsGold = goldByContent(query, allPassages, exclude);
 
-    noRetrievalLogProb += none.logProb;
-    bytes += Buffer.byteLength(query.continuation, 'utf8');
-    rankings.forEach((ranking, r) => {
+    const retrievers = rankings.map((ranking, r): RetrieverOutcome => {
       const ids = ranking.slice(0, opts.k).map((h) => h.passage.id);
       const s = sums[r];
-      s.ndcg.push(addMetrics(s.teacher, ids, teacherGold, opts.k));
+      const ndcg = addMetrics(s.teacher, ids, teacherGold, opts.k);
       if (containsGold.size > 0) {
         addMetrics(s.contains, ids, containsGold, opts.k);
         s.containsQueries++;
       }
       const top = ranking.slice(0, opts.ensembleK);
-      s.logProb += ensembleLogProb(top.map((h) => logProb.get(h.passage.id)!), top.map((h) => h.similarity), opts.gamma);
+      const lps = top.map((h) => logProb.get(h.passage.id)!);
+      const sims = top.map((h) => h.similarity);
+      const empty = emptyScores[r];
+      return {
+        ndcg,
+        logProb: ensembleLogProb(lps, sims, opts.gamma),
+        loss: lsrLoss(lps, sims, beta, opts.gamma),
+        abstention: empty === undefined ? undefined : withEmptyPassage([...lps, none.logProb], [...sims, empty], beta, opts.gamma, opts.retrievers[r].abstention!.abstains(sims[0])),
+      };
     });
+    const outcome = { query, bytes: Buffer.byteLength(query.continuation, 'utf8'), noRetrievalLogProb: none.logProb, retrievalHelps: best > none.logProb, retrievers };
+    outcomes.push(outcome);
+    opts.onQuery?.(outcome);
     opts.onProgress?.(qi + 1, opts.queries.length);
   }
 
   const n = opts.queries.length;
-  const asBits = (logProb: number) => bitsPerByte(logProb, bytes);
+  const bytes = sumOf(outcomes.map((o) => o.bytes));
+  const asBits = (logProbs: number[]) => bitsPerByte(sumOf(logProbs), bytes);
+  const mean = (xs: number[]) => sumOf(xs) / xs.length;
+  const ndcgs = (r: number) => outcomes.map((o) => o.retrievers[r].ndcg);
   return {
     queries: n,
     k: opts.k,
-    noRetrievalBitsPerByte: asBits(noRetrievalLogProb),
+    noRetrievalBitsPerByte: asBits(outcomes.map((o) => o.noRetrievalLogProb)),
+    nothingHelps: outcomes.filter((o) => !o.retrievalHelps).length,
     retrievers: opts.retrievers.map((r, i) => {
       const s = sums[i];
+      const mine = outcomes.map((o) => ({ ...o.retrievers[i], retrievalHelps: o.retrievalHelps }));
       return {
         name: r.name,
         teacher: { ndcg: s.teacher[0] / n, recall: s.teacher[1] / n, mrr: s.teacher[2] / n },
-        ndcgGain: i > 0 ? pairedDifference(s.ndcg, sums[0].ndcg) : undefined,
+        ndcgGain: i > 0 ? pairedDifference(ndcgs(i), ndcgs(0)) : undefined,
         contains: s.containsQueries
           ? { ndcg: s.contains[0] / s.containsQueries, recall: s.contains[1] / s.containsQueries, mrr: s.contains[2] / s.containsQueries, queries: s.containsQueries }
           : undefined,
-        bitsPerByte: asBits(s.logProb),
+        bitsPerByte: asBits(mine.map((o) => o.logProb)),
+        loss: mean(mine.map((o) => o.loss)),
+        abstention: r.abstention && abstentionScores(mine.map((o) => ({ ...o.abstention!, retrievalHelps: o.retrievalHelps })), asBits),
       };
     }),
   };
+}
+
+/** KL(Q ‖ P_R) with Q = softmax(logProbs/β) and P_R = softmax(similarities/γ), over the same candidates. */
+export function lsrLoss(logProbs: readonly number[], similarities: readonly number[], beta: number, gamma: number): number {
+  const logQ = logSoftmax(logProbs.map((lp) => lp / beta));
+  const logP = logSoftmax(similarities.map((s) => s / gamma));
+  return sumOf(logQ.map((lq, i) => (lq === -Infinity ? 0 : Math.exp(lq) * (lq - logP[i]))));
+}
+
+/** One query's outcome with ∅ last among the candidates: its LM log-prob is the context alone's, its score τ. */
+function withEmptyPassage(logProbs: number[], similarities: number[], beta: number, gamma: number, abstained: boolean): AbstentionOutcome {
+  return {
+    abstained,
+    weight: Math.exp(logSoftmax(similarities.map((s) => s / gamma)).at(-1)!),
+    logProb: ensembleLogProb(logProbs, similarities, gamma),
+    loss: lsrLoss(logProbs, similarities, beta, gamma),
+  };
+}
+
+function abstentionScores(outcomes: (AbstentionOutcome & { retrievalHelps: boolean })[], asBits: (logProbs: number[]) => number): AbstentionScores {
+  const rate = (of: typeof outcomes) => (of.length ? of.filter((o) => o.abstained).length / of.length : undefined);
+  return {
+    rate: rate(outcomes)!,
+    rateWhereNothingHelps: rate(outcomes.filter((o) => !o.retrievalHelps)),
+    rateWhereRetrievalHelps: rate(outcomes.filter((o) => o.retrievalHelps)),
+    weight: sumOf(outcomes.map((o) => o.weight)) / outcomes.length,
+    bitsPerByte: asBits(outcomes.map((o) => o.logProb)),
+    loss: sumOf(outcomes.map((o) => o.loss)) / outcomes.length,
+  };
+}
+
+function sumOf(xs: readonly number[]): number {
+  return xs.reduce((a, b) => a + b, 0);
 }
 
 /** Adds one query's nDCG@k, recall@k and reciprocal rank to `acc`; returns its nDCG@k. */

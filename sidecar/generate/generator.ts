@@ -30,6 +30,8 @@ export interface CompletionRequest {
   seed?: number;
   /** Where the prompt comes from: passages overlapping it are never retrieved. */
   source?: SourceSpan;
+  /** Use no passage (as mode none) where the retriever abstains on the context (PassageRetriever.abstains). */
+  abstain?: boolean;
 }
 
 export interface UsedPassage extends RetrievedPassage {
@@ -48,6 +50,8 @@ export interface Completion {
   completionTokens: number;
   /** HTTP requests this completion sent upstream (tokenize, detokenize, completions). */
   requests: number;
+  /** The retriever abstained, so no passage was used. */
+  abstained: boolean;
 }
 
 export interface CompletionPlan {
@@ -137,7 +141,7 @@ export class Generator {
     const signal = hooks.signal;
     signal?.throwIfAborted();
     const tally: Tally = { requests: 0 };
-    const { caps, builder, context, docs, passages } = await this.prepare(request, tally);
+    const { caps, builder, context, docs, passages, abstained } = await this.prepare(request, tally);
     const base = await builder.prompt([], context);
     signal?.throwIfAborted();
     const stream = new TextStream(request.stop);
@@ -149,6 +153,7 @@ export class Generator {
       promptTokens: promptLength(base, this.charsPerToken),
       completionTokens: tokens,
       requests: tally.requests,
+      abstained,
     });
 
     if (request.mode === 'replug' && passages.length > 0) {
@@ -197,23 +202,25 @@ export class Generator {
     const caps = await this.upstream.capabilities(tally);
     const builder = new PromptBuilder(this.upstream, caps, this.separator, this.budgets, this.charsPerToken, tally);
     const context = await builder.context(request.prompt);
-    const retrieved = request.mode === 'none' ? [] : await this.retrieve(context, request);
+    const { passages: retrieved, abstained } = request.mode === 'none' ? { passages: [], abstained: false } : await this.retrieve(context, request);
     if (request.mode === 'replug') {
       const logWeights = logSoftmax(retrieved.map((p) => p.similarity / this.gamma));
       const docs = await Promise.all(retrieved.map(async (p) => (await builder.doc(p.text)).text));
-      return { caps, builder, context, docs, passages: retrieved.map((p, i) => ({ ...p, weight: Math.exp(logWeights[i]) })) };
+      return { caps, builder, context, abstained, docs, passages: retrieved.map((p, i) => ({ ...p, weight: Math.exp(logWeights[i]) })) };
     }
-    if (request.mode === 'concat') return { caps, builder, context, ...(await this.concatDocs(retrieved, context, builder, caps, request)) };
-    return { caps, builder, context, docs: [] as string[], passages: [] as UsedPassage[] };
+    if (request.mode === 'concat') return { caps, builder, context, abstained, ...(await this.concatDocs(retrieved, context, builder, caps, request)) };
+    return { caps, builder, context, abstained, docs: [] as string[], passages: [] as UsedPassage[] };
   }
 
-  /** The top-k passages for the (budgeted) context, never from the prompt's own span. */
-  private async retrieve(context: string, request: CompletionRequest): Promise<RetrievedPassage[]> {
-    if (request.k === 0) return [];
-    if (!this.options.retriever) throw new Error(`mode ${request.mode} retrieves passages, but no index is open: use mode none, or give an index`);
+  /** The top-k passages for the (budgeted) context, never from the prompt's own span; none where the retriever abstains. */
+  private async retrieve(context: string, request: CompletionRequest): Promise<{ passages: RetrievedPassage[]; abstained: boolean }> {
+    if (request.k === 0) return { passages: [], abstained: false };
+    const retriever = this.options.retriever;
+    if (!retriever) throw new Error(`mode ${request.mode} retrieves passages, but no index is open: use mode none, or give an index`);
     // Dense encoders cut long inputs anyway; a bounded query also keeps a pathological prompt cheap.
     const query = context.slice(-MAX_QUERY_CHARS);
-    return this.options.retriever.retrieve(query, request.k, request.source);
+    if (request.abstain && (await retriever.abstains?.(query, request.source))) return { passages: [], abstained: true };
+    return { passages: await retriever.retrieve(query, request.k, request.source), abstained: false };
   }
 
   /**

@@ -21,6 +21,8 @@ export interface RetrievedPassage {
 /** Where the generator finds passages for a prompt's context. */
 export interface PassageRetriever {
   retrieve(query: string, k: number, exclude?: SourceSpan): Promise<RetrievedPassage[]>;
+  /** Whether the retriever, trained with abstention, judges that no passage it would retrieve helps (absent: never). */
+  abstains?(query: string, exclude?: SourceSpan): Promise<boolean>;
 }
 
 export function overlaps(span: SourceSpan): (p: { path: string; startLine: number; endLine: number }) => boolean {

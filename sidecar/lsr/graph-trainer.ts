@@ -1,6 +1,7 @@
 import * as ort from 'onnxruntime-node';
 import { performance } from 'node:perf_hooks';
 import type { Float32Tensor } from '../encoder/safetensors';
+import { ABSTAIN_SCORE } from '../retrieve/abstention';
 import { packTargets, type LsrTargets } from './lsr-batch';
 import { AdamW, type AdamWOptions } from './optimizer';
 import { GRAD_NORM, GRAD_PREFIX, QUERY_EMB } from './train-graph/train-outputs';
@@ -8,7 +9,7 @@ import { GRAD_NORM, GRAD_PREFIX, QUERY_EMB } from './train-graph/train-outputs';
 export interface Gradients {
   /** mean over the batch of KL(Q ‖ P_R) at the current weights. */
   loss: number;
-  /** Per query, log P_R over its k candidates. */
+  /** Per query, log P_R over its k candidates (and, with abstention, the empty passage last). */
   logProbs: Float32Array[];
   /** Per query, its L2-normalised embedding at the current weights. */
   queryEmb: Float32Array[];
@@ -42,6 +43,8 @@ export class GraphTrainer {
   readonly transferred = { in: 0, out: 0 };
   private readonly weightFeeds = new Map<string, ort.Tensor>();
   private weightsFree: Promise<unknown> = Promise.resolve();
+  /** The graph scores an empty passage after the k candidates (its weights hold the abstention score). */
+  private readonly abstains: boolean;
 
   constructor(
     private readonly session: ort.InferenceSession,
@@ -56,6 +59,7 @@ export class GraphTrainer {
   ) {
     // The tensors wrap the live arrays, so in-place updates are what the next run reads.
     for (const [name, w] of weights) this.weightFeeds.set(name, new ort.Tensor('float32', w.data, w.shape));
+    this.abstains = weights.has(ABSTAIN_SCORE);
     this.optimizer = new AdamW(new Map(trainable.map((n) => [n, weights.get(n)!.data])), optimizer, { threads });
   }
 
@@ -76,11 +80,11 @@ export class GraphTrainer {
     const gamma = targets.gamma ?? this.defaultGamma;
     if (!(gamma > 0)) throw new Error(`temperature gamma must be > 0, got ${gamma}`);
     const batch = targets.candidates.length;
-    const { candEmb, targetQ, k } = packTargets(targets, batch, this.dim);
+    const { candEmb, targetQ, k, columns } = packTargets(targets, batch, this.dim, this.abstains);
     const out = await this.run(this.session, {
       ...inputs,
       cand_emb: new ort.Tensor('float32', candEmb, [batch, k, this.dim]),
-      target_q: new ort.Tensor('float32', targetQ, [batch, k]),
+      target_q: new ort.Tensor('float32', targetQ, [batch, columns]),
       gamma: new ort.Tensor('float32', new Float32Array([gamma]), []),
     });
     const rows = (t: ort.Tensor, width: number) => {
@@ -89,7 +93,7 @@ export class GraphTrainer {
     };
     return {
       loss: (out.loss.data as Float32Array)[0],
-      logProbs: rows(out.log_probs, k),
+      logProbs: rows(out.log_probs, columns),
       queryEmb: rows(out[QUERY_EMB], this.dim),
       grads: new Map(this.trainable.map((n) => [n, out[GRAD_PREFIX + n].data as Float32Array])),
       gradNorm: (out[GRAD_NORM].data as Float32Array)[0],

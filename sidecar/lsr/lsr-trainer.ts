@@ -39,6 +39,13 @@ export interface LsrSettings {
   freezeWordEmbeddings: boolean;
   freezeLayers: number;
   seed: number;
+  /**
+   * Put an empty passage ∅ among each query's k candidates: the LM scores the context alone, the retriever a learned
+   * score τ on the cosine scale, so P_R learns when no passage helps (see retrieve/abstention.ts).
+   */
+  abstain: boolean;
+  /** Peak learning rate of τ: one number on the cosine scale, which `lr` (sized for the encoder's weights) would barely move. */
+  abstainLr: number;
 }
 
 export const DEFAULT_LSR_SETTINGS: LsrSettings = {
@@ -55,6 +62,8 @@ export const DEFAULT_LSR_SETTINGS: LsrSettings = {
   freezeWordEmbeddings: true,
   freezeLayers: 0,
   seed: 0,
+  abstain: false,
+  abstainLr: 1e-2,
 };
 
 export interface LsrRun {
@@ -85,13 +94,15 @@ export interface StepMetrics {
   steps: number;
   /** Mean KL(Q ‖ P_R) before the update (the training loss). */
   loss: number;
-  /** Mean entropy (nats) of the retriever's and the teacher's distributions over the k passages. */
+  /** Mean entropy (nats) of the retriever's and the teacher's distributions over the k passages (and ∅). */
   entropyRetriever: number;
   entropyTeacher: number;
   lr: number;
   gradNorm: number;
   /** Queries in the step (those with fewer than k passages to retrieve are left out). */
   queries: number;
+  /** With abstention: the mean share of ∅ in P_R and in Q, and τ after the update. */
+  abstention?: { retriever: number; teacher: number; score: number };
   lmPairs: number;
   /** Seconds per phase of this step. */
   seconds: { encode: number; retrieve: number; lm: number; train: number; optimizer: number; total: number };
@@ -155,7 +166,9 @@ export async function readCheckpointState(output: string): Promise<CheckpointSta
   if (!generation) return undefined;
   const file = path.join(generation.dir, STATE_FILE);
   if (!existsSync(file)) throw new Error(`checkpoint ${generation.dir} has no ${STATE_FILE}; start a new run in another --output`);
-  return JSON.parse(await readFile(file, 'utf8')) as CheckpointState;
+  const state = JSON.parse(await readFile(file, 'utf8')) as CheckpointState;
+  // A setting added since the checkpoint was written takes its default: what the run did before it existed.
+  return { ...state, settings: { ...DEFAULT_LSR_SETTINGS, ...state.settings } };
 }
 /** Passages embedded per call when shared mode refreshes document vectors. */
 const REFRESH_BATCH = 64;
@@ -203,6 +216,7 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
       freezeLayers: settings.freezeLayers,
       resume: resumeFrom !== undefined,
       optimizer: { lr: settings.lr, totalSteps: settings.steps, warmupFraction: settings.warmupFraction },
+      abstain: settings.abstain ? { lr: settings.abstainLr } : undefined,
     });
   } catch (err) {
     await index.close();
@@ -330,12 +344,15 @@ async function trainOneStep(run: LsrRun, trainer: QueryTrainer, candidates: Cand
   if (kept.length === 0) throw new Error(`no training query has ${settings.k} passages to retrieve: lower k or index more code`);
   const t2 = performance.now();
 
-  const pairs = kept.flatMap((b) => hits[b].map((hit) => ({ doc: hit.passage.text, context: batch[b].context, continuation: batch[b].continuation })));
+  // With abstention each query's candidates end with the empty passage: the LM scores the context alone.
+  const docs = (b: number) => [...hits[b].map((hit) => hit.passage.text), ...(settings.abstain ? [''] : [])];
+  const pairs = kept.flatMap((b) => docs(b).map((doc) => ({ doc, context: batch[b].context, continuation: batch[b].continuation })));
   const scores = await run.scorer.score(pairs);
   const t3 = performance.now();
 
+  const columns = pairs.length / kept.length;
   const target = kept.map((_, j) => {
-    const logProbs = scores.slice(j * settings.k, (j + 1) * settings.k).map((s) => s.logProb / settings.beta);
+    const logProbs = scores.slice(j * columns, (j + 1) * columns).map((s) => s.logProb / settings.beta);
     return Float64Array.from(logSoftmax(logProbs), Math.exp);
   });
   const result = await pending.finish({
@@ -356,6 +373,13 @@ async function trainOneStep(run: LsrRun, trainer: QueryTrainer, candidates: Cand
     gradNorm: result.gradNorm,
     queries: kept.length,
     lmPairs: pairs.length,
+    abstention: settings.abstain
+      ? {
+          retriever: mean(result.logProbs.map((lp) => Math.exp(lp[settings.k]))),
+          teacher: mean(target.map((q) => q[settings.k])),
+          score: trainer.abstentionScore!,
+        }
+      : undefined,
     seconds: {
       encode: (t1 - t0) / 1000,
       retrieve: (t2 - t1) / 1000,
@@ -373,7 +397,7 @@ function validate(run: LsrRun): void {
   for (const key of ['k', 'batchSize', 'steps', 'refreshEvery', 'checkpointEvery'] as const) {
     if (!Number.isInteger(s[key]) || s[key] < 1) throw new Error(`${key} must be a positive whole number, got ${s[key]}`);
   }
-  for (const key of ['gamma', 'beta', 'lr'] as const) {
+  for (const key of ['gamma', 'beta', 'lr', 'abstainLr'] as const) {
     if (!(s[key] > 0)) throw new Error(`${key} must be positive, got ${s[key]}`);
   }
 }

@@ -20,6 +20,8 @@ export interface AdamWOptions {
   weightDecay?: number;
   /** Clip the global gradient norm to this (default 1; Infinity disables). */
   maxGradNorm?: number;
+  /** Peak rates of parameters that do not learn at `lr`, by name (same schedule; the abstention score: see abstention.ts). */
+  lrByName?: Readonly<Record<string, number>>;
 }
 
 export interface AdamWState {
@@ -59,7 +61,8 @@ export interface AdamWThreadsOption {
 export class AdamW {
   private readonly opts: Required<AdamWOptions>;
   private readonly state: AdamWState;
-  private readonly runner: AdamWThreads;
+  /** The parameters at `lr` (on `threads` threads), then one group per other peak rate (few and small: main thread). */
+  private readonly groups: { peakLr: number; runner: AdamWThreads }[];
 
   /** `params` are updated in place by `update`. */
   constructor(private readonly params: ReadonlyMap<string, Float32Array>, opts: AdamWOptions, { threads = 1 }: AdamWThreadsOption = {}) {
@@ -67,12 +70,18 @@ export class AdamW {
     if (!Number.isInteger(opts.totalSteps) || opts.totalSteps < 1) throw new Error(`totalSteps must be a positive integer, got ${opts.totalSteps}`);
     const warmupFraction = opts.warmupFraction ?? 0.1;
     if (!(warmupFraction >= 0 && warmupFraction < 1)) throw new Error(`warmupFraction must be in [0, 1), got ${warmupFraction}`);
-    this.opts = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1, ...opts, warmupFraction };
+    this.opts = { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1, lrByName: {}, ...opts, warmupFraction };
+    for (const [name, rate] of Object.entries(this.opts.lrByName)) {
+      if (!params.has(name)) throw new Error(`a learning rate is given for "${name}", which is not a parameter`);
+      if (!(rate > 0)) throw new Error(`learning rate of "${name}" must be > 0, got ${rate}`);
+    }
     // Shared memory, so that worker threads update the moments where checkpoints read them.
     const zeros = () => new Map([...params].map(([name, p]) => [name, sharedZeros(p.length)]));
     this.state = { step: 0, m: zeros(), v: zeros() };
     const tensors = [...params].map(([name, param]) => ({ name, param, m: this.state.m.get(name)!, v: this.state.v.get(name)!, decayed: isDecayed(name) }));
-    this.runner = new AdamWThreads(tensors, threads);
+    const peakOf = (name: string) => this.opts.lrByName[name] ?? this.opts.lr;
+    const rates = [...new Set([this.opts.lr, ...tensors.map((t) => peakOf(t.name))])];
+    this.groups = rates.map((peakLr, i) => ({ peakLr, runner: new AdamWThreads(tensors.filter((t) => peakOf(t.name) === peakLr), i === 0 ? threads : 1) }));
   }
 
   get step(): number {
@@ -81,7 +90,7 @@ export class AdamW {
 
   /** Threads an update runs on (fewer than asked when the model is too small to gain from more). */
   get threads(): number {
-    return this.runner.threads;
+    return this.groups[0].runner.threads;
   }
 
   /**
@@ -96,18 +105,22 @@ export class AdamW {
     if (!(gradNorm >= 0)) throw new Error(`gradient norm must be a finite number ≥ 0, got ${gradNorm}`);
     const { beta1, beta2, eps, weightDecay, maxGradNorm } = this.opts;
     const t = ++this.state.step;
-    const lr = learningRate(t, this.opts);
-    await this.runner.update(grads, {
-      beta1,
-      beta2,
-      eps,
-      // Clipping folds into the update as a factor on g, so no scaled copy of the gradients is made.
-      clip: gradNorm > maxGradNorm ? maxGradNorm / (gradNorm + 1e-6) : 1,
-      stepSize: lr / (1 - beta1 ** t),
-      invSqrtBc2: 1 / Math.sqrt(1 - beta2 ** t),
-      decayKeep: 1 - lr * weightDecay,
-    });
-    return { lr, gradNorm };
+    const rates = this.groups.map(({ peakLr }) => learningRate(t, { ...this.opts, lr: peakLr }));
+    await Promise.all(
+      this.groups.map(({ runner }, i) =>
+        runner.update(grads, {
+          beta1,
+          beta2,
+          eps,
+          // Clipping folds into the update as a factor on g, so no scaled copy of the gradients is made.
+          clip: gradNorm > maxGradNorm ? maxGradNorm / (gradNorm + 1e-6) : 1,
+          stepSize: rates[i] / (1 - beta1 ** t),
+          invSqrtBc2: 1 / Math.sqrt(1 - beta2 ** t),
+          decayKeep: 1 - rates[i] * weightDecay,
+        }),
+      ),
+    );
+    return { lr: rates[0], gradNorm };
   }
 
   /** The moments and step count (live arrays: copy them to keep a snapshot). */
@@ -152,7 +165,7 @@ export class AdamW {
     this.setState(state);
   }
 
-  dispose(): Promise<void> {
-    return this.runner.dispose();
+  async dispose(): Promise<void> {
+    await Promise.all(this.groups.map(({ runner }) => runner.dispose()));
   }
 }

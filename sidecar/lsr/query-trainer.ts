@@ -10,6 +10,7 @@ import { QUERY_TOWER_PRECISION } from '../encoder/precision';
 import { ADAPTER_CONFIG, ADAPTER_WEIGHTS, applyAdapter, readAdapterConfig, type AdapterConfig } from '../encoder/query-adapter';
 import { parseSafetensors, toFloat32, type Float32Tensor } from '../encoder/safetensors';
 import { writeFileAtomic } from '../index/atomic-file';
+import { ABSTAIN_SCORE } from '../retrieve/abstention';
 import type { AdamWOptions } from './optimizer';
 import { AdapterTrainStep, OPTIMIZER_FILE, TrainStep, type PendingStep, type TrainStepOptions } from './train-step';
 
@@ -20,6 +21,8 @@ export interface QueryTrainer {
   readonly fallbackReason: string | undefined;
   /** Updates taken so far (restored on resume). */
   readonly optimizerStep: number;
+  /** The empty passage's score τ, when training with abstention. */
+  readonly abstentionScore: number | undefined;
   /** L2-normalised embeddings (shared mode's documents) with the current weights. */
   embed(texts: string[]): Promise<Float32Array[]>;
   /** Begins a step on these queries: their embeddings at the current weights, to retrieve with, and its finish. */
@@ -43,6 +46,8 @@ export interface QueryTrainerOptions extends StepRunner {
   freezeLayers: number;
   optimizer: AdamWOptions;
   resume: boolean;
+  /** Train an abstention score too (see TrainStepOptions.abstain). */
+  abstain?: { lr: number };
 }
 
 /**
@@ -65,6 +70,7 @@ export async function createQueryTrainer(opts: QueryTrainerOptions): Promise<Que
       optimizer: opts.optimizer,
       plan: opts.plan,
       optimizerThreads: opts.optimizerThreads,
+      abstain: opts.abstain,
     }),
   );
 }
@@ -82,6 +88,10 @@ class BertQueryTrainer implements QueryTrainer {
 
   get optimizerStep(): number {
     return this.trainer.optimizerStep;
+  }
+
+  get abstentionScore(): number | undefined {
+    return this.trainer.weights.get(ABSTAIN_SCORE)?.data[0];
   }
 
   embed(texts: string[]): Promise<Float32Array[]> {
@@ -127,6 +137,8 @@ export class AdapterQueryTrainer implements QueryTrainer {
       optimizer: opts.optimizer,
       optimizerThreads: opts.optimizerThreads,
       optimizerState: opts.resume && existsSync(stateFile) ? { bytes: await readFile(stateFile), file: stateFile } : undefined,
+      abstain: opts.abstain,
+      abstentionFrom: opts.model,
     });
     return new AdapterQueryTrainer(base, trainer, config);
   }
@@ -142,6 +154,10 @@ export class AdapterQueryTrainer implements QueryTrainer {
 
   get optimizerStep(): number {
     return this.trainer.optimizerStep;
+  }
+
+  get abstentionScore(): number | undefined {
+    return this.trainer.weights.get(ABSTAIN_SCORE)?.data[0];
   }
 
   async embed(texts: string[]): Promise<Float32Array[]> {

@@ -12,6 +12,7 @@ import type { Provider } from '../encoder/cuda-provider';
 import { encodeSafetensors, type Float32Tensor } from '../encoder/safetensors';
 import { EncoderTokenizer } from '../encoder/tokenizer';
 import { writeFileAtomic } from '../index/atomic-file';
+import { ABSTAIN_FILE, ABSTAIN_SCORE, initialAbstention, isAbstentionWeight, readAbstention, writeAbstention } from '../retrieve/abstention';
 import { GraphTrainer, type Gradients, type StepResult } from './graph-trainer';
 import { packTokens, type LsrTargets } from './lsr-batch';
 import type { AdamWOptions } from './optimizer';
@@ -41,6 +42,11 @@ interface CommonOptions {
   /** Retrieval temperature γ (default 0.1); a batch may override it. */
   gamma?: number;
   optimizer: AdamWOptions;
+  /**
+   * Put an empty passage after each query's k candidates, with a learned score trained at peak rate `lr` (see
+   * abstention.ts). The score starts from the source folder's abstain.safetensors when it has one.
+   */
+  abstain?: { lr: number };
 }
 
 export interface TrainStepOptions extends CommonOptions {
@@ -115,10 +121,12 @@ export class TrainStep {
     if (folder.kind !== 'bert') {
       throw new Error(`${folder.dir} is a plain ONNX encoder whose weights cannot be trained: train a query adapter (AdapterTrainStep) instead`);
     }
-    const graph = buildBertTrainGraph(folder.config, folder.weights, {
+    const weights = await withAbstention(folder.weights, folder.dir, opts.abstain);
+    const graph = buildBertTrainGraph(folder.config, weights, {
       pooling: folder.pooling,
       freezeWordEmbeddings: opts.freezeWordEmbeddings,
       freezeLayers: opts.freezeLayers,
+      abstain: opts.abstain !== undefined,
     });
     const trainable = new Set(graph.trainable);
     const frozen = new Set([...folder.weights.keys()].filter((name) => !trainable.has(name)));
@@ -141,7 +149,7 @@ export class TrainStep {
       throw err;
     }
     const trainer = new GraphTrainer(
-      loss, folder.weights, graph.trainable, folder.config.hiddenSize, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA, opts.optimizerThreads ?? threads,
+      loss, weights, graph.trainable, folder.config.hiddenSize, optimizerOptions(opts), opts.gamma ?? DEFAULT_GAMMA, opts.optimizerThreads ?? threads,
     );
     const stateFile = path.join(folder.dir, OPTIMIZER_FILE);
     if (opts.resumeOptimizer && existsSync(stateFile)) trainer.optimizer.decodeState(await readFile(stateFile), stateFile);
@@ -162,9 +170,9 @@ export class TrainStep {
     return this.folder.pooling;
   }
 
-  /** Weights by canonical name (no `bert.` prefix), updated in place by `step`. */
+  /** Weights by canonical name (no `bert.` prefix), and the abstention score when there is one; updated in place by `step`. */
   get weights(): ReadonlyMap<string, Float32Tensor> {
-    return this.folder.weights;
+    return this.trainer.weights;
   }
 
   /** Names of the weights that get gradients and updates. */
@@ -230,19 +238,21 @@ export class TrainStep {
 
   /**
    * Writes a model folder: the source folder's tokenizer/config/pooling files and model.safetensors with the
-   * current weights under the source's names (`bert.` prefix kept); `optimizer: true` adds the optimizer state.
-   * `dir` may be the source folder itself.
+   * current weights under the source's names (`bert.` prefix kept), and abstain.safetensors when the step abstains;
+   * `optimizer: true` adds the optimizer state. `dir` may be the source folder itself.
    */
   async save(dir: string, { optimizer = false } = {}): Promise<void> {
     await mkdir(dir, { recursive: true });
     if (path.resolve(dir) !== path.resolve(this.folder.dir)) {
-      // A model.onnx would shadow nothing (safetensors wins) but would describe stale weights; leave it behind.
-      const skip = (src: string) => ['model.safetensors', OPTIMIZER_FILE, 'onnx'].includes(path.basename(src)) || src.endsWith('.onnx');
+      // A model.onnx would shadow nothing (safetensors wins) but would describe stale weights; leave it behind, and
+      // an abstention score this step does not train.
+      const skip = (src: string) => ['model.safetensors', OPTIMIZER_FILE, ABSTAIN_FILE, 'onnx'].includes(path.basename(src)) || src.endsWith('.onnx');
       await cp(this.folder.dir, dir, { recursive: true, filter: (src) => !skip(src) });
     }
-    const tensors = new Map([...this.weights].map(([name, t]) => [this.namePrefix + name, t]));
+    const encoder = [...this.weights].filter(([name]) => !isAbstentionWeight(name));
+    const tensors = new Map(encoder.map(([name, t]) => [this.namePrefix + name, t]));
     await writeFileAtomic(path.join(dir, 'model.safetensors'), encodeSafetensors(tensors, { format: 'pt' }));
-    if (optimizer) await writeFileAtomic(path.join(dir, OPTIMIZER_FILE), this.trainer.optimizer.encodeState());
+    await saveCommon(dir, this.trainer, optimizer);
   }
 
   async dispose(): Promise<void> {
@@ -282,6 +292,8 @@ export interface AdapterTrainStepOptions extends CommonOptions {
   weights?: Map<string, Float32Tensor>;
   /** Continue from a saved optimizer.safetensors (see `save(dir, { optimizer: true })`). */
   optimizerState?: { bytes: Uint8Array; file: string };
+  /** With `abstain`: the folder whose abstain.safetensors the score starts from, when it has one. */
+  abstentionFrom?: string;
 }
 
 export interface AdapterBatch extends LsrTargets {
@@ -299,10 +311,10 @@ export class AdapterTrainStep {
   ) {}
 
   static async create(opts: AdapterTrainStepOptions): Promise<AdapterTrainStep> {
-    const weights = opts.weights ?? identityAdapter(opts.dim);
-    const graph = buildAdapterTrainGraph(opts.dim, weights);
+    const weights = await withAbstention(opts.weights ?? identityAdapter(opts.dim), opts.abstentionFrom, opts.abstain);
+    const graph = buildAdapterTrainGraph(opts.dim, weights, opts.abstain !== undefined);
     const { session, provider } = await openSession(graph.model, opts.device ?? 'auto', threadsOf(opts));
-    const trainer = new GraphTrainer(session, weights, graph.trainable, opts.dim, opts.optimizer, opts.gamma ?? DEFAULT_GAMMA, opts.optimizerThreads ?? threadsOf(opts));
+    const trainer = new GraphTrainer(session, weights, graph.trainable, opts.dim, optimizerOptions(opts), opts.gamma ?? DEFAULT_GAMMA, opts.optimizerThreads ?? threadsOf(opts));
     if (opts.optimizerState) trainer.optimizer.decodeState(opts.optimizerState.bytes, opts.optimizerState.file);
     return new AdapterTrainStep(trainer, provider, opts);
   }
@@ -311,7 +323,7 @@ export class AdapterTrainStep {
     return this.trainer.optimizer.step;
   }
 
-  /** `adapter.weight` [dim, dim] and `adapter.bias` [dim]: query' = normalize(W·q + b). */
+  /** `adapter.weight` [dim, dim] and `adapter.bias` [dim]: query' = normalize(W·q + b); and the abstention score when there is one. */
   get weights(): ReadonlyMap<string, Float32Tensor> {
     return this.trainer.weights;
   }
@@ -324,11 +336,12 @@ export class AdapterTrainStep {
     return this.trainer.step(this.queryFeeds(batch.queries), batch);
   }
 
-  /** Writes `adapter.safetensors` into `dir`; `optimizer: true` adds the optimizer state. */
+  /** Writes `adapter.safetensors` (and abstain.safetensors) into `dir`; `optimizer: true` adds the optimizer state. */
   async save(dir: string, { optimizer = false } = {}): Promise<void> {
     await mkdir(dir, { recursive: true });
-    await writeFileAtomic(path.join(dir, ADAPTER_FILE), encodeSafetensors(new Map(this.weights), { kind: ADAPTER_PREFIX }));
-    if (optimizer) await writeFileAtomic(path.join(dir, OPTIMIZER_FILE), this.trainer.optimizer.encodeState());
+    const adapter = new Map([...this.weights].filter(([name]) => !isAbstentionWeight(name)));
+    await writeFileAtomic(path.join(dir, ADAPTER_FILE), encodeSafetensors(adapter, { kind: ADAPTER_PREFIX }));
+    await saveCommon(dir, this.trainer, optimizer);
   }
 
   dispose(): Promise<void> {
@@ -344,6 +357,25 @@ export class AdapterTrainStep {
     });
     return { base_emb: new ort.Tensor('float32', flat, [queries.length, dim]) };
   }
+}
+
+/** `weights` and, when abstaining, the abstention score saved in `from` (or its initial value). */
+async function withAbstention(
+  weights: Map<string, Float32Tensor>, from: string | undefined, abstain: CommonOptions['abstain'],
+): Promise<Map<string, Float32Tensor>> {
+  if (!abstain) return weights;
+  const saved = from === undefined ? undefined : await readAbstention(from);
+  return new Map([...weights, ...(saved ?? initialAbstention())]);
+}
+
+function optimizerOptions({ optimizer, abstain }: CommonOptions): AdamWOptions {
+  return abstain ? { ...optimizer, lrByName: { [ABSTAIN_SCORE]: abstain.lr } } : optimizer;
+}
+
+/** What both steps save beside their own weights: the abstention score, and the optimizer state when asked. */
+async function saveCommon(dir: string, trainer: GraphTrainer, optimizer: boolean): Promise<void> {
+  if (trainer.weights.has(ABSTAIN_SCORE)) await writeAbstention(dir, trainer.weights);
+  if (optimizer) await writeFileAtomic(path.join(dir, OPTIMIZER_FILE), trainer.optimizer.encodeState());
 }
 
 function threadsOf(opts: CommonOptions): number {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Generator } from '../generate/generator';
-import { asSimilarities, type PassageRetriever } from '../generate/retrieval';
+import { asSimilarities, type PassageRetriever, type SourceSpan } from '../generate/retrieval';
 import { Lru } from '../lm/lru';
 import type { IndexService } from './index-service';
 import type { CompleteParams, CompleteResult, LmEndpoint } from './protocol';
@@ -20,13 +20,17 @@ export class CompletionService {
   constructor(index: IndexService) {
     // Dense (with the tuned query model when one is in use) when the index has vectors, else BM25: the generator
     // weights passages by similarity, which hybrid's fused ranks are not.
+    const span = (exclude: SourceSpan | undefined) => ({
+      excludePath: exclude?.path,
+      excludeLines: exclude?.startLine !== undefined && exclude.endLine !== undefined ? ([exclude.startLine, exclude.endLine] as [number, number]) : undefined,
+    });
     this.retriever = {
       async retrieve(query, k, exclude) {
         const dense = (await index.status()).dense;
-        const lines: [number, number] | undefined = exclude?.startLine !== undefined && exclude.endLine !== undefined ? [exclude.startLine, exclude.endLine] : undefined;
-        const hits = await index.search({ query, k, mode: dense ? 'dense' : 'lexical', excludePath: exclude?.path, excludeLines: lines });
+        const hits = await index.search({ query, k, mode: dense ? 'dense' : 'lexical', ...span(exclude) });
         return asSimilarities(hits, hits.map((h) => h.score), dense);
       },
+      abstains: (query, exclude) => index.abstains({ query, ...span(exclude) }),
     };
   }
 
@@ -35,7 +39,16 @@ export class CompletionService {
     const generator = this.generatorFor(params.lm);
     const source = params.path ? { path: params.path, startLine: params.promptLines?.[0], endLine: params.promptLines?.[1] } : undefined;
     const result = await generator.complete(
-      { prompt: params.prompt, mode: params.mode ?? DEFAULTS.mode, k: params.k ?? DEFAULTS.k, maxTokens: params.maxTokens ?? DEFAULTS.maxTokens, stop: params.stop, temperature: 0, source },
+      {
+        prompt: params.prompt,
+        mode: params.mode ?? DEFAULTS.mode,
+        k: params.k ?? DEFAULTS.k,
+        maxTokens: params.maxTokens ?? DEFAULTS.maxTokens,
+        stop: params.stop,
+        temperature: 0,
+        source,
+        abstain: params.abstain,
+      },
       { signal },
     );
     return {
@@ -43,6 +56,7 @@ export class CompletionService {
       finishReason: result.finishReason,
       passages: result.passages.map(({ id, path, startLine, endLine, text, similarity, weight }) => ({ id, path, startLine, endLine, text, score: similarity, weight })),
       requests: result.requests,
+      abstained: result.abstained,
     };
   }
 

@@ -8,6 +8,7 @@ import { LmScorer } from '../lm/scorer';
 import { DEFAULT_LSR_SETTINGS } from '../lsr/lsr-trainer';
 import { readyTeacher } from '../lsr/fit-queries';
 import { DEFAULT_QUERY_SOURCE, loadQueries } from '../lsr/query-source';
+import { AbstentionHead } from '../retrieve/abstention';
 import { lmFailureMessage } from './lm-failure';
 import type { CompareParams, CompareResult, EvaluateParams, WireHit } from './protocol';
 
@@ -82,8 +83,10 @@ export class EvalService {
       const problem = this.opts.encoderProblem();
       throw new Error(problem ? `Evaluation compares dense retrievers, but ${problem}.` : 'Evaluation compares dense retrievers: set replugCode.encoder.model and index the workspace first.');
     }
-    const retrievers: Retriever[] = [{ name: 'base', model: this.opts.baseModel, encoder: baseEncoder }];
-    if (tunedModel) retrievers.push({ name: 'tuned', model: tunedModel, encoder: await this.tunedEncoder(tunedModel) });
+    const retrievers: Retriever[] = [{ name: 'base', model: this.opts.baseModel, encoder: baseEncoder, abstention: await AbstentionHead.load(this.opts.baseModel) }];
+    if (tunedModel) {
+      retrievers.push({ name: 'tuned', model: tunedModel, encoder: await this.tunedEncoder(tunedModel), abstention: await AbstentionHead.load(tunedModel) });
+    }
     const index = await WorkspaceIndex.open(this.opts.indexDir, { encoder: baseEncoder, encoderSpec: this.opts.baseModel, readOnly: true });
     try {
       return await use(index, retrievers);

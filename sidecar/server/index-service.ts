@@ -10,6 +10,7 @@ import {
 } from '../index/workspace-index';
 import type { Passage } from '../corpus/passage';
 import type { Encoder } from '../encoder/encoder';
+import { AbstentionHead } from '../retrieve/abstention';
 import type { EncoderFallback, IndexResult, IndexStatusResult, RebuildCheckpoint, SearchParams, StatusParams, WireHit } from './protocol';
 
 export interface IndexServiceOptions {
@@ -46,8 +47,10 @@ export class IndexService {
   private encoder: Promise<Encoder | undefined> | undefined;
   /** Set when the configured encoder could not be loaded. */
   private encoderFallback: EncoderFallback | undefined;
-  /** A tuned query tower that embeds search queries instead of the index's encoder. */
-  private queryEncoder: { model: string; encoder: Encoder } | undefined;
+  /** A tuned query tower that embeds search queries instead of the index's encoder, with its empty-passage score. */
+  private queryEncoder: { model: string; encoder: Encoder; abstention?: AbstentionHead } | undefined;
+  /** The empty-passage score of the index's own encoder (a model trained in shared mode with --abstain). */
+  private encoderAbstention: Promise<AbstentionHead | undefined> | undefined;
   private writes: Promise<unknown> = Promise.resolve();
   private runningJobs = 0;
   private lastError: string | undefined;
@@ -111,9 +114,24 @@ export class IndexService {
 
   async search(params: SearchParams): Promise<WireHit[]> {
     const query = params.query.trim();
-    if (!query) return [];
+    if (!query || (params.abstain && (await this.abstains(params)))) return [];
     const hits = await (await this.open()).search(query, { k: params.k, mode: params.mode, exclude: spanExclusion(params) });
     return hits.map(toWireHit);
+  }
+
+  /**
+   * Whether the model that embeds queries (the tuned query model, else the index's encoder) was trained with
+   * --abstain and ranks the empty passage above every passage a search with these params could return: its score
+   * is above their best cosine. Costs one more query embedding than the search itself.
+   */
+  async abstains(params: SearchParams): Promise<boolean> {
+    const query = params.query.trim();
+    const index = await this.open();
+    const encoder = this.queryEncoder?.encoder ?? (await this.baseEncoder());
+    const head = this.queryEncoder ? this.queryEncoder.abstention : await this.baseAbstention();
+    if (!query || !encoder || !head || !index.status().dense) return false;
+    const [vector] = await encoder.embed([query]);
+    return head.abstains(index.searchVector(vector, 1, spanExclusion(params))[0]?.similarity);
   }
 
   /**
@@ -129,6 +147,15 @@ export class IndexService {
       return undefined;
     });
     return this.encoder;
+  }
+
+  private baseAbstention(): Promise<AbstentionHead | undefined> {
+    const model = this.opts.encoder?.model;
+    this.encoderAbstention ??= (model ? AbstentionHead.load(model) : Promise.resolve(undefined)).catch((err: unknown) => {
+      this.encoderAbstention = undefined; // asked again next time, so a repaired file is read
+      throw err;
+    });
+    return this.encoderAbstention;
   }
 
   /** Why dense retrieval is unavailable although an encoder is configured, in words that say what to do. */
@@ -148,7 +175,8 @@ export class IndexService {
    */
   useQueryModel(model: string | undefined, load: (model: string) => Promise<Encoder>): Promise<void> {
     return this.enqueue(async () => {
-      const next = model ? { model, encoder: await load(model) } : undefined;
+      // The head first: a damaged one then leaves no loaded encoder behind.
+      const next = model ? { model, abstention: await AbstentionHead.load(model), encoder: await load(model) } : undefined;
       const previous = this.queryEncoder;
       await this.drop();
       this.queryEncoder = next;

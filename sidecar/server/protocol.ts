@@ -132,6 +132,11 @@ export interface SearchParams {
   /** Leave out passages of this file (with `excludeLines`, only those overlapping that 1-based inclusive span). */
   excludePath?: string;
   excludeLines?: [number, number];
+  /**
+   * Answer nothing when the model that embeds queries was trained with abstention (`train --abstain`) and ranks
+   * the empty passage above every passage the search could return. No effect with any other model.
+   */
+  abstain?: boolean;
 }
 
 /** Sent from the client to the sidecar to retrieve the top-k passages for a query. */
@@ -380,6 +385,8 @@ export interface CompleteParams {
   /** Default 32. */
   maxTokens?: number;
   stop?: string[];
+  /** Complete without passages (mode none) where the retriever abstains on the prompt (see SearchParams.abstain). */
+  abstain?: boolean;
 }
 
 /** A passage behind a completion, with its weight in the ensemble (replug) or its share of the prompt (concat). */
@@ -393,6 +400,8 @@ export interface CompleteResult {
   passages: CompletionHit[];
   /** LM requests the completion sent. */
   requests: number;
+  /** The retriever abstained: the completion used no passage. */
+  abstained?: boolean;
 }
 
 /**

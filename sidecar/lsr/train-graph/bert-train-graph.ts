@@ -14,11 +14,13 @@ export interface BertTrainGraphOptions {
   freezeWordEmbeddings?: boolean;
   /** Freeze layers 0..n−1 and, below them, the embeddings: their gradients are not computed at all (default 0). */
   freezeLayers?: number;
+  /** An empty passage among the candidates, scored by the weight `abstain.bias` (which `weights` must then hold). */
+  abstain?: boolean;
 }
 
 /**
  * The LSR training-step graph for a BERT sentence encoder. Inputs: input_ids, attention_mask (int64 [batch, seq]),
- * cand_emb, target_q, gamma and every weight. Outputs: loss, query_emb, log_probs and grad.<weight> per trainable
+ * cand_emb, target_q, gamma and every weight (with `abstain`, the abstention score too). Outputs: loss, query_emb, log_probs and grad.<weight> per trainable
  * weight. The forward pass is the inference encoder's (same layer functions); the backward is written out below.
  */
 export function buildBertTrainGraph(cfg: BertConfig, weights: ReadonlyMap<string, Float32Tensor>, opts: BertTrainGraphOptions): TrainGraph {
@@ -31,7 +33,7 @@ export function buildBertTrainGraph(cfg: BertConfig, weights: ReadonlyMap<string
   const g = new GraphBuilder({ weights, weightsAsInputs: true });
   const ids = g.input('input_ids', 'int64', ['batch', 'seq']);
   const mask = g.input('attention_mask', 'int64', ['batch', 'seq']);
-  const loss = lossInputs(g, H);
+  const loss = lossInputs(g, H, opts.abstain);
   const maskFloat = g.op('Cast', [mask], { to: 1 /* FLOAT */ });
   const bias = attentionBias(g, maskFloat);
 
@@ -46,9 +48,9 @@ export function buildBertTrainGraph(cfg: BertConfig, weights: ReadonlyMap<string
     h = ffn.out;
   }
   const pooled = opts.pooling === 'cls' ? clsPool(g, h) : meanPool(g, h, maskFloat);
-  const out = retrievalLoss(g, pooled, loss);
-
   const grads: Grads = new Map();
+  const out = retrievalLoss(g, pooled, loss, grads);
+
   let dh: string | undefined = opts.pooling === 'cls' ? clsPoolBackward(g, ids, out.dQuery) : meanPoolBackward(g, maskFloat, out.dQuery);
   for (let i = cfg.numLayers - 1; i >= freezeLayers; i--) {
     const prefix = `encoder.layer.${i}`;
