@@ -26,7 +26,7 @@ async function freePort(): Promise<number> {
 
 /**
  * Runs the README's offline LSR workflow exactly as written (serve-lm → starter encoder → index → train → resume →
- * eval → compare) in a fresh copy of the checkout, so the README cannot drift from what works. Only the two values a
+ * eval → compare → complete) in a fresh copy of the checkout, so the README cannot drift from what works. Only the two values a
  * reader sets for their machine change: STORIES (where the model is) and the port (a free one).
  */
 test('the README workflow runs as written', { ...needsStories, timeout: 900_000 }, async () => {
@@ -64,6 +64,7 @@ test('the README workflow runs as written', { ...needsStories, timeout: 900_000 
     assert.match(out, /resuming .*tuned from step 20 of 20/);
     assert.match(out, /tuned − base nDCG@10: [+−]\d\.\d{3} ± \d\.\d{3}/);
     assert.match(out, /base: .*\| tuned: /);
+    assert.match(out, /\[\d+ tokens?, \w+, \d+ LM requests; passages: .*\(λ 0\.\d{3}\)/);
     assert.ok(existsSync(path.join(checkout, '.replug', 'tuned', 'replug-training.json')));
   } finally {
     rmSync(checkout, { recursive: true, force: true });
