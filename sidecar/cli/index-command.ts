@@ -12,6 +12,7 @@ import { addIndexDirOption, displayPath } from './index-dir';
 import { addModelOptions, encoderFromOptions, type ModelCliOptions } from './model-options';
 import { nonNegativeInt, positiveInt } from './option-parsers';
 import { Interrupted } from './interrupted';
+import { count } from './count';
 import { escapeControls } from './printable';
 import { ProgressReporter } from './progress-reporter';
 
@@ -133,11 +134,6 @@ function printReport(report: IndexReport, index: WorkspaceIndex, model: string |
   const shard = index.storedManifest()?.shard;
   const of = shard ? `, shard ${shard.id} of ${shard.count}: merge all ${shard.count} with merge-shards` : '';
   out.write(`index: ${displayPath(status.dir)} (${status.dense ? `lexical + dense, model ${model}` : 'lexical only'}${of})\n`);
-}
-
-/** "1 file", "2 files". */
-function count(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 /** --shard-id and --num-shards, given together or not at all. */

@@ -1,5 +1,6 @@
 import { SingleBar, Presets } from 'cli-progress';
 import type { IndexProgress } from '../index/workspace-index';
+import { count } from './count';
 
 /**
  * Index progress for a terminal: a live bar on a TTY, otherwise a plain line every few seconds
@@ -58,6 +59,6 @@ export class ProgressReporter {
 
 /** "12 files", "3000 corpus rows", or both. */
 function read(p: IndexProgress): string {
-  const parts = [p.files > 0 || p.rows === 0 ? `${p.files} files` : '', p.rows > 0 ? `${p.rows} corpus rows` : ''];
+  const parts = [p.files > 0 || p.rows === 0 ? count(p.files, 'file') : '', p.rows > 0 ? count(p.rows, 'corpus row') : ''];
   return parts.filter(Boolean).join(', ');
 }
