@@ -25,6 +25,7 @@ test('index prints counts and skip reasons; search prints ranked passages and JS
     assert.match(index.stdout, /skipped 2 files: (1 binary, 1 lock-file|1 lock-file, 1 binary)/);
     assert.match(index.stdout, /skipped .*image\.png: binary/);
     assert.match(index.stdout, /lexical only/);
+    assert.match(index.stderr, /^save: 1 file$/m, 'progress lines (not a terminal) count in the right number');
 
     const text = run('search', 'retry with backoff', '--index-dir', dir, '-k', '3');
     assert.equal(text.status, 0, text.stderr);
