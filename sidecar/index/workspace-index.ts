@@ -91,6 +91,8 @@ export interface SearchOptions {
   k?: number;
   mode?: SearchMode;
   exclude?: (passage: Passage) => boolean;
+  /** The query's embedding when the caller has it already (made by the encoder this index searches with). */
+  queryVector?: Float32Array;
 }
 
 /** A dense hit with the stored passage vector, which LSR training uses as a fixed candidate embedding. */
@@ -427,7 +429,7 @@ export class WorkspaceIndex {
     const hits = await hybridSearch(query, k, mode, {
       lexical: (q, n) => this.lexical.search(q, n, acceptId),
       dense: async (q, n) => {
-        const [vector] = await (this.options.queryEncoder ?? this.options.encoder!).embed([q]);
+        const [vector] = opts.queryVector ? [opts.queryVector] : await (this.options.queryEncoder ?? this.options.encoder!).embed([q]);
         return this.denseLabels(vector, n, exclude).map((hit) => ({ id: hit.passage.id, score: hit.similarity }));
       },
     });

@@ -114,24 +114,31 @@ export class IndexService {
 
   async search(params: SearchParams): Promise<WireHit[]> {
     const query = params.query.trim();
-    if (!query || (params.abstain && (await this.abstains(params)))) return [];
-    const hits = await (await this.open()).search(query, { k: params.k, mode: params.mode, exclude: spanExclusion(params) });
+    if (!query) return [];
+    const verdict = params.abstain ? await this.abstention(params) : undefined;
+    if (verdict?.abstains) return [];
+    const hits = await (await this.open()).search(query, { k: params.k, mode: params.mode, exclude: spanExclusion(params), queryVector: verdict?.vector });
     return hits.map(toWireHit);
   }
 
   /**
    * Whether the model that embeds queries (the tuned query model, else the index's encoder) was trained with
    * --abstain and ranks the empty passage above every passage a search with these params could return: its score
-   * is above their best cosine. Costs one more query embedding than the search itself.
+   * is above their best cosine.
    */
   async abstains(params: SearchParams): Promise<boolean> {
+    return (await this.abstention(params)).abstains;
+  }
+
+  /** The abstention verdict, with the query embedding it took (a search that follows reuses it). */
+  private async abstention(params: SearchParams): Promise<{ abstains: boolean; vector?: Float32Array }> {
     const query = params.query.trim();
     const index = await this.open();
     const encoder = this.queryEncoder?.encoder ?? (await this.baseEncoder());
     const head = this.queryEncoder ? this.queryEncoder.abstention : await this.baseAbstention();
-    if (!query || !encoder || !head || !index.status().dense) return false;
+    if (!query || !encoder || !head || !index.status().dense) return { abstains: false };
     const [vector] = await encoder.embed([query]);
-    return head.abstains(index.searchVector(vector, 1, spanExclusion(params))[0]?.similarity);
+    return { abstains: head.abstains(index.searchVector(vector, 1, spanExclusion(params))[0]?.similarity), vector };
   }
 
   /**
