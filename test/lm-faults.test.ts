@@ -1,6 +1,8 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { getEventListeners } from 'node:events';
 import net from 'node:net';
+import { LmClient } from '../sidecar/lm/lm-client';
 import type { LmError } from '../sidecar/lm/lm-error';
 import { LmScorer, type LmScorerOptions } from '../sidecar/lm/scorer';
 import { LmServer } from '../sidecar/lm/serve';
@@ -120,5 +122,34 @@ describe('LmScorer under faults', () => {
       err.kind === 'context-length' && /context is 8192 tokens, too short for doc 10000/.test(err.message) && /lower --doc-tokens 10000/.test(err.message));
     const flat = await faulty((req, res) => (isScoring(req) ? sendError(res, 400, "This model's maximum context length is 64 tokens.", true) : false));
     await assert.rejects(scorer(flat.url).score([PAIR]), (err: LmError) => err.kind === 'context-length' && /64 tokens/.test(err.message));
+  });
+});
+
+describe('LmClient and the caller\'s AbortSignal', () => {
+  const server = new LmServer(new CopyLm());
+  let url: string;
+  const client = (baseUrl = url) => new LmClient({ baseUrl, concurrency: 4, timeoutMs: 10_000, retries: 0, retryBaseMs: 5 });
+  before(async () => {
+    url = await server.listen(0);
+  });
+  after(() => server.close());
+
+  test('requests leave no listener on the caller\'s signal (a generation sends hundreds on one)', async () => {
+    const signal = new AbortController().signal;
+    const lm = client();
+    for (let i = 0; i < 30; i++) await lm.get('/models', { signal });
+    assert.equal(getEventListeners(signal, 'abort').length, 0);
+  });
+
+  test('aborting the caller\'s signal still cancels a request in flight, with the caller\'s reason', async () => {
+    const hung = await startInterposer(url, () => true); // takes every request and never answers
+    try {
+      const controller = new AbortController();
+      const request = client(hung.url).get('/models', { signal: controller.signal });
+      setTimeout(() => controller.abort(new Error('typed over')), 50);
+      await assert.rejects(request, /typed over/);
+    } finally {
+      await hung.close();
+    }
   });
 });

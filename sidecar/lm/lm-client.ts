@@ -111,17 +111,17 @@ export class LmClient {
   }
 
   post(path: string, body: Json, call: CallOptions = {}): Promise<unknown> {
-    return this.withRetry('POST', path, () => this.client.post(this.route(path), this.requestOptions(body, call)), call);
+    return this.withRetry('POST', path, () => this.send('post', path, body, call), call);
   }
 
   get(path: string, call: CallOptions = {}): Promise<unknown> {
-    return this.withRetry('GET', path, () => this.client.get(this.route(path), this.requestOptions(undefined, call)), call);
+    return this.withRetry('GET', path, () => this.send('get', path, undefined, call), call);
   }
 
   /** One attempt, with the short probe timeout: for probes, where a failure means "not supported" rather than "try again". */
   postOnce(path: string, body: Json, call: CallOptions = {}): Promise<unknown> {
     const timeoutMs = call.timeoutMs ?? this.probeTimeoutMs;
-    return this.limited(() => this.client.post(this.route(path), this.requestOptions(body, { ...call, timeoutMs }))).catch((err) => {
+    return this.limited(() => this.send('post', path, body, { ...call, timeoutMs })).catch((err) => {
       throw this.classify(err, 'POST', path, timeoutMs);
     });
   }
@@ -135,8 +135,23 @@ export class LmClient {
     return path.startsWith('~') ? this.urlOf(path) : path;
   }
 
-  private requestOptions(body: Json | undefined, call: CallOptions) {
-    return { body, maxRetries: 0, timeout: call.timeoutMs ?? this.options.timeoutMs, signal: call.signal };
+  /**
+   * One request. The openai client adds an abort listener to the signal it is given and never removes it, so a
+   * generation (k + 1 requests per token, all on the caller's signal) piled them up: each request gets a signal of
+   * its own, linked to the caller's only while it runs.
+   */
+  private async send(method: 'get' | 'post', path: string, body: Json | undefined, call: CallOptions): Promise<unknown> {
+    const caller = call.signal;
+    const own = new AbortController();
+    const forward = () => own.abort(caller?.reason);
+    if (caller?.aborted) forward();
+    else caller?.addEventListener('abort', forward, { once: true });
+    const options = { body, maxRetries: 0, timeout: call.timeoutMs ?? this.options.timeoutMs, signal: own.signal };
+    try {
+      return await (method === 'get' ? this.client.get(this.route(path), options) : this.client.post(this.route(path), options));
+    } finally {
+      caller?.removeEventListener('abort', forward);
+    }
   }
 
   private async withRetry<T>(method: string, path: string, request: () => Promise<T>, call: CallOptions): Promise<T> {
