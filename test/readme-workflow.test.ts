@@ -57,6 +57,7 @@ test('the README workflow runs as written', { ...needsStories, timeout: 900_000 
     });
     assert.equal(result.code, 0, result.out.slice(-4000));
     const out = result.out;
+    assert.doesNotMatch(out, /\(node:\d+\) \w*Warning/, 'Node printed a process warning');
     assert.match(out, /wrote a starter encoder/);
     assert.match(out, /indexed \d+ files .* embedded/);
     assert.match(out, /LM context 512 tokens; token budgets doc 128, context 128, continuation 128 tokens/);
