@@ -216,10 +216,11 @@ describe('the teacher is checked: answers that cannot be true are refused', () =
       },
       (req, res) => (isScoring(req) && (req.body!.prompt as number[][]).some((p) => p.length > 100) ? sendError(res, 400, "This model's maximum context length is 100 tokens. However, you requested 300 tokens.") : false),
     );
-    const s = scorer(silent.url);
+    const s = scorer(silent.url, { batchSize: 1 });
     const long = { doc: ' alpha'.repeat(200), context: ' beta'.repeat(200), continuation: ' gamma delta;' };
-    const [score] = await s.score([long]);
-    assert.ok(score.tokens > 0);
+    // Four batches in flight at once, all built with the old budgets: each one resends, not only the first to fail.
+    const scores = await s.score([long, { ...long, continuation: ' gamma;' }, { ...long, continuation: ' delta;' }, { ...long, continuation: ' epsilon;' }]);
+    assert.ok(scores.every((score) => score.tokens > 0));
     assert.deepEqual((await s.setup()).budgets.budgets, { doc: 32, context: 32, continuation: 32 });
   });
 });

@@ -281,7 +281,7 @@ export class LmScorer implements Scorer {
   }
 
   private async scoreBatch(pairs: ScorePair[], retried = false): Promise<PairScore[]> {
-    const caps = (await this.setup()).capabilities;
+    const { capabilities: caps, budgets: used } = await this.setup();
     const prepared = caps.tokenize ? await Promise.all(pairs.map((p) => this.prepareIds(p))) : pairs.map((p) => this.prepareText(p));
     const prompts = prepared.map((p) => ('ids' in p ? p.ids : p.text));
     const body: Json = caps.source === 'echo'
@@ -294,7 +294,9 @@ export class LmScorer implements Scorer {
       this.totals.completionRequests++;
       response = await this.client.post('/completions', body);
     } catch (err) {
-      if (!retried && this.learnContextLength(err)) return this.scoreBatch(pairs, true);
+      // Batches in flight together were built with the same budgets: the first to fail learns the context length,
+      // and the others resend with it too.
+      if (!retried && (this.current?.budgets !== used || this.learnContextLength(err))) return this.scoreBatch(pairs, true);
       throw await this.explain(err);
     }
     const where = `POST ${this.client.urlOf('/completions')}`;
