@@ -168,3 +168,21 @@ describe('sharded corpus builds', () => {
     assert.match(merged.stdout, /merged 2 shards → \d+ passages of 1 corpus file \(lexical \+ dense\)/);
   });
 });
+
+test('a long row whose pieces repeat is indexed once per distinct piece, and dense search still answers after a reopen', async () => {
+  const csv = path.join(dir, 'repeats.csv');
+  writeFileSync(csv, `id,text\nr1,"${'abcd '.repeat(2000)}"\nr2,"a short row about parsing"\n`);
+  const out = path.join(dir, 'repeats-index');
+  const encoder = new HashingEncoder();
+  await build(out, csv, encoder);
+  const index = await WorkspaceIndex.open(out, { encoder, encoderSpec: 'hashing', readOnly: true });
+  try {
+    const ids = index.passages().map((p) => p.id);
+    assert.equal(new Set(ids).size, ids.length, 'a passage id appears once');
+    const hits = await index.search('abcd abcd', { k: 5, mode: 'dense' });
+    assert.ok(hits.length > 0, 'dense search answers');
+    assert.equal(new Set(hits.map((h) => h.passage.id)).size, hits.length, 'no passage is returned twice');
+  } finally {
+    await index.close();
+  }
+});

@@ -600,6 +600,8 @@ export class WorkspaceIndex {
     this.table.files.set(file, record);
     const before = record.passageIds.slice();
     const inFile: string[] = [];
+    // Pieces of one long row share the row's lines, so pieces with the same text share an id: index each id once.
+    const seen = new Set<string>();
     let batch: Passage[] = [];
     let rows = 0;
     let embedded = 0;
@@ -619,6 +621,8 @@ export class WorkspaceIndex {
       throwIfAborted(signal);
       rows++;
       for (const passage of passages) {
+        if (seen.has(passage.id)) continue;
+        seen.add(passage.id);
         inFile.push(passage.id);
         if (!this.table.byId.has(passage.id)) batch.push(passage);
       }
