@@ -113,6 +113,12 @@ describe('train CLI: output folders, interruption and --resume', () => {
     assert.equal(replaced.code, 0, replaced.stderr);
     assert.deepEqual(steps(output), [1, 2], 'metrics of the old run are gone, not appended to');
 
+    // Training from the run in OUT into OUT itself: --overwrite would delete the model it starts from.
+    const fromItself = await cli(['train', '--output', output, ...flags, '--model', output, '--steps', '2', '--overwrite'], env);
+    assert.equal(fromItself.code, 1);
+    assert.match(fromItself.stderr, /--overwrite would delete .*, the model this run starts from: choose another --output/);
+    assert.deepEqual(steps(output), [1, 2], 'the run is still there');
+
     const other = path.join(dir, 'notes');
     mkdirSync(other);
     writeFileSync(path.join(other, 'todo.txt'), 'mine');

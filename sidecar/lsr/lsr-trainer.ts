@@ -183,18 +183,22 @@ export async function trainLsr(run: LsrRun): Promise<TrainingRecord> {
   const { settings } = run;
   validate(run);
   const checkpoints = path.join(run.output, 'checkpoints');
-  if (!run.resume && (await checkOutputFolder(run.output, run.overwrite ?? false))) await rm(run.output, { recursive: true, force: true });
+  const replace = !run.resume && (await checkOutputFolder(run.output, run.overwrite ?? false));
+  if (replace && isWithin(run.model, run.output)) {
+    throw new Error(`--overwrite would delete ${run.model}, the model this run starts from: choose another --output`);
+  }
+  const manifest = await WorkspaceIndex.readManifest(run.indexDir);
+  if (!manifest?.encoder) throw new Error(`the index at ${run.indexDir} has no vectors: run index with --model ${run.model} first`);
+  if (!run.resume) await assertStartsFromIndexEncoder(run.model, manifest.encoder);
+  // Only a run that passed every check replaces the old one.
+  if (replace) await rm(run.output, { recursive: true, force: true });
   await mkdir(run.output, { recursive: true });
   const resumeFrom = run.resume ? await readCurrentGeneration(checkpoints) : undefined;
   if (run.resume && !resumeFrom) throw new Error(`nothing to resume: ${checkpoints} has no checkpoint`);
   const saved = resumeFrom ? await readCheckpointState(run.output) : undefined;
   if (saved) assertSameSettings(saved.settings, settings);
-
-  const manifest = await WorkspaceIndex.readManifest(run.indexDir);
-  if (!manifest?.encoder) throw new Error(`the index at ${run.indexDir} has no vectors: run index with --model ${run.model} first`);
   const indexStamp = stampOf(manifest);
   if (saved?.index) assertSameIndex(saved.index, indexStamp, run.indexDir);
-  if (!resumeFrom) await assertStartsFromIndexEncoder(run.model, manifest.encoder);
   // A run killed after its checkpoint logged steps the resumed run does again: keep the log in step with the weights.
   if (saved) await truncateMetrics(path.join(run.output, METRICS_FILE), saved.step);
   // The checkpoint generation is replaced (and deleted) by the next checkpoint, but its tokenizer and config files
@@ -459,6 +463,12 @@ export async function checkOutputFolder(output: string, overwrite: boolean): Pro
     throw new Error(`${output} already holds a training run: continue it with --resume, replace it with --overwrite, or choose another --output`);
   }
   return true;
+}
+
+/** Whether the local path `inner` is `outer` or inside it (a hub id is never a local path here). */
+function isWithin(inner: string, outer: string): boolean {
+  const relative = path.relative(path.resolve(outer), path.resolve(inner));
+  return existsSync(inner) && relative.split(path.sep)[0] !== '..' && !path.isAbsolute(relative);
 }
 
 /** Keeps the metrics lines of steps up to `step` (written atomically; a missing file is fine). */
