@@ -219,6 +219,12 @@ describe('sidecar training, evaluation and models over JSON-RPC', () => {
       assert.match(failed.message ?? '', /nope/);
       // The 404 came from GET /models, so the advice is about the base URL first.
       assert.match(failed.message ?? '', /Check that replugCode\.lm\.baseUrl is the server's OpenAI base URL.* replugCode\.lm\.model/);
+
+      // Evaluation fails at the teacher's probe, before any query is scored: the same endpoint, model and advice.
+      await assert.rejects(
+        sidecar.connection.sendRequest(EvaluateRequest.type, { lm: params.lm, maxQueries: 2, queries: { trainFraction: 0, evalFraction: 1, perFile: 1 } }),
+        (err: Error) => err.message.includes(broken.url) && /model "no-such-model".*Check that replugCode\.lm\.baseUrl/.test(err.message),
+      );
     } finally {
       await broken.close();
     }

@@ -42,17 +42,21 @@ export class EvalService {
         throw new Error(`No held-out queries: none of the indexed files fell into the evaluation share (${source.evalFraction}). Raise replugCode.eval.fileShare, lower replugCode.training.trainFileShare (evaluation files come from the rest), or index more files.`);
       }
       const scorer = new LmScorer({ baseUrl: params.lm.baseUrl, model: params.lm.model, apiKey: params.lm.apiKey, concurrency: params.lm.concurrency });
-      const { queries } = await readyTeacher(scorer, sampled, say);
-      return evaluateRetrievers({
-        index,
-        retrievers,
-        scorer,
-        queries,
-        k: params.k ?? DEFAULTS.k,
-        ensembleK: params.ensembleK ?? DEFAULTS.ensembleK,
-        gamma: params.gamma ?? DEFAULT_LSR_SETTINGS.gamma,
-        onProgress,
-      }).catch((err: unknown) => {
+      // The first LM call is the teacher's probe: a wrong URL or model fails there, and gets the same advice.
+      const run = async () => {
+        const { queries } = await readyTeacher(scorer, sampled, say);
+        return evaluateRetrievers({
+          index,
+          retrievers,
+          scorer,
+          queries,
+          k: params.k ?? DEFAULTS.k,
+          ensembleK: params.ensembleK ?? DEFAULTS.ensembleK,
+          gamma: params.gamma ?? DEFAULT_LSR_SETTINGS.gamma,
+          onProgress,
+        });
+      };
+      return run().catch((err: unknown) => {
         throw err instanceof LmError ? new Error(lmFailureMessage(err, params.lm)) : err;
       });
     });
