@@ -114,6 +114,10 @@ describe('sharded corpus builds', () => {
     await assert.rejects(mergeShards(path.join(dir, 'm2'), [a, a]), /both hold shard 0 of 2/);
     await assert.rejects(mergeShards(path.join(dir, 'm3'), [a, await shard(1, 3, hashing)]), /shard of 3, .* of 2: they come from different splits/);
     await assert.rejects(mergeShards(path.join(dir, 'm4'), [a, await shard(1, 2, new HashingEncoder(16))]), /different encoders/);
+    // The same encoder at another precision (a shard embedded on a GPU at fp16): vectors of one index are of one kind.
+    const fp16 = path.join(dir, 's-1-2-fp16');
+    await build(fp16, csv, new HashingEncoder(32, 'hashing-32', 'fp16'), { id: 1, count: 2 });
+    await assert.rejects(mergeShards(path.join(dir, 'm4b'), [a, fp16]), /different encoders \(the encoder precision changed \(fp32 → fp16\)\)/);
     const single = path.join(dir, 'not-a-shard');
     await build(single, csv, hashing);
     await assert.rejects(mergeShards(path.join(dir, 'm5'), [a, single]), /is not a shard/);

@@ -5,7 +5,7 @@ import { loadGeneration, readStoredManifest, saveGeneration } from './index-file
 import { IndexLock } from './index-lock';
 import { PassageTable, type FileRecord, type StoredPassage } from './index-state';
 import { LexicalIndex } from './lexical-index';
-import { INDEX_FORMAT_VERSION, type IndexManifest } from './manifest';
+import { denseMismatch, INDEX_FORMAT_VERSION, type IndexManifest } from './manifest';
 
 export interface MergeReport {
   shards: number;
@@ -102,7 +102,8 @@ function checkSameBuild(first: IndexManifest, firstDir: string, s: LoadedShard):
   const differs = (what: string) => new Error(`${s.dir} and ${firstDir} were built with different ${what}: rebuild the shards with the same settings`);
   if (m.formatVersion !== INDEX_FORMAT_VERSION) throw differs('index formats');
   if (m.chunking !== first.chunking) throw differs('chunking settings or tokenizers');
-  if (m.encoder?.fingerprint !== first.encoder?.fingerprint || m.encoder?.dim !== first.encoder?.dim) throw differs('encoders');
+  const encoders = m.encoder || first.encoder ? denseMismatch(first, m.encoder) : undefined;
+  if (encoders) throw differs(`encoders (${encoders})`);
   if (m.roots.length > 0) throw new Error(`${s.dir} also indexes folders (${m.roots.join(', ')}); shards hold corpus files only`);
 }
 
