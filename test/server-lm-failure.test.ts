@@ -1,9 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { cudaProviderInstalled } from '../sidecar/encoder/cuda-provider';
 import { LmError } from '../sidecar/lm/lm-error';
 import { lmFailureMessage } from '../sidecar/server/lm-failure';
-import { trainingDevice } from '../sidecar/server/training-service';
 
 const lm = { baseUrl: 'http://127.0.0.1:8000/v1', model: 'codellama' };
 
@@ -27,15 +25,5 @@ describe('LM failures as the editor shows them', () => {
       assert.match(lmFailureMessage(new LmError(kind, 'x'), lm), /answered: x\. \S.{20,}/, kind);
     }
     assert.equal(lmFailureMessage(new Error('No training queries: raise the share.'), lm), 'No training queries: raise the share.');
-  });
-});
-
-describe('the device a training run uses', () => {
-  test('an explicit device is kept; auto means the CPU where the CUDA provider is not installed', () => {
-    assert.equal(trainingDevice('cpu'), 'cpu');
-    assert.equal(trainingDevice('cuda'), 'cuda');
-    const auto = cudaProviderInstalled() ? 'auto' : 'cpu';
-    assert.equal(trainingDevice('auto'), auto);
-    assert.equal(trainingDevice(undefined), auto);
   });
 });

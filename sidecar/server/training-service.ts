@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { extname, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { cudaProviderInstalled, type Device } from '../encoder/cuda-provider';
+import type { Device } from '../encoder/cuda-provider';
 import { DEFAULT_LSR_SETTINGS, type LsrEvent } from '../lsr/lsr-trainer';
 import type { TrainParams, TrainStarted, TrainingStatus } from './protocol';
 import type { FromTrainWorker, ToTrainWorker, TrainJob } from './train-worker';
@@ -65,7 +65,7 @@ export class TrainingService {
       settings,
       lm: params.lm,
       queries: params.queries ?? {},
-      device: trainingDevice(params.device ?? this.opts.device),
+      device: params.device ?? this.opts.device,
       resume: params.resumeRunId !== undefined,
       trusted: this.opts.trusted(),
     };
@@ -174,15 +174,6 @@ export class TrainingService {
     this.status = status;
     this.opts.onStatus(status);
   }
-}
-
-/**
- * Where a run trains: the requested device, or the encoder's. 'auto' without onnxruntime-node's CUDA provider
- * library means the CPU: trying CUDA first could only fail, and ONNX Runtime logs that failure as a red error.
- */
-export function trainingDevice(device: Device | undefined): Device {
-  const wanted = device ?? 'auto';
-  return wanted === 'auto' && !cudaProviderInstalled() ? 'cpu' : wanted;
 }
 
 /** dist/train-worker.js beside the bundled server; the .ts source when the server itself runs under tsx. */
