@@ -65,6 +65,7 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
     client,
     statusBar,
     searchView,
+    lm,
     training,
     trainingView,
     client.onDidChangeStatus((s) => {

@@ -44,6 +44,11 @@ export class InlineCompletionController implements vscode.Disposable {
         if (e.affectsConfiguration(`${SECTION}.lm`)) this.endpointKnown = true;
         if (e.affectsConfiguration(`${SECTION}.inlineCompletion`)) this.refresh();
       }),
+      // Start LM Server gives an endpoint without touching a setting.
+      this.lm.onDidChangeManagedServer(() => {
+        this.endpointKnown = true;
+        this.showState();
+      }),
       vscode.workspace.onDidGrantWorkspaceTrust(() => this.refresh()),
       vscode.commands.registerCommand('replugCode.toggleInlineCompletion', () => this.toggle()),
       vscode.commands.registerCommand('replugCode.showCompletionPassages', () => this.showPassages()),

@@ -26,9 +26,12 @@ type SettingDecisions = Partial<Record<LmSettingKey, { value: string; allowed: b
  * origin it was entered for; it is sent to another origin only when the user says so, and never to the LM server
  * REPLUG starts itself (a local server needs none).
  */
-export class LmAccess {
+export class LmAccess implements vscode.Disposable {
   /** The managed server's URL while one runs; it takes the place of the base-URL setting. */
   private managedBaseUrl: string | undefined;
+  private readonly managedChanged = new vscode.EventEmitter<void>();
+  /** Fires when REPLUG's own LM server starts or stops (no setting changes then). */
+  readonly onDidChangeManagedServer = this.managedChanged.event;
 
   constructor(
     private readonly secrets: vscode.SecretStorage,
@@ -42,11 +45,10 @@ export class LmAccess {
     const endpoint = this.config.lmEndpoint();
     if (this.managedBaseUrl) endpoint.baseUrl = this.managedBaseUrl;
     if (!endpoint.baseUrl || !endpoint.model) {
-      const choice = await vscode.window.showWarningMessage(
-        `REPLUG: ${what} needs an LM endpoint: set "REPLUG › Lm: Base Url" and "Model", or run "REPLUG: Start LM Server".`,
-        'Open Settings',
-      );
-      if (choice) void vscode.commands.executeCommand('workbench.action.openSettings', 'replugCode.lm');
+      // Not awaited: the caller learns at once that there is no endpoint, whether or not the toast is closed.
+      void vscode.window
+        .showWarningMessage(`REPLUG: ${what} needs an LM endpoint: set "REPLUG › Lm: Base Url" and "Model", or run "REPLUG: Start LM Server".`, 'Open Settings')
+        .then((choice) => choice && vscode.commands.executeCommand('workbench.action.openSettings', 'replugCode.lm'));
       return undefined;
     }
     if (this.managedBaseUrl) return endpoint;
@@ -64,6 +66,11 @@ export class LmAccess {
 
   useManagedServer(baseUrl: string | undefined): void {
     this.managedBaseUrl = baseUrl;
+    this.managedChanged.fire();
+  }
+
+  dispose(): void {
+    this.managedChanged.dispose();
   }
 
   /** True in a trusted workspace; otherwise explains why `what` is unavailable. */
