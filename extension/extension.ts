@@ -87,7 +87,8 @@ async function realActivate(context: vscode.ExtensionContext): Promise<ReplugApi
       if (!Config.affectsSidecar(e)) return;
       log.info('Index settings changed: restarting the sidecar and re-indexing');
       await client.restart();
-      await indexWorkspace(client, false, vscode.ProgressLocation.Window);
+      // A job the restart cut off is sent again to the new sidecar: that is the re-index.
+      if (!client.indexing) await indexWorkspace(client, false, vscode.ProgressLocation.Window);
     }),
   );
   statusBar.update(client.status);

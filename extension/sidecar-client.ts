@@ -77,6 +77,8 @@ export class SidecarClient implements vscode.Disposable {
   private runs = 0;
   private runWaiters: { after: number; resolve: (running: boolean) => void }[] = [];
   private indexJobs = 0;
+  /** Runs ended by `restart()` (new settings), not by a crash: a job they cut off goes on without a crash notice. */
+  private readonly restartedRuns = new Set<number>();
   private readonly statusEmitter = new vscode.EventEmitter<StatusParams>();
   private lastStatus: StatusParams = { health: 'ok', busy: true, message: 'Starting…' };
   private readonly trainingEmitter = new vscode.EventEmitter<TrainingStatus>();
@@ -113,8 +115,14 @@ export class SidecarClient implements vscode.Disposable {
     if (!this.running) await this.nextRun(this.runs);
   }
 
+  /** Whether an index job is in flight (one cut off by a restart is sent again to the new sidecar). */
+  get indexing(): boolean {
+    return this.indexJobs > 0;
+  }
+
   restart(): Promise<void> {
     return this.whileStarting(async () => {
+      this.restartedRuns.add(this.runs);
       await this.stop();
       this.crashes = [];
       await this.launch();
@@ -219,13 +227,14 @@ export class SidecarClient implements vscode.Disposable {
       vscode.window.withProgress({ location, title, cancellable: true }, async (progress, token) => {
         this.indexJobs++;
         try {
-          for (let restarts = 0; ; restarts++) {
+          for (let restarts = 0; ; ) {
             try {
               const result = await this.indexOnce(roots, rebuild, progress, token);
               return restarts ? { ...result, resumedAfterRestarts: restarts } : result;
             } catch (err) {
               if (token.isCancellationRequested) return { cancelled: true as const };
               if (!(err instanceof SidecarStoppedError)) throw err;
+              if (!this.restartedRuns.has(err.run)) restarts++;
               progress.report({ message: 'The sidecar stopped; indexing resumes from the last checkpoint once it has restarted…' });
               if (!(await this.nextRun(err.run))) throw new SidecarStoppedError(err.what, err.run, false);
               log.info(`The sidecar restarted: resuming ${rebuild ? 'the rebuild' : 'indexing'} from the last checkpoint`);
