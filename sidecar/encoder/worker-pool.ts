@@ -11,6 +11,8 @@ export class OrtWorkerPool {
 
   /** Starts `size` workers on the same graph; fails (and stops any that started) when one cannot create its session. */
   static async start(init: WorkerInit, size: number): Promise<OrtWorkerPool> {
+    // A lone worker (every GPU pool) takes the graph's buffer over, with no copy.
+    if (size === 1) return new OrtWorkerPool([await OrtWorker.start(init)]);
     // One copy of the graph for all workers instead of one structured clone each.
     const shared = new Uint8Array(new SharedArrayBuffer(init.model.byteLength));
     shared.set(init.model);
