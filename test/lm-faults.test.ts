@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { getEventListeners } from 'node:events';
 import net from 'node:net';
 import { LmClient } from '../sidecar/lm/lm-client';
+import { TokenizerEndpoint } from '../sidecar/lm/tokenizer-endpoint';
 import type { LmError } from '../sidecar/lm/lm-error';
 import { LmScorer, type LmScorerOptions } from '../sidecar/lm/scorer';
 import { LmServer } from '../sidecar/lm/serve';
@@ -139,6 +140,18 @@ describe('LmClient and the caller\'s AbortSignal', () => {
     const lm = client();
     for (let i = 0; i < 30; i++) await lm.get('/models', { signal });
     assert.equal(getEventListeners(signal, 'abort').length, 0);
+  });
+
+  test('a cut decoded once is not asked for again (every completion cuts its passages the same way)', async () => {
+    const tokens = new TokenizerEndpoint(client(), 'copy-lm');
+    const ids = await tokens.tokenize('function add(a, b) { return a + b; }', false);
+    let requests = 0;
+    const count = () => requests++;
+    const first = await tokens.detokenize(ids.slice(0, 5), count);
+    assert.equal(await tokens.detokenize(ids.slice(0, 5), count), first);
+    assert.equal(requests, 1);
+    await tokens.detokenize(ids.slice(0, 6), count);
+    assert.equal(requests, 2, 'another cut is another request');
   });
 
   test('aborting the caller\'s signal still cancels a request in flight, with the caller\'s reason', async () => {

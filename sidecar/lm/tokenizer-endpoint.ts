@@ -6,12 +6,14 @@ type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /**
- * vLLM's /tokenize and /detokenize on the LM server (beside /v1), with tokenizations cached: scoring and generation
- * build token-exact prompts from them, and the same texts (contexts, passages) come back again and again.
+ * vLLM's /tokenize and /detokenize on the LM server (beside /v1), both cached: scoring and generation build
+ * token-exact prompts from them, and the same texts (contexts, passages) and the same cuts of them (a passage at
+ * its doc budget, for every completion and every query it is paired with) come back again and again.
  * `onRequest` counts the HTTP requests a caller's work caused (cache hits cost none).
  */
 export class TokenizerEndpoint {
   private readonly cache: Lru<string, Promise<number[]>>;
+  private readonly texts: Lru<string, Promise<string>>;
 
   constructor(
     private readonly client: LmClient,
@@ -19,6 +21,7 @@ export class TokenizerEndpoint {
     capacity = 20_000,
   ) {
     this.cache = new Lru(capacity);
+    this.texts = new Lru(Math.ceil(capacity / 10));
   }
 
   tokenize(text: string, special: boolean, onRequest?: () => void): Promise<number[]> {
@@ -39,11 +42,19 @@ export class TokenizerEndpoint {
     return ids;
   }
 
-  async detokenize(ids: readonly number[], onRequest?: () => void): Promise<string> {
-    if (ids.length === 0) return '';
-    onRequest?.();
-    const body = await this.client.post('~/detokenize', { model: this.model, tokens: ids });
-    if (!isObject(body) || typeof body.prompt !== 'string') throw new LmError('malformed', `${this.client.urlOf('~/detokenize')} answered without a prompt string`);
-    return body.prompt;
+  detokenize(ids: readonly number[], onRequest?: () => void): Promise<string> {
+    if (ids.length === 0) return Promise.resolve('');
+    const key = ids.join(',');
+    let text = this.texts.get(key);
+    if (!text) {
+      onRequest?.();
+      text = this.client.post('~/detokenize', { model: this.model, tokens: ids }).then((body) => {
+        if (!isObject(body) || typeof body.prompt !== 'string') throw new LmError('malformed', `${this.client.urlOf('~/detokenize')} answered without a prompt string`);
+        return body.prompt;
+      });
+      this.texts.set(key, text);
+      text.catch(() => this.texts.delete(key));
+    }
+    return text;
   }
 }
