@@ -20,9 +20,13 @@ export class CompletionService {
   constructor(index: IndexService) {
     // Dense (with the tuned query model when one is in use) when the index has vectors, else BM25: the generator
     // weights passages by similarity, which hybrid's fused ranks are not.
+    // A span with one end given runs from the file's start or to its end, as `overlaps` reads it.
     const span = (exclude: SourceSpan | undefined) => ({
       excludePath: exclude?.path,
-      excludeLines: exclude?.startLine !== undefined && exclude.endLine !== undefined ? ([exclude.startLine, exclude.endLine] as [number, number]) : undefined,
+      excludeLines:
+        exclude?.startLine !== undefined || exclude?.endLine !== undefined
+          ? ([exclude.startLine ?? 1, exclude.endLine ?? Number.MAX_SAFE_INTEGER] as [number, number])
+          : undefined,
     });
     this.retriever = {
       async retrieve(query, k, exclude) {

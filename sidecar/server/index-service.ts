@@ -10,6 +10,7 @@ import {
 } from '../index/workspace-index';
 import type { Passage } from '../corpus/passage';
 import type { Encoder } from '../encoder/encoder';
+import { overlaps } from '../generate/retrieval';
 import { AbstentionHead } from '../retrieve/abstention';
 import type { EncoderFallback, IndexResult, IndexStatusResult, RebuildCheckpoint, SearchParams, StatusParams, WireHit } from './protocol';
 
@@ -310,8 +311,7 @@ export class IndexService {
 
 /** The passages a search leaves out: those of `excludePath`, or with `excludeLines` only those overlapping that span. */
 export function spanExclusion({ excludePath, excludeLines }: SearchParams): ((p: Passage) => boolean) | undefined {
-  if (!excludePath) return undefined;
-  return (p) => p.path === excludePath && (!excludeLines || (p.startLine <= excludeLines[1] && p.endLine >= excludeLines[0]));
+  return excludePath ? overlaps({ path: excludePath, startLine: excludeLines?.[0], endLine: excludeLines?.[1] }) : undefined;
 }
 
 export function toWireHit(hit: SearchHit): WireHit {
