@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -189,4 +189,26 @@ test('a long row whose pieces repeat is indexed once per distinct piece, and den
   } finally {
     await index.close();
   }
+});
+
+test('a corpus file unchanged since the last complete update (same size and mtime) is not read again', async () => {
+  const csv = path.join(dir, 'unchanged.csv');
+  writeFileSync(csv, corpusCsv(30));
+  const when = Math.floor(Date.now() / 1000) - 60; // whole seconds: set back exactly below
+  utimesSync(csv, when, when);
+  const out = path.join(dir, 'unchanged-index');
+  await build(out, csv, undefined);
+  // Same size and mtime, unreadable as CSV: a rerun that read it would fail validation.
+  writeFileSync(csv, '"'.repeat(statSync(csv).size));
+  utimesSync(csv, when, when);
+  await build(out, csv, undefined);
+  const index = await WorkspaceIndex.open(out, { readOnly: true });
+  try {
+    assert.ok((await index.search('parse rows', { k: 3 })).length > 0, 'the indexed rows are still there');
+  } finally {
+    await index.close();
+  }
+  // A new mtime: read, validated, and refused.
+  utimesSync(csv, when, when + 5);
+  await assert.rejects(build(out, csv, undefined), /header lacks column\(s\) id, text/);
 });

@@ -255,9 +255,10 @@ export class WorkspaceIndex {
     }
     this.checkShard(absRoots);
     const corpora = (opts.csv ?? []).map((file) => path.resolve(file));
+    const unchanged = await this.unchangedCorpora(corpora);
     // Validate every corpus file before touching the index: a bad file indexes nothing. Each is read through twice
     // (here, then to index it) rather than held: a corpus may be far larger than memory.
-    for (const file of corpora) await validateCorpus(file, this.options.shard);
+    for (const file of corpora) if (!unchanged.has(file)) await validateCorpus(file, this.options.shard);
 
     const rebuilt = this.prepareForSettings();
     // A first update always saves, even of an empty folder: afterwards the index exists, with zero passages.
@@ -306,6 +307,7 @@ export class WorkspaceIndex {
       for (const file of corpora) {
         seen.add(file);
         report.files++;
+        if (unchanged.has(file)) continue;
         const { changed, embedded } = await this.streamCorpus(file, opts.signal, (rows, discovered) => {
           progress.rows += rows;
           progress.passagesToEmbed += this.dense ? discovered : 0;
@@ -533,6 +535,22 @@ export class WorkspaceIndex {
    * Reconciles the loaded generation with the settings now configured: when it cannot be updated in place
    * (see `pendingRebuild`), everything is discarded and every file is chunked and embedded again.
    */
+  /**
+   * Corpus files with the size and mtime the last complete update recorded, as the folder walk skips unchanged
+   * files: neither validated nor read again. None while an update is unfinished (a streamed file's record carries
+   * its size and mtime from the start) or when the index must be rebuilt.
+   */
+  private async unchangedCorpora(files: string[]): Promise<Set<string>> {
+    const unchanged = new Set<string>();
+    if (this.partial || this.manifest?.partial || this.pendingRebuild()) return unchanged;
+    for (const file of files) {
+      const known = this.table.files.get(file);
+      const stat = known && (await fs.stat(file).catch(() => undefined));
+      if (stat && stat.size === known.size && stat.mtimeMs === known.mtimeMs) unchanged.add(file);
+    }
+    return unchanged;
+  }
+
   private prepareForSettings(): string | undefined {
     const reason = this.pendingRebuild();
     if (reason) {
