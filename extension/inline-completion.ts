@@ -56,11 +56,14 @@ export class InlineCompletionController implements vscode.Disposable {
     this.refresh();
   }
 
-  /** The toggle command: flips the user setting. */
+  /** The toggle command: flips the setting where its value comes from (a workspace's value outranks the user's). */
   async toggle(): Promise<boolean> {
     const enabled = !this.config.inlineCompletion().enabled;
     this.endpointKnown = true;
-    await vscode.workspace.getConfiguration(SECTION).update('inlineCompletion.enabled', enabled, vscode.ConfigurationTarget.Global);
+    const settings = vscode.workspace.getConfiguration(SECTION);
+    const set = settings.inspect<boolean>('inlineCompletion.enabled');
+    const target = set?.workspaceValue !== undefined ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+    await settings.update('inlineCompletion.enabled', enabled, target);
     this.refresh();
     return enabled;
   }

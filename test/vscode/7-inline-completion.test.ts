@@ -111,4 +111,17 @@ suite('inline completions', () => {
     await editor.document.save();
     await vscode.commands.executeCommand<boolean>('replugCode.toggleInlineCompletion');
   });
+
+  test('the toggle turns off completions a workspace setting turned on (that value outranks the user setting)', async () => {
+    const config = () => vscode.workspace.getConfiguration('replugCode');
+    const userValue = config().inspect('inlineCompletion.enabled')?.globalValue;
+    await config().update('inlineCompletion.enabled', true, vscode.ConfigurationTarget.Workspace);
+    try {
+      assert.equal(await vscode.commands.executeCommand<boolean>('replugCode.toggleInlineCompletion'), false);
+      assert.equal(config().get('inlineCompletion.enabled'), false, 'the toggle said off, and off it is');
+      assert.equal(config().inspect('inlineCompletion.enabled')?.globalValue, userValue, 'the user setting is left alone');
+    } finally {
+      await config().update('inlineCompletion.enabled', undefined, vscode.ConfigurationTarget.Workspace);
+    }
+  });
 });
